@@ -1,0 +1,264 @@
+//! Errors a student can act on.
+//!
+//! Every failing system call or file write becomes a [`SysError`]: the operation, what it
+//! acted on (a path or a syscall argument), the errno, and, where nsx knows the usual
+//! reason on a real machine, the likely cause and the fix. The table of explanations lives
+//! in one place, [`explain`], so that every module gets the same advice and each mapping
+//! is unit-tested.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+use nix::errno::Errno;
+
+/// Exit codes shared by every command (ARCHITECTURE.md).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const UNSUPPORTED: i32 = 77;
+}
+
+/// A likely cause and the fix for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    pub cause: String,
+    pub fix: String,
+}
+
+impl Hint {
+    pub fn new(cause: impl Into<String>, fix: impl Into<String>) -> Self {
+        Hint { cause: cause.into(), fix: fix.into() }
+    }
+}
+
+/// A failed operation: `mount /proc: EPERM (Operation not permitted)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SysError {
+    /// What nsx tried to do, e.g. "mount proc", "write", "pivot_root".
+    pub op: String,
+    /// What it acted on, e.g. "/proc/4242/uid_map".
+    pub target: String,
+    pub errno: Errno,
+    pub hint: Option<Hint>,
+}
+
+impl fmt::Display for SysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {} ({})", self.op, self.target, self.errno, self.errno.desc())?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  likely cause: {}\n  fix: {}", h.cause, h.fix)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call or a file operation failed.
+    #[error("{0}")]
+    Sys(SysError),
+    /// This machine cannot run what was asked (kernel, privileges, cgroup mode): exit 77.
+    #[error("not supported here: {reason}\n  fix: {fix}")]
+    Unsupported { reason: String, fix: String },
+    /// Bad input that clap could not catch: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// SIGINT/SIGTERM/SIGHUP arrived; everything was cleaned up on the way out.
+    #[error("interrupted by {}", signal_name(*.0))]
+    Interrupted(i32),
+    /// stdout was closed (e.g. `nsx lesson pid | head -3`): end quietly.
+    #[error("standard output closed")]
+    BrokenPipe,
+    /// Something the probe or a parser reported that is not an errno.
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Unsupported { .. } => exit::UNSUPPORTED,
+            Error::Usage(_) => exit::USAGE,
+            Error::Interrupted(sig) => 128 + sig,
+            Error::BrokenPipe => 128 + libc::SIGPIPE,
+            Error::Sys(_) | Error::Other(_) => exit::FAILURE,
+        }
+    }
+
+    pub fn unsupported(reason: impl Into<String>, fix: impl Into<String>) -> Self {
+        Error::Unsupported { reason: reason.into(), fix: fix.into() }
+    }
+
+    /// The errno behind this error, if it came from the kernel.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::Sys(e) => Some(e.errno),
+            _ => None,
+        }
+    }
+}
+
+/// Builds a [`SysError`] for `op` on `target`, attaching the explanation nsx knows for it.
+pub fn sys(op: impl Into<String>, target: impl fmt::Display, errno: Errno) -> Error {
+    let op = op.into();
+    let target = target.to_string();
+    let hint = explain(&op, &target, errno);
+    Error::Sys(SysError { op, target, errno, hint })
+}
+
+/// Same as [`sys`], from an `io::Error` (which carries the errno as a raw OS error).
+pub fn io(op: impl Into<String>, path: &Path, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return Error::BrokenPipe;
+    }
+    match e.raw_os_error() {
+        Some(raw) => sys(op, path.display(), Errno::from_raw(raw)),
+        None => Error::Other(format!("{} {}: {e}", op.into(), path.display())),
+    }
+}
+
+/// Extension to turn `nix::Result` / `io::Result` into nsx errors with context.
+pub trait Context<T> {
+    fn ctx(self, op: &str, target: impl fmt::Display) -> Result<T>;
+}
+
+impl<T> Context<T> for nix::Result<T> {
+    fn ctx(self, op: &str, target: impl fmt::Display) -> Result<T> {
+        self.map_err(|errno| sys(op, target, errno))
+    }
+}
+
+impl<T> Context<T> for io::Result<T> {
+    fn ctx(self, op: &str, target: impl fmt::Display) -> Result<T> {
+        self.map_err(|e| {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Error::BrokenPipe;
+            }
+            match e.raw_os_error() {
+                Some(raw) => sys(op, target, Errno::from_raw(raw)),
+                None => Error::Other(format!("{op} {target}: {e}")),
+            }
+        })
+    }
+}
+
+/// The usual cause of `errno` from `op` on `target` on a real machine, and the fix.
+///
+/// `op` is the operation as nsx names it ("clone", "write", "mkdir", "mount proc",
+/// "pivot_root", "setns", ...); `target` is the path or argument. Keep this table small
+/// and true: a wrong hint is worse than none.
+pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
+    let file = target.rsplit('/').next().unwrap_or(target);
+    let h = match (op, file, errno) {
+        ("pivot_root", _, Errno::EINVAL) => Hint::new(
+            "the old root is on a mount with shared propagation (or the new root is not a mount point)",
+            "make / private first (mount --make-rprivate /, done by nsx in its own mount namespace) and bind-mount the new root onto itself",
+        ),
+        ("write", "cgroup.procs", Errno::EBUSY) => Hint::new(
+            "cgroup v2's \"no internal processes\" rule: a cgroup that hands controllers to its children (cgroup.subtree_control) cannot hold processes itself",
+            "put the process in a leaf cgroup, or move the processes of this cgroup into a child before enabling controllers",
+        ),
+        ("write", "uid_map" | "gid_map" | "setgroups", Errno::EPERM) => Hint::new(
+            "the kernel refused the user-namespace id map: an unprivileged process may map only its own uid/gid, once, and gid_map needs setgroups=deny first; some distributions also restrict unprivileged user namespaces",
+            "run nsx as root, or allow unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04, kernel.unprivileged_userns_clone=1 on older Debian)",
+        ),
+        ("clone" | "unshare", _, Errno::ENOSPC) => Hint::new(
+            "a max_*_namespaces limit was reached (/proc/sys/user/max_user_namespaces and friends), often 0 to forbid a namespace type",
+            "raise it, e.g. sysctl -w user.max_user_namespaces=15000",
+        ),
+        ("clone" | "unshare", _, Errno::EPERM) => Hint::new(
+            "creating this namespace needs CAP_SYS_ADMIN, and unprivileged user namespaces are not allowed here",
+            "run nsx as root (sudo), or allow unprivileged user namespaces (see `nsx doctor`)",
+        ),
+        ("clone" | "unshare", _, Errno::EINVAL) => Hint::new(
+            "this kernel does not know one of the requested namespace flags (it was built without it or is too old)",
+            "use a kernel with the namespace enabled (CONFIG_*_NS); `uname -r` shows the running kernel",
+        ),
+        ("mkdir" | "write" | "rmdir", _, Errno::EACCES) if target.contains("/cgroup") => Hint::new(
+            "this part of the cgroup tree is not delegated to you",
+            "run as root, or get a delegated subtree: systemd-run --user --scope -p Delegate=yes nsx ...",
+        ),
+        ("write", "tasks" | "cgroup.procs", Errno::ESRCH) => Hint::new(
+            "the process exited before it could join the cgroup",
+            "this is usually a race with a probe that failed early; run the lesson again",
+        ),
+        ("rmdir", _, Errno::EBUSY) if target.contains("/cgroup") => Hint::new(
+            "a cgroup can only be removed once no process is in it and it has no children",
+            "wait for its processes to exit (cat cgroup.procs), then remove it",
+        ),
+        ("setns", _, Errno::EPERM) => Hint::new(
+            "joining a namespace needs CAP_SYS_ADMIN in the user namespace that owns it",
+            "run nsx as root, or as the user who created that namespace",
+        ),
+        (op, _, Errno::EPERM) if op.starts_with("mount") => Hint::new(
+            "mounting needs CAP_SYS_ADMIN in the user namespace that owns the current mount namespace",
+            "run nsx as root, or let it create a user namespace (unprivileged user namespaces must be allowed)",
+        ),
+        ("sethostname", _, Errno::EPERM) => Hint::new(
+            "changing the hostname needs CAP_SYS_ADMIN in the user namespace that owns the UTS namespace",
+            "run the lesson as root, or let nsx create a user namespace",
+        ),
+        _ => return None,
+    };
+    Some(h)
+}
+
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pivot_root_einval_names_shared_propagation() {
+        let e = sys("pivot_root", "/tmp/nsx-root", Errno::EINVAL).to_string();
+        assert!(e.starts_with("pivot_root /tmp/nsx-root: EINVAL"), "{e}");
+        assert!(e.contains("shared propagation"), "{e}");
+        assert!(e.contains("fix: make / private"), "{e}");
+    }
+
+    #[test]
+    fn cgroup_procs_ebusy_names_no_internal_processes() {
+        let e = sys("write", "/sys/fs/cgroup/nsx/cgroup.procs", Errno::EBUSY).to_string();
+        assert!(e.contains("no internal processes"), "{e}");
+    }
+
+    #[test]
+    fn uid_map_eperm_names_the_restriction() {
+        let e = sys("write", "/proc/42/uid_map", Errno::EPERM).to_string();
+        assert!(e.contains("apparmor_restrict_unprivileged_userns"), "{e}");
+    }
+
+    #[test]
+    fn enospc_on_clone_names_max_namespaces() {
+        let e = sys("clone", "CLONE_NEWUSER", Errno::ENOSPC).to_string();
+        assert!(e.contains("max_user_namespaces"), "{e}");
+    }
+
+    #[test]
+    fn eacces_on_cgroup_names_delegation() {
+        let e = sys("mkdir", "/sys/fs/cgroup/user.slice/nsx-1-memory", Errno::EACCES).to_string();
+        assert!(e.contains("Delegate=yes"), "{e}");
+    }
+
+    #[test]
+    fn unknown_errors_carry_no_hint() {
+        assert!(explain("read", "/proc/self/status", Errno::EIO).is_none());
+    }
+
+    #[test]
+    fn exit_codes_follow_the_contract() {
+        assert_eq!(Error::unsupported("x", "y").exit_code(), 77);
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::Other("x".into()).exit_code(), 1);
+        assert_eq!(Error::Interrupted(libc::SIGINT).exit_code(), 130);
+    }
+}
