@@ -29,7 +29,10 @@ pub struct Hint {
 
 impl Hint {
     pub fn new(cause: impl Into<String>, fix: impl Into<String>) -> Self {
-        Hint { cause: cause.into(), fix: fix.into() }
+        Hint {
+            cause: cause.into(),
+            fix: fix.into(),
+        }
     }
 }
 
@@ -46,7 +49,14 @@ pub struct SysError {
 
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {} ({})", self.op, self.target, self.errno, self.errno.desc())?;
+        write!(
+            f,
+            "{} {}: {} ({})",
+            self.op,
+            self.target,
+            self.errno,
+            self.errno.desc()
+        )?;
         if let Some(h) = &self.hint {
             write!(f, "\n  likely cause: {}\n  fix: {}", h.cause, h.fix)?;
         }
@@ -90,7 +100,10 @@ impl Error {
     }
 
     pub fn unsupported(reason: impl Into<String>, fix: impl Into<String>) -> Self {
-        Error::Unsupported { reason: reason.into(), fix: fix.into() }
+        Error::Unsupported {
+            reason: reason.into(),
+            fix: fix.into(),
+        }
     }
 
     /// The errno behind this error, if it came from the kernel.
@@ -107,7 +120,12 @@ pub fn sys(op: impl Into<String>, target: impl fmt::Display, errno: Errno) -> Er
     let op = op.into();
     let target = target.to_string();
     let hint = explain(&op, &target, errno);
-    Error::Sys(SysError { op, target, errno, hint })
+    Error::Sys(SysError {
+        op,
+        target,
+        errno,
+        hint,
+    })
 }
 
 /// Same as [`sys`], from an `io::Error` (which carries the errno as a raw OS error).
@@ -245,7 +263,12 @@ mod tests {
 
     #[test]
     fn eacces_on_cgroup_names_delegation() {
-        let e = sys("mkdir", "/sys/fs/cgroup/user.slice/nsx-1-memory", Errno::EACCES).to_string();
+        let e = sys(
+            "mkdir",
+            "/sys/fs/cgroup/user.slice/nsx-1-memory",
+            Errno::EACCES,
+        )
+        .to_string();
         assert!(e.contains("Delegate=yes"), "{e}");
     }
 

@@ -2,9 +2,18 @@
 //!
 //! A container is an ordinary process with namespaces (what it can see), cgroups (what
 //! it can use) and its own root filesystem. Each lesson switches on one mechanism, runs a
-//! probe inside, and reads /proc from both sides.
+//! probe inside, and reads /proc from both sides:
+//!
+//! cli → lessons (run probes through `sandbox`, compare `observe` views into facts) →
+//! `report::Report` → `render::{human, json}`.
 
 pub mod cgroup;
+pub mod cli;
 pub mod error;
+pub mod lessons;
+pub mod observe;
+pub mod render;
+pub mod report;
+pub mod sandbox;
 
 pub use error::{Error, Result};

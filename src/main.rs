@@ -1,1 +1,139 @@
-fn main() {}
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use nsx::cli::{Cli, Color, Command, Format, LessonArgs};
+use nsx::error::{Error, Result};
+use nsx::lessons::{self, Options};
+use nsx::render;
+use nsx::sandbox::signals;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    set_colour(cli.color);
+    signals::install();
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(Error::BrokenPipe) => ExitCode::from(Error::BrokenPipe.exit_code() as u8),
+        Err(e) => {
+            eprintln!("nsx: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn set_colour(choice: Color) {
+    let on = match choice {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal()
+        }
+    };
+    colored::control::set_override(on);
+}
+
+fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => Error::BrokenPipe,
+            _ => Error::Other(format!("write to standard output: {e}")),
+        })
+}
+
+fn run(cli: &Cli) -> Result<i32> {
+    match &cli.command {
+        Command::Lessons => {
+            let rows: Vec<_> = lessons::LESSONS.iter().map(|l| (l, l.support())).collect();
+            match cli.format {
+                Format::Human => out(&render::human::lessons(&rows))?,
+                Format::Json => {
+                    let list: Vec<_> = rows
+                        .iter()
+                        .map(|(l, support)| {
+                            serde_json::json!({
+                                "id": l.id,
+                                "title": l.title,
+                                "mechanism": l.mechanism,
+                                "needs": match l.rootless { lessons::Rootless::Yes => "rootless", lessons::Rootless::No(_) => "root" },
+                                "supported": support,
+                            })
+                        })
+                        .collect();
+                    out(&format!(
+                        "{}\n",
+                        serde_json::to_string_pretty(&list).expect("serialisable")
+                    ))?;
+                }
+            }
+            Ok(0)
+        }
+        Command::Lesson(args) => lesson(cli.format, args),
+    }
+}
+
+fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
+    let lesson = lessons::find(&args.id)
+        .ok_or_else(|| Error::Usage(format!("unknown lesson {}", args.id)))?;
+    let human = format == Format::Human;
+    let pause = args.step && human && std::io::stdin().is_terminal();
+    if args.step && human && !pause {
+        eprintln!(
+            "nsx: --step: standard input is not a terminal, so nsx will not pause between steps"
+        );
+    }
+    if args.explain && human {
+        out(lesson.narrative)?;
+        out("\n")?;
+    }
+    if human {
+        out(&render::human::header(
+            lesson,
+            nsx::report::Privilege::current(),
+        ))?;
+    }
+    let mut number = 0;
+    let mut on_step = |step: &nsx::report::Step| -> Result<()> {
+        if !human {
+            return Ok(());
+        }
+        number += 1;
+        out(&render::human::step(step, number))?;
+        if pause {
+            out("\n  [press Enter for the next step] ")?;
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    signals::check()?;
+                }
+            }
+            signals::check()?;
+        }
+        Ok(())
+    };
+    let options = Options {
+        hostname: args.hostname.clone(),
+    };
+    let report = lessons::run(lesson, options, &mut on_step)?;
+    match format {
+        Format::Human => out(&render::human::footer(&report))?,
+        Format::Json => {
+            if args.explain {
+                let mut value = serde_json::to_value(&report).expect("serialisable");
+                value["narrative"] = serde_json::Value::String(lesson.narrative.to_string());
+                out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&value).expect("serialisable")
+                ))?;
+            } else {
+                out(&render::json(&report))?;
+            }
+        }
+    }
+    Ok(if report.ok { 0 } else { 1 })
+}

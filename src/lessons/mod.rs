@@ -1,0 +1,301 @@
+//! The lessons, in curriculum order, and the context they run in.
+//!
+//! A lesson runs probes through the sandbox, turns what both sides saw into steps and
+//! facts, and never prints: the renderer does, as each step arrives.
+
+pub mod mount;
+pub mod pid;
+pub mod uts;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::observe::{self, Subject, View};
+use crate::report::{Fact, Privilege, Report, Step};
+use crate::sandbox::signals;
+
+/// Whether a lesson can run without root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rootless {
+    /// Runs rootless inside a user namespace nsx creates.
+    Yes,
+    /// Needs root on the host, with the reason.
+    No(&'static str),
+}
+
+/// One lesson: what it is, and the function that runs it.
+pub struct Lesson {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub mechanism: &'static str,
+    /// The man pages to read next.
+    pub man: &'static str,
+    pub rootless: Rootless,
+    /// lessons/<id>.md, shown by --explain and included by the book.
+    pub narrative: &'static str,
+    pub run: fn(&mut Ctx) -> Result<Vec<Fact>>,
+}
+
+/// Every lesson, in curriculum order.
+pub static LESSONS: &[Lesson] = &[pid::LESSON, mount::LESSON, uts::LESSON];
+
+pub fn find(id: &str) -> Option<&'static Lesson> {
+    LESSONS.iter().find(|l| l.id == id)
+}
+
+pub fn ids() -> Vec<&'static str> {
+    LESSONS.iter().map(|l| l.id).collect()
+}
+
+/// Options a lesson may use.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The hostname the uts lesson sets.
+    pub hostname: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            hostname: "nsx-demo".to_string(),
+        }
+    }
+}
+
+/// Whether this machine can run a lesson, and if not why and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Support {
+    Yes,
+    No { reason: String, fix: String },
+}
+
+impl Lesson {
+    /// Checks this machine for what the lesson needs, without creating anything.
+    pub fn support(&self) -> Support {
+        let privilege = Privilege::current();
+        if privilege == Privilege::Root {
+            return Support::Yes;
+        }
+        if let Rootless::No(why) = self.rootless {
+            return Support::No {
+                reason: format!("needs root: {why}"),
+                fix: format!("sudo nsx lesson {}", self.id),
+            };
+        }
+        match userns_restriction() {
+            Some((reason, fix)) => Support::No { reason, fix },
+            None => Support::Yes,
+        }
+    }
+}
+
+/// Reads the sysctls that forbid unprivileged user namespaces. `None` when none does.
+pub fn userns_restriction() -> Option<(String, String)> {
+    userns_restriction_in(std::path::Path::new("/proc/sys"))
+}
+
+pub fn userns_restriction_in(sys: &std::path::Path) -> Option<(String, String)> {
+    let read = |p: &str| {
+        std::fs::read_to_string(sys.join(p))
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    if read("user/max_user_namespaces").as_deref() == Some("0") {
+        return Some((
+            "user.max_user_namespaces is 0, so no user namespace can be created".into(),
+            "sudo sysctl -w user.max_user_namespaces=15000 (or run nsx as root)".into(),
+        ));
+    }
+    if read("kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return Some((
+            "kernel.unprivileged_userns_clone is 0: this kernel forbids user namespaces to unprivileged users".into(),
+            "sudo sysctl -w kernel.unprivileged_userns_clone=1 (or run nsx as root)".into(),
+        ));
+    }
+    if read("kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+        return Some((
+            "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1, the Ubuntu 24.04 default): the namespace is created but gets no capabilities".into(),
+            "run nsx as root, or sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 for the workshop".into(),
+        ));
+    }
+    None
+}
+
+/// What a lesson runs in: options, the host's own view before anything changed, and the
+/// sink its steps go to.
+pub struct Ctx<'a> {
+    pub lesson: &'static Lesson,
+    pub options: Options,
+    pub privilege: Privilege,
+    /// The host's view of itself, taken before the lesson created anything.
+    pub baseline: View,
+    steps: Vec<Step>,
+    notes: Vec<String>,
+    on_step: &'a mut dyn FnMut(&Step) -> Result<()>,
+}
+
+impl Ctx<'_> {
+    /// Hands a finished step to the renderer (which may pause for --step).
+    pub fn step(&mut self, step: Step) -> Result<()> {
+        signals::check()?;
+        (self.on_step)(&step)?;
+        self.steps.push(step);
+        Ok(())
+    }
+
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(text.into());
+    }
+
+    pub fn rootless(&self) -> bool {
+        self.privilege == Privilege::Rootless
+    }
+}
+
+/// Runs `lesson`, calling `on_step` with each step as it completes.
+pub fn run(
+    lesson: &'static Lesson,
+    options: Options,
+    on_step: &mut dyn FnMut(&Step) -> Result<()>,
+) -> Result<Report> {
+    if let Support::No { reason, fix } = lesson.support() {
+        return Err(Error::Unsupported { reason, fix });
+    }
+    let privilege = Privilege::current();
+    // /proc/1/ns is not always readable, even as root: the host's view is nsx's own.
+    let baseline = observe::observe(std::path::Path::new("/proc"), Subject::SelfProcess)?;
+    let mut ctx = Ctx {
+        lesson,
+        options,
+        privilege,
+        baseline,
+        steps: Vec::new(),
+        notes: Vec::new(),
+        on_step,
+    };
+    if ctx.rootless() {
+        ctx.note(format!(
+            "nsx is not running as root (uid {}): it added a user namespace (CLONE_NEWUSER) and mapped your uid to 0 inside, which is what lets an unprivileged user create the other namespaces",
+            nix::unistd::getuid()
+        ));
+    }
+    let facts = (lesson.run)(&mut ctx)?;
+    let ok = !facts.is_empty() && facts.iter().all(|f| f.holds);
+    Ok(Report {
+        lesson: lesson.id.to_string(),
+        title: lesson.title.to_string(),
+        mechanism: lesson.mechanism.to_string(),
+        ok,
+        privilege,
+        notes: ctx.notes,
+        steps: ctx.steps,
+        facts,
+    })
+}
+
+/// `pid:[4026531836]`, as `ls -l /proc/self/ns` shows it.
+pub fn ns_label(ty: &str, inode: u64) -> String {
+    format!("{ty}:[{inode}]")
+}
+
+/// One probe run: what the probe reported, what the host saw of it, and what was done.
+pub struct Run<T, H = ()> {
+    pub inside: T,
+    pub host: View,
+    /// Whatever else the host looked at while the probe was alive.
+    pub host_extra: H,
+    pub actions: Vec<String>,
+    /// The probe's PID on the host.
+    pub pid: i32,
+}
+
+/// Spawns a probe with `spec`, lets it run `probe`, observes it from the host while it
+/// is alive (plus `host_extra`), then reaps it.
+pub fn probe<T, H, F, G>(spec: &crate::sandbox::Spec, probe: F, host_extra: G) -> Result<Run<T, H>>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+    F: FnOnce(&mut crate::sandbox::Inside) -> Result<T>,
+    G: FnOnce(i32) -> Result<H>,
+{
+    let mut child = crate::sandbox::spawn(spec, probe)?;
+    let inside = child.run()?;
+    let host = child.observe_from_host()?;
+    let pid = child.pid();
+    let host_extra = host_extra(pid)?;
+    let actions = std::mem::take(&mut child.actions);
+    child.finish()?;
+    Ok(Run {
+        inside,
+        host,
+        host_extra,
+        actions,
+        pid,
+    })
+}
+
+/// "1 (PID 1)" when few enough to list, else the count.
+pub fn processes_label(view: &View) -> String {
+    let p = &view.processes;
+    if p.count <= p.first.len() {
+        let list: Vec<String> = p.first.iter().map(|n| n.to_string()).collect();
+        format!("{} (PID {})", p.count, list.join(", "))
+    } else {
+        p.count.to_string()
+    }
+}
+
+pub fn join<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_in_curriculum_order() {
+        assert_eq!(ids(), ["pid", "mount", "uts"]);
+    }
+
+    #[test]
+    fn every_lesson_has_a_narrative() {
+        for l in LESSONS {
+            assert!(
+                l.narrative.starts_with("# "),
+                "lessons/{}.md must start with a title",
+                l.id
+            );
+        }
+    }
+
+    #[test]
+    fn userns_restrictions_are_read_from_sysctls() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("user")).unwrap();
+        std::fs::create_dir_all(p.join("kernel")).unwrap();
+        assert_eq!(userns_restriction_in(p), None);
+        std::fs::write(
+            p.join("kernel/apparmor_restrict_unprivileged_userns"),
+            "1\n",
+        )
+        .unwrap();
+        assert!(userns_restriction_in(p).unwrap().0.contains("AppArmor"));
+        std::fs::write(p.join("kernel/unprivileged_userns_clone"), "0\n").unwrap();
+        assert!(userns_restriction_in(p)
+            .unwrap()
+            .0
+            .contains("unprivileged_userns_clone"));
+        std::fs::write(p.join("user/max_user_namespaces"), "0\n").unwrap();
+        assert!(userns_restriction_in(p)
+            .unwrap()
+            .0
+            .contains("max_user_namespaces is 0"));
+    }
+}

@@ -1,0 +1,622 @@
+//! Spawning the probe: a clone of nsx itself in new namespaces.
+//!
+//! The life of a probe, and why each step is there:
+//!
+//! 1. The parent creates three pipes (close-on-exec) and calls clone(2) with the
+//!    namespace flags and SIGCHLD. nsx is single-threaded at that point, so the child is
+//!    a plain copy of it, like fork(2), and runs the probe closure directly: no exec.
+//! 2. The child asks for SIGKILL when its parent dies (PR_SET_PDEATHSIG, prctl(2)), then
+//!    blocks on the `go` pipe. If the parent died before the prctl, `go` reads EOF and the
+//!    child exits: no orphan outlives nsx.
+//! 3. Meanwhile the parent writes the user-namespace id maps when rootless
+//!    (user_namespaces(7): only a process outside the namespace may write them) and
+//!    anything else that must happen before the probe runs, then writes `go`.
+//! 4. The child sets up what the spec asks for. Mounts happen only in a new mount
+//!    namespace whose "/" was first made private (MS_REC|MS_PRIVATE, mount_namespaces(7)),
+//!    so nothing can propagate to the host; the hostname is set only in a new UTS
+//!    namespace. These checks are in the code path, not in the lessons.
+//! 5. The probe's result goes to the parent as JSON over the `data` pipe. The child then
+//!    waits for EOF on `release`: it must stay alive while the parent reads /proc/<pid>,
+//!    because the host can only observe a live process.
+//! 6. [`Child`] is a guard: dropping it without [`Child::finish`] SIGKILLs and reaps the
+//!    child, so an error or a signal in the parent leaves no process behind.
+
+pub mod signals;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{getgid, getuid, pipe2, Pid};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{sys, Context, Error, Result};
+use crate::observe::{self, Subject, View};
+
+/// What the probe's world should look like.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// CLONE_NEW* flags. When nsx is not root and this is not empty, CLONE_NEWUSER is
+    /// added and the invoking user is mapped to root inside.
+    pub namespaces: CloneFlags,
+    /// Mount a fresh procfs on /proc (needs CLONE_NEWNS; with CLONE_NEWPID it shows
+    /// only the new namespace's processes).
+    pub mount_proc: bool,
+    /// sethostname(2) inside (needs CLONE_NEWUTS).
+    pub hostname: Option<String>,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            namespaces: CloneFlags::empty(),
+            mount_proc: false,
+            hostname: None,
+        }
+    }
+}
+
+impl Spec {
+    pub fn new(namespaces: CloneFlags) -> Self {
+        Spec {
+            namespaces,
+            ..Spec::default()
+        }
+    }
+
+    /// The flags clone(2) will get, user namespace included.
+    pub fn clone_flags(&self) -> CloneFlags {
+        let mut flags = self.namespaces;
+        if !flags.is_empty() && !getuid().is_root() {
+            flags |= CloneFlags::CLONE_NEWUSER;
+        }
+        flags
+    }
+
+    fn check(&self) -> Result<()> {
+        let ns = self.namespaces;
+        if self.mount_proc && !ns.contains(CloneFlags::CLONE_NEWNS) {
+            return Err(Error::Other(
+                "internal: mounting /proc needs a new mount namespace".into(),
+            ));
+        }
+        if self.hostname.is_some() && !ns.contains(CloneFlags::CLONE_NEWUTS) {
+            return Err(Error::Other(
+                "internal: setting the hostname needs a new UTS namespace".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `CLONE_NEWPID | CLONE_NEWNS`, or `none` for a plain fork.
+pub fn flag_names(flags: CloneFlags) -> String {
+    const NAMES: [(CloneFlags, &str); 8] = [
+        (CloneFlags::CLONE_NEWUSER, "CLONE_NEWUSER"),
+        (CloneFlags::CLONE_NEWPID, "CLONE_NEWPID"),
+        (CloneFlags::CLONE_NEWNS, "CLONE_NEWNS"),
+        (CloneFlags::CLONE_NEWUTS, "CLONE_NEWUTS"),
+        (CloneFlags::CLONE_NEWIPC, "CLONE_NEWIPC"),
+        (CloneFlags::CLONE_NEWNET, "CLONE_NEWNET"),
+        (CloneFlags::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
+        (
+            CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
+            "CLONE_NEWTIME",
+        ),
+    ];
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(f, _)| flags.contains(*f))
+        .map(|(_, n)| *n)
+        .collect();
+    if names.is_empty() {
+        "no new namespaces".to_string()
+    } else {
+        names.join(" | ")
+    }
+}
+
+/// The probe's side of the sandbox, handed to the probe closure.
+pub struct Inside {
+    private_mounts: bool,
+    actions: Vec<String>,
+}
+
+impl Inside {
+    /// What the probe sees of itself: `observe(/proc, self)`.
+    pub fn observe(&self) -> Result<View> {
+        observe::observe(Path::new("/proc"), Subject::SelfProcess)
+    }
+
+    /// Records a step the probe took, for the lesson's action list.
+    pub fn action(&mut self, text: impl Into<String>) {
+        self.actions.push(text.into());
+    }
+
+    /// True when this probe runs in an nsx-made mount namespace whose "/" is private.
+    pub fn mounts_are_private(&self) -> bool {
+        self.private_mounts
+    }
+
+    /// Mounts a tmpfs named `source` on `target`. Refused unless the probe is in its own
+    /// mount namespace with private propagation: a mount here can never reach the host.
+    pub fn mount_tmpfs(&mut self, source: &str, target: &Path) -> Result<()> {
+        if !self.private_mounts {
+            return Err(Error::Other(
+                "internal: refusing to mount outside a private mount namespace".into(),
+            ));
+        }
+        // mount(2): a tmpfs needs no device; nosuid/nodev as container runtimes use.
+        mount(
+            Some(source),
+            target,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("size=1m,mode=0755"),
+        )
+        .ctx("mount tmpfs", target.display())?;
+        self.action(format!("mount -t tmpfs {source} {}", target.display()));
+        Ok(())
+    }
+}
+
+impl Inside {
+    /// Marks a mount nsx made (at `target`) as shared, so mounts below it propagate to
+    /// its peers. Refused outside a private nsx mount namespace: there the only peers
+    /// are copies inside this namespace's own descendants.
+    pub fn make_shared(&mut self, target: &Path) -> Result<()> {
+        if !self.private_mounts {
+            return Err(Error::Other(
+                "internal: refusing to change propagation outside a private mount namespace".into(),
+            ));
+        }
+        mount(
+            None::<&str>,
+            target,
+            None::<&str>,
+            MsFlags::MS_SHARED,
+            None::<&str>,
+        )
+        .ctx("mount --make-shared", target.display())?;
+        self.action(format!("mount --make-shared {}", target.display()));
+        Ok(())
+    }
+
+    /// Runs `f` in a grandchild with a new mount namespace (CLONE_NEWNS), first making
+    /// its "/" private when `make_private` is true, and waits for it. Only from inside a
+    /// private nsx mount namespace: whatever propagates out of the grandchild lands here,
+    /// in a namespace the host never shares, and dies with it.
+    pub fn in_new_mount_ns(
+        &mut self,
+        make_private: bool,
+        f: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        if !self.private_mounts {
+            return Err(Error::Other(
+                "internal: nested mount namespaces only inside a private one".into(),
+            ));
+        }
+        match raw_clone(CloneFlags::CLONE_NEWNS).ctx("clone", "CLONE_NEWNS")? {
+            None => {
+                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: as in child_main.
+                    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+                    let private = if make_private {
+                        mount(
+                            None::<&str>,
+                            "/",
+                            None::<&str>,
+                            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                            None::<&str>,
+                        )
+                        .is_ok()
+                    } else {
+                        true
+                    };
+                    if private && f().is_ok() {
+                        0
+                    } else {
+                        1
+                    }
+                }))
+                .unwrap_or(101);
+                // SAFETY: see child_main.
+                unsafe { libc::_exit(code) }
+            }
+            Some(pid) => {
+                let status = loop {
+                    match waitpid(pid, None) {
+                        Err(Errno::EINTR) => continue,
+                        other => break other.ctx("waitpid", pid)?,
+                    }
+                };
+                self.action(format!(
+                    "clone(CLONE_NEWNS) = {pid}{}: {}",
+                    if make_private {
+                        ", mount --make-rprivate /"
+                    } else {
+                        ", / left as inherited"
+                    },
+                    describe(status)
+                ));
+                match status {
+                    WaitStatus::Exited(_, 0) => Ok(()),
+                    other => Err(Error::Other(format!(
+                        "the nested mount namespace step failed: {}",
+                        describe(other)
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Mounts a tmpfs without recording it (for nested children that report nothing).
+    pub fn mount_tmpfs_quiet(source: &str, target: &Path) -> Result<()> {
+        mount(
+            Some(source),
+            target,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("size=1m,mode=0755"),
+        )
+        .ctx("mount tmpfs", target.display())
+    }
+}
+
+/// A directory nsx created, removed when dropped (it must be empty by then: nsx never
+/// deletes files recursively). Named `nsx-<pid>-<what>` so a leftover from a killed run
+/// is recognisable.
+pub struct TempDir {
+    path: std::path::PathBuf,
+}
+
+impl TempDir {
+    pub fn new(what: &str) -> Result<Self> {
+        let path = std::env::temp_dir().join(format!("nsx-{}-{what}", std::process::id()));
+        std::fs::create_dir(&path).ctx("mkdir", path.display())?;
+        Ok(TempDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// What the probe sends back: its result, or the error that stopped it.
+#[derive(Serialize, Deserialize)]
+enum Message<T> {
+    Ok {
+        actions: Vec<String>,
+        value: T,
+    },
+    Err {
+        op: String,
+        target: String,
+        errno: i32,
+        text: String,
+    },
+}
+
+/// A probe process. Dropping it kills and reaps the process.
+pub struct Child {
+    pid: Pid,
+    go: Option<File>,
+    data: Option<File>,
+    release: Option<File>,
+    reaped: bool,
+    /// What was done to make this child, in order, parent and child side.
+    pub actions: Vec<String>,
+}
+
+/// Clones a probe into the namespaces of `spec`; `probe` runs inside once [`Child::go`] is
+/// called. The child is held until then, so the parent can prepare (id maps, cgroups).
+pub fn spawn<T, F>(spec: &Spec, probe: F) -> Result<Child>
+where
+    T: Serialize,
+    F: FnOnce(&mut Inside) -> Result<T>,
+{
+    spec.check()?;
+    signals::check()?;
+    ensure_single_threaded()?;
+    let flags = spec.clone_flags();
+
+    let (go_r, go_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "go")?;
+    let (data_r, data_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "data")?;
+    let (release_r, release_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "release")?;
+
+    match raw_clone(flags).ctx("clone", flag_names(flags))? {
+        None => {
+            drop((go_w, data_r, release_w));
+            child_main(spec, flags, probe, go_r, data_w, release_r)
+        }
+        Some(pid) => {
+            drop((go_r, data_w, release_r));
+            let mut child = Child {
+                pid,
+                go: Some(File::from(go_w)),
+                data: Some(File::from(data_r)),
+                release: Some(File::from(release_w)),
+                reaped: false,
+                actions: vec![format!("clone({} | SIGCHLD) = {pid}", flag_names(flags))],
+            };
+            if flags.contains(CloneFlags::CLONE_NEWUSER) {
+                child.write_id_maps()?;
+            }
+            Ok(child)
+        }
+    }
+}
+
+impl Child {
+    /// The probe's PID as the host sees it.
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// Lets the probe run, waits for its result, and returns it. The probe stays alive
+    /// until [`Child::finish`].
+    pub fn run<T: DeserializeOwned>(&mut self) -> Result<T> {
+        if let Some(mut go) = self.go.take() {
+            retry(|| go.write(b"g")).ctx("write", "the probe's go pipe")?;
+        }
+        let mut buf = Vec::new();
+        if let Some(mut data) = self.data.take() {
+            loop {
+                match data.read_to_end(&mut buf) {
+                    Ok(_) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => signals::check()?,
+                    Err(e) => return Err(e).ctx("read", "the probe's data pipe"),
+                }
+            }
+        }
+        if buf.is_empty() {
+            let status = self.wait()?;
+            return Err(Error::Other(format!(
+                "the probe exited without a report: {}",
+                describe(status)
+            )));
+        }
+        match serde_json::from_slice::<Message<T>>(&buf) {
+            Ok(Message::Ok { actions, value }) => {
+                self.actions.extend(actions);
+                Ok(value)
+            }
+            Ok(Message::Err {
+                op,
+                target,
+                errno,
+                text,
+            }) => Err(if errno != 0 {
+                sys(op, target, Errno::from_raw(errno))
+            } else {
+                Error::Other(text)
+            }),
+            Err(e) => Err(Error::Other(format!(
+                "the probe's report is not valid JSON: {e}"
+            ))),
+        }
+    }
+
+    /// What the host sees of the probe, through its own /proc.
+    pub fn observe_from_host(&self) -> Result<View> {
+        observe::observe(Path::new("/proc"), Subject::Pid(self.pid()))
+    }
+
+    /// Releases the probe and reaps it.
+    pub fn finish(mut self) -> Result<WaitStatus> {
+        self.release.take();
+        self.wait()
+    }
+
+    fn wait(&mut self) -> Result<WaitStatus> {
+        self.release.take();
+        loop {
+            match waitpid(self.pid, None) {
+                Ok(status) => {
+                    self.reaped = true;
+                    return Ok(status);
+                }
+                Err(Errno::EINTR) => signals::check()?,
+                Err(e) => return Err(sys("waitpid", self.pid, e)),
+            }
+        }
+    }
+
+    /// user_namespaces(7): the parent writes `setgroups` = deny (required before an
+    /// unprivileged gid_map), then maps the invoking uid and gid to 0 inside.
+    fn write_id_maps(&mut self) -> Result<()> {
+        let (uid, gid) = (getuid(), getgid());
+        let dir = format!("/proc/{}", self.pid);
+        for (file, text) in [
+            ("setgroups", "deny".to_string()),
+            ("uid_map", format!("0 {uid} 1")),
+            ("gid_map", format!("0 {gid} 1")),
+        ] {
+            let path = format!("{dir}/{file}");
+            std::fs::write(&path, &text).ctx("write", &path)?;
+            self.actions.push(format!("echo '{text}' > {path}"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // The probe is ours (we cloned it and have not reaped it, so the PID cannot
+            // have been reused): kill it and reap it.
+            let _ = kill(self.pid, Signal::SIGKILL);
+            let _ = waitpid(self.pid, None);
+        }
+    }
+}
+
+/// "exited with status 3", "killed by SIGKILL"
+pub fn describe(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
+        WaitStatus::Signaled(_, sig, _) => format!("killed by {}", sig.as_str()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// clone(2) without a new stack: in a single-threaded process the child continues on a
+/// copy-on-write copy of the caller's stack, exactly like fork(2), but already inside the
+/// new namespaces (and, with CLONE_NEWPID, as PID 1 of its own PID namespace, which
+/// unshare(2) cannot give the caller itself).
+fn raw_clone(flags: CloneFlags) -> nix::Result<Option<Pid>> {
+    let bits = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: no CLONE_VM and a null stack make this fork(2)-like; nsx checked that it is
+    // single-threaded, so no lock held by another thread is copied into the child.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, bits, 0usize, 0usize, 0usize, 0usize) };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some(Pid::from_raw(pid as i32))),
+    }
+}
+
+fn ensure_single_threaded() -> Result<()> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .ctx("readdir", "/proc/self/task")?
+        .count();
+    if threads != 1 {
+        return Err(Error::Other(format!(
+            "internal: nsx has {threads} threads; cloning a probe is only safe from a single-threaded process"
+        )));
+    }
+    Ok(())
+}
+
+fn retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The child: never returns.
+fn child_main<T, F>(
+    spec: &Spec,
+    flags: CloneFlags,
+    probe: F,
+    go: OwnedFd,
+    data: OwnedFd,
+    release: OwnedFd,
+) -> !
+where
+    T: Serialize,
+    F: FnOnce(&mut Inside) -> Result<T>,
+{
+    // A panic must never unwind out of here into the parent's code paths.
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // prctl(2): SIGKILL us when the parent dies; the parent may be gone already,
+        // in which case the go pipe reads EOF below.
+        // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        signals::reset_in_child();
+        let mut go = File::from(go);
+        let mut byte = [0u8; 1];
+        if !matches!(retry(|| go.read(&mut byte)), Ok(1)) {
+            return 1;
+        }
+        let mut inside = Inside {
+            private_mounts: false,
+            actions: Vec::new(),
+        };
+        let result = setup(spec, flags, &mut inside).and_then(|()| probe(&mut inside));
+        let message = match result {
+            Ok(value) => Message::Ok {
+                actions: std::mem::take(&mut inside.actions),
+                value,
+            },
+            Err(e) => {
+                let (op, target, errno) = match &e {
+                    Error::Sys(s) => (s.op.clone(), s.target.clone(), s.errno as i32),
+                    _ => (String::new(), String::new(), 0),
+                };
+                Message::Err {
+                    op,
+                    target,
+                    errno,
+                    text: e.to_string(),
+                }
+            }
+        };
+        let mut data = File::from(data);
+        if serde_json::to_writer(&mut data, &message).is_err() {
+            return 1;
+        }
+        drop(data);
+        // Stay alive until the parent has looked at us from outside.
+        let mut release = File::from(release);
+        let _ = retry(|| release.read(&mut byte));
+        0
+    }))
+    .unwrap_or(101);
+    // SAFETY: _exit skips the parent's atexit handlers and buffered output, which belong
+    // to the parent.
+    unsafe { libc::_exit(code) }
+}
+
+/// Runs in the child before the probe.
+fn setup(spec: &Spec, flags: CloneFlags, inside: &mut Inside) -> Result<()> {
+    if flags.contains(CloneFlags::CLONE_NEWNS) {
+        let before = root_propagation();
+        // mount_namespaces(7): a new mount namespace starts as a copy whose mounts keep
+        // their propagation, so a shared "/" (systemd makes it shared) would carry every
+        // mount made here back to the host. Make the whole tree private first.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .ctx("mount --make-rprivate", "/")?;
+        inside.private_mounts = true;
+        inside.action(format!("mount --make-rprivate /   (it was {before})"));
+    }
+    if spec.mount_proc {
+        // proc(5): a procfs shows the PID namespace of the process that mounted it.
+        mount(
+            Some("proc"),
+            "/proc",
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .ctx("mount proc", "/proc")?;
+        inside.action("mount -t proc proc /proc");
+    }
+    if let Some(name) = &spec.hostname {
+        // uts_namespaces(7): the hostname belongs to the UTS namespace, a new one here.
+        nix::unistd::sethostname(name).ctx("sethostname", name)?;
+        inside.action(format!("sethostname(\"{name}\")"));
+    }
+    Ok(())
+}
+
+/// Propagation of "/" in the caller's mount namespace, for the action log.
+fn root_propagation() -> String {
+    std::fs::File::open("/proc/self/mountinfo")
+        .ok()
+        .and_then(|f| <procfs::process::MountInfos as procfs::FromRead>::from_read(f).ok())
+        .map(|m| observe::summarize_mounts(&m).root_propagation)
+        .unwrap_or_else(|| "unknown".into())
+}
