@@ -1,0 +1,289 @@
+//! Running nsx, gating privileged tests, and making output stable for snapshots.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub fn nsx() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nsx"));
+    cmd.env("NO_COLOR", "1").env_remove("CLICOLOR_FORCE");
+    cmd
+}
+
+pub fn run(args: &[&str]) -> Output {
+    nsx().args(args).output().expect("run nsx")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 stdout")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// True when the test may run; prints why it skips otherwise. Under
+/// NSX_REQUIRE_PRIVILEGED=1 (set by .ci/run) a skip is a failure.
+pub fn privileged(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    let why = format!("{test}: skipped, it needs root (run the tests with sudo to include it)");
+    if std::env::var("NSX_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("{why}, and NSX_REQUIRE_PRIVILEGED=1 forbids skipping");
+    }
+    eprintln!("{why}");
+    false
+}
+
+/// Runs `nsx lesson <id> --format json` and returns the report, asserting exit 0.
+pub fn lesson_json(id: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["lesson", id, "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "nsx lesson {id}: stderr:\n{}\nstdout:\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    serde_json::from_slice(&out.stdout).expect("valid JSON report")
+}
+
+/// Asserts the report is ok and has every named fact, holding.
+pub fn assert_facts(report: &Value, names: &[&str]) {
+    let facts = report["facts"].as_array().expect("facts array");
+    for name in names {
+        let fact = facts
+            .iter()
+            .find(|f| f["id"] == *name)
+            .unwrap_or_else(|| panic!("missing fact {name}: {report:#}"));
+        assert_eq!(fact["holds"], true, "fact {name} does not hold: {fact:#}");
+    }
+    assert_eq!(report["ok"], true, "report not ok: {report:#}");
+    assert!(facts.iter().all(|f| f["holds"] == true));
+}
+
+/// Volatile values that appear in a report: PIDs, namespace inodes, host counts.
+fn volatile_numbers(v: &Value, key: &str, out: &mut BTreeSet<u64>) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                volatile_numbers(child, k, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| volatile_numbers(i, key, out)),
+        Value::Number(n) => {
+            let volatile_key = matches!(
+                key,
+                "pid"
+                    | "ppid"
+                    | "nspid"
+                    | "getpid"
+                    | "host_pid"
+                    | "cloned_pid"
+                    | "count"
+                    | "first"
+                    | "inside"
+                    | "host"
+                    | "host_reads"
+                    | "before"
+                    | "during"
+                    | "listed"
+                    | "proc_self_pid"
+            ) || key.chars().all(|c| c.is_ascii_lowercase())
+                && n.as_u64().is_some_and(|x| x > 4_000_000_000);
+            if let Some(x) = n.as_u64() {
+                // Small numbers (PID 1, "1 process", exit statuses) are the lesson: keep them.
+                if volatile_key && x >= 10 {
+                    out.insert(x);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Text rules shared by both formats: host-specific names and numbers become placeholders.
+pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let mut s = text.to_string();
+    let rules: &[(&str, &str)] = &[
+        (
+            r"\b(cgroup|ipc|mnt|net|pid|time|user|uts):\[\d+\]",
+            "$1:[INODE]",
+        ),
+        (r"/proc/\d+", "/proc/[PID]"),
+        (r"(clone\([^)]*\)) = \d+", "$1 = [PID]"),
+        (r"nsx-\d+-", "nsx-[PID]-"),
+        (r"\(it was [^)]*\)", "(it was [HOST-PROPAGATION])"),
+        (
+            r"real host's / is [a-z0-9: ]+\.",
+            "real host's / is [HOST-PROPAGATION].",
+        ),
+        (r"\b0 \d+ 1\b", "0 [UID] 1"),
+    ];
+    for (re, rep) in rules {
+        s = regex_replace(&s, re, rep);
+    }
+    for n in numbers.iter().rev() {
+        s = regex_replace(&s, &format!(r"\b{n}\b"), "[N]");
+    }
+    if !hostname.is_empty() {
+        s = regex_replace(
+            &s,
+            &format!(
+                r#"(host sees[^\n]*\n[^\n]*hostname[^\n]*?  ){}\b"#,
+                regex::escape(&hostname)
+            ),
+            "$1[HOST]",
+        );
+        s = regex_replace(
+            &s,
+            &format!(r#""{}""#, regex::escape(&hostname)),
+            "\"[HOST]\"",
+        );
+    }
+    s
+}
+
+fn regex_replace(s: &str, re: &str, rep: &str) -> String {
+    regex::Regex::new(re)
+        .expect("valid regex")
+        .replace_all(s, rep)
+        .into_owned()
+}
+
+/// A JSON report with its volatile values replaced, ready for a snapshot.
+pub fn stable_json(report: &Value) -> Value {
+    let mut numbers = BTreeSet::new();
+    volatile_numbers(report, "", &mut numbers);
+    fn walk(v: &Value, key: &str, numbers: &BTreeSet<u64>) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, c)| (k.clone(), walk(c, k, numbers)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(|c| walk(c, key, numbers)).collect()),
+            Value::Number(n) if n.as_u64().is_some_and(|x| numbers.contains(&x)) => {
+                Value::String("[N]".into())
+            }
+            Value::String(s)
+                if key == "hostname" || key == "host_during" || key == "host_before" =>
+            {
+                let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                if s == host.trim() {
+                    Value::String("[HOST]".into())
+                } else {
+                    v.clone()
+                }
+            }
+            Value::String(s) => Value::String(stabilize_text(s, numbers)),
+            other => other.clone(),
+        }
+    }
+    let mut out = walk(report, "", &numbers);
+    // Host-specific tables nobody asserts on: the host's own cgroup paths and id maps.
+    for step in out["steps"].as_array_mut().into_iter().flatten() {
+        for side in ["host", "container"] {
+            let probe = &mut step[side]["probe"];
+            for k in ["cgroup", "cap_eff"] {
+                if !probe[k].is_null() {
+                    probe[k] = Value::String("[HOST-SPECIFIC]".into());
+                }
+            }
+            // The lowest host PIDs include kernel threads that come and go.
+            let procs = &mut step[side]["processes"];
+            if procs["count"].is_string() {
+                procs["first"] = Value::String("[HOST-PIDS]".into());
+            }
+            let mounts = &mut step[side]["mounts"];
+            if mounts["root_propagation"]
+                .as_str()
+                .is_some_and(|p| p != "private")
+            {
+                mounts["root_propagation"] = Value::String("[HOST-PROPAGATION]".into());
+            }
+        }
+    }
+    out
+}
+
+/// Human output with its volatile values replaced, taken from the same text: the PIDs in
+/// `clone(...) = N` lines and `/proc/N`, the host's counts in its column, inodes.
+pub fn stable_human(text: &str) -> String {
+    let mut numbers = BTreeSet::new();
+    for re in [
+        r"\) = (\d+)",
+        r"/proc/(\d+)",
+        r"nsx-(\d+)-",
+        r"getpid\(\) = (\d+)",
+        r"sees PID (\d+)",
+    ] {
+        for c in regex::Regex::new(re).unwrap().captures_iter(text) {
+            numbers.insert(c[1].parse().unwrap());
+        }
+    }
+    // The host column of count rows (processes, mounts) is the host's own business.
+    for re in [
+        r"processes listed in /proc +(\d+) +(\d+)?",
+        r"mounts in /proc/self/mountinfo +(\d+) +(\d+)",
+    ] {
+        for c in regex::Regex::new(re).unwrap().captures_iter(text) {
+            for i in 1..c.len() {
+                if let Some(m) = c.get(i) {
+                    let n: u64 = m.as_str().parse().unwrap();
+                    if n >= 10 {
+                        numbers.insert(n);
+                    }
+                }
+            }
+        }
+    }
+    numbers.retain(|n| *n >= 10);
+    let s = stabilize_text(text, &numbers);
+    // Column widths follow the widths of the real values; keep the words, not the padding.
+    regex_replace(&s, r"(\S)  +", "$1  ")
+}
+
+/// A private copy of the binary, world-executable, for runs as another user or under a
+/// name of its own.
+pub fn copy_binary(name: &str) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("nsx-test-bin")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join(name);
+    std::fs::copy(env!("CARGO_BIN_EXE_nsx"), &path).expect("copy nsx");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, path)
+}
+
+/// Spawns `cmd`, retrying while the kernel says ETXTBSY: a binary just copied by this
+/// multi-threaded test process can still be open for writing in a child that another
+/// test thread is forking at that moment.
+pub fn spawn(cmd: &mut std::process::Command) -> std::process::Child {
+    for _ in 0..100 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => return other.expect("spawn"),
+        }
+    }
+    panic!("spawn: ETXTBSY for a whole second")
+}

@@ -1,0 +1,174 @@
+//! Every lesson: facts asserted, human and JSON output snapshotted.
+
+use crate::common::*;
+
+fn check(id: &str, facts: &[&str]) {
+    if !privileged(&format!("lesson {id}")) {
+        return;
+    }
+    let report = lesson_json(id, &[]);
+    assert_eq!(report["lesson"], id);
+    assert_eq!(report["privilege"], "root");
+    assert_facts(&report, facts);
+    // The contract: every step has both views.
+    for step in report["steps"].as_array().unwrap() {
+        assert!(
+            step["host"].is_object() && step["container"].is_object(),
+            "{step:#}"
+        );
+    }
+    insta::assert_json_snapshot!(format!("{id}_json"), stable_json(&report));
+
+    let out = run(&["lesson", id]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\u{1b}'),
+        "NO_COLOR output must have no escape codes"
+    );
+    insta::assert_snapshot!(format!("{id}_human"), stable_human(&text));
+}
+
+#[test]
+fn pid() {
+    check(
+        "pid",
+        &[
+            "before-same-view",
+            "inside-pid-is-1",
+            "host-pid-is-not-1",
+            "nspid-lists-both",
+            "pid-ns-differs",
+            "host-sees-same-ns",
+            "inside-sees-only-own",
+            "control-old-proc-shows-host",
+        ],
+    );
+}
+
+#[test]
+fn uts() {
+    check(
+        "uts",
+        &[
+            "before-same-hostname",
+            "hostname-set-inside",
+            "host-hostname-unchanged",
+            "uts-ns-differs",
+        ],
+    );
+}
+
+#[test]
+fn uts_with_a_chosen_hostname() {
+    if !privileged("uts --hostname") {
+        return;
+    }
+    let report = lesson_json("uts", &["--hostname", "box1"]);
+    assert_eq!(report["steps"][1]["container"]["hostname"], "box1");
+    assert_facts(&report, &["hostname-set-inside"]);
+}
+
+#[test]
+fn mount() {
+    check(
+        "mount",
+        &[
+            "before-same-table",
+            "mount-visible-inside",
+            "mount-absent-on-host",
+            "host-mountinfo-unchanged",
+            "root-private-inside",
+            "mnt-ns-differs",
+            "shared-propagation-leaks",
+            "private-propagation-contains",
+            "control-host-untouched",
+        ],
+    );
+}
+
+#[test]
+fn explain_prints_the_narrative_first() {
+    if !privileged("--explain") {
+        return;
+    }
+    let out = run(&["lesson", "uts", "--explain"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.starts_with("# uts: a hostname of its own"), "{text}");
+    assert!(text.contains("facts (computed from this run)"));
+}
+
+#[test]
+fn step_without_a_terminal_does_not_hang() {
+    if !privileged("--step") {
+        return;
+    }
+    let out = nsx()
+        .args(["lesson", "pid", "--step"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("not a terminal"));
+}
+
+#[test]
+fn colour_always_colours_and_never_does_not() {
+    if !privileged("--color") {
+        return;
+    }
+    let always = run(&["lesson", "uts", "--color", "always"]);
+    assert!(stdout(&always).contains('\u{1b}'));
+    let never = nsx()
+        .args(["lesson", "uts", "--color", "never"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(!stdout(&never).contains('\u{1b}'));
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    if !privileged("closed pipe") {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let mut child = nsx()
+        .args(["lesson", "pid"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    {
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for _ in 0..3 {
+            lines.next();
+        }
+    } // the read end closes here, like `| head -3`
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(141)),
+        "{:?} {err}",
+        out.status
+    );
+    // No probe outlived nsx: nothing has nsx's PID as its parent.
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .unwrap_or("");
+            assert_ne!(
+                ppid,
+                pid.to_string(),
+                "a child of nsx survived: {}",
+                entry.path().display()
+            );
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The one integration-test binary: it runs the built `nsx` and never unshares or
+//! clones in this (multi-threaded) process.
+
+mod cli;
+mod common;
+mod leaks;
+mod lessons;
+mod rootless;

@@ -1,0 +1,71 @@
+//! The lessons as an unprivileged user: nsx adds a user namespace and the facts hold.
+
+use std::process::Command;
+
+use crate::common::*;
+
+/// An unprivileged uid for the test; setpriv switches to it without needing an account.
+const UID: &str = "4242";
+
+fn rootless_report(id: &str) -> Option<serde_json::Value> {
+    let out = if is_root() {
+        let (_dir, exe) = copy_binary("nsx");
+        spawn(
+            Command::new("setpriv")
+                .args(["--reuid", UID, "--regid", UID, "--clear-groups", "--"])
+                .arg(&exe)
+                .args(["lesson", id, "--format", "json"])
+                .current_dir("/")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        )
+        .wait_with_output()
+        .expect("setpriv (util-linux)")
+    } else {
+        nsx()
+            .args(["lesson", id, "--format", "json"])
+            .output()
+            .unwrap()
+    };
+    if out.status.code() == Some(77) {
+        let why = stderr(&out);
+        if std::env::var("NSX_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+            panic!("rootless {id} is not supported here: {why}");
+        }
+        eprintln!("rootless {id}: skipped: {why}");
+        return None;
+    }
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "rootless {id}: {}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+#[test]
+fn pid_uts_and_mount_run_rootless() {
+    for id in ["pid", "uts", "mount"] {
+        let Some(report) = rootless_report(id) else {
+            continue;
+        };
+        assert_eq!(report["privilege"], "rootless", "{id}");
+        assert_facts(&report, &[]);
+        let notes = report["notes"].to_string();
+        assert!(
+            notes.contains("CLONE_NEWUSER"),
+            "{id}: the output must say a user namespace was added: {notes}"
+        );
+        let after = &report["steps"][1];
+        assert!(
+            after["actions"].to_string().contains("uid_map"),
+            "{id}: {after:#}"
+        );
+        if is_root() {
+            let map = after["host"]["probe"]["uid_map"][0].as_str().unwrap();
+            assert_eq!(map, format!("0 {UID} 1"), "{id}");
+        }
+    }
+}
