@@ -11,3 +11,6 @@ pub fn json(report: &Report) -> String {
     s.push('\n');
     s
 }
+
+#[cfg(test)]
+mod tests;
