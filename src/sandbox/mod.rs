@@ -558,8 +558,13 @@ where
                 }
             }
         };
+        // One write(2): the pipe buffer (64 KiB, pipe(7)) holds a whole report, and the
+        // parent reads until EOF.
+        let Ok(bytes) = serde_json::to_vec(&message) else {
+            return 1;
+        };
         let mut data = File::from(data);
-        if serde_json::to_writer(&mut data, &message).is_err() {
+        if data.write_all(&bytes).is_err() {
             return 1;
         }
         drop(data);
