@@ -81,6 +81,9 @@ pub enum Error {
     /// stdout was closed (e.g. `nsx lesson pid | head -3`): end quietly.
     #[error("standard output closed")]
     BrokenPipe,
+    /// The probe exited (or was killed) before it sent its report.
+    #[error("the probe exited without a report: {}", crate::sandbox::describe(*.0))]
+    ProbeExited(nix::sys::wait::WaitStatus),
     /// Something the probe or a parser reported that is not an errno.
     #[error("{0}")]
     Other(String),
@@ -95,7 +98,7 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::Interrupted(sig) => 128 + sig,
             Error::BrokenPipe => 128 + libc::SIGPIPE,
-            Error::Sys(_) | Error::Other(_) => exit::FAILURE,
+            Error::Sys(_) | Error::Other(_) | Error::ProbeExited(_) => exit::FAILURE,
         }
     }
 

@@ -163,6 +163,7 @@ pub fn run(
     if let Support::No { reason, fix } = lesson.support() {
         return Err(Error::Unsupported { reason, fix });
     }
+    crate::sandbox::sweep_temp_dirs();
     let privilege = Privilege::current();
     // /proc/1/ns is not always readable, even as root: the host's view is nsx's own.
     let baseline = observe::observe(std::path::Path::new("/proc"), Subject::SelfProcess)?;

@@ -289,6 +289,39 @@ impl TempDir {
     }
 }
 
+/// Removes `nsx-<pid>-*` directories in the temp dir left by nsx runs that were killed
+/// (SIGKILL gives no chance to clean up): only when `<pid>` is no longer an nsx process,
+/// and only empty ones (rmdir, never a recursive delete).
+pub fn sweep_temp_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = leftover_owner(&name.to_string_lossy()) else {
+            continue;
+        };
+        if !is_nsx_process(pid) {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+}
+
+/// `nsx-4242-mount` -> 4242
+pub fn leftover_owner(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix("nsx-")?;
+    let (pid, what) = rest.split_once('-')?;
+    if what.is_empty() {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// True when `pid` is alive and runs nsx (its comm starts with "nsx").
+pub fn is_nsx_process(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("nsx"))
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.path);
@@ -308,6 +341,13 @@ enum Message<T> {
         errno: i32,
         text: String,
     },
+}
+
+/// How a probe ended up: it reported, or it exited first (and was reaped).
+#[derive(Debug)]
+pub enum Outcome<T> {
+    Reported(T),
+    Exited(WaitStatus),
 }
 
 /// A probe process. Dropping it kills and reaps the process.
@@ -410,6 +450,16 @@ impl Child {
         }
     }
 
+    /// Like [`Child::run`], but a probe that dies before reporting (an OOM kill, a
+    /// signal, a failed fork) is an outcome to show, not an error.
+    pub fn run_or_exit<T: DeserializeOwned>(&mut self) -> Result<Outcome<T>> {
+        match self.run() {
+            Ok(value) => Ok(Outcome::Reported(value)),
+            Err(Error::ProbeExited(status)) => Ok(Outcome::Exited(status)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// What the host sees of the probe, through its own /proc.
     pub fn observe_from_host(&self) -> Result<View> {
         observe::observe(Path::new("/proc"), Subject::Pid(self.pid()))
@@ -477,7 +527,7 @@ pub fn describe(status: WaitStatus) -> String {
 /// copy-on-write copy of the caller's stack, exactly like fork(2), but already inside the
 /// new namespaces (and, with CLONE_NEWPID, as PID 1 of its own PID namespace, which
 /// unshare(2) cannot give the caller itself).
-fn raw_clone(flags: CloneFlags) -> nix::Result<Option<Pid>> {
+pub fn raw_clone(flags: CloneFlags) -> nix::Result<Option<Pid>> {
     let bits = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: no CLONE_VM and a null stack make this fork(2)-like; nsx checked that it is
     // single-threaded, so no lock held by another thread is copied into the child.
@@ -624,4 +674,40 @@ fn root_propagation() -> String {
         .and_then(|f| <procfs::process::MountInfos as procfs::FromRead>::from_read(f).ok())
         .map(|m| observe::summarize_mounts(&m).root_propagation)
         .unwrap_or_else(|| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_are_recognised_by_name() {
+        assert_eq!(leftover_owner("nsx-4242-mount"), Some(4242));
+        assert_eq!(leftover_owner("nsx-4242-"), None);
+        assert_eq!(leftover_owner("nsx-test-bin1234"), None);
+        assert_eq!(leftover_owner("other-4242-mount"), None);
+    }
+
+    #[test]
+    fn flags_are_named_like_the_man_page() {
+        assert_eq!(flag_names(CloneFlags::empty()), "no new namespaces");
+        assert_eq!(
+            flag_names(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID),
+            "CLONE_NEWPID | CLONE_NEWNS"
+        );
+    }
+
+    #[test]
+    fn mounting_needs_a_new_mount_namespace() {
+        let spec = Spec {
+            mount_proc: true,
+            ..Spec::new(CloneFlags::CLONE_NEWPID)
+        };
+        assert!(spec.check().is_err());
+        let spec = Spec {
+            hostname: Some("x".into()),
+            ..Spec::new(CloneFlags::CLONE_NEWNS)
+        };
+        assert!(spec.check().is_err());
+    }
 }
