@@ -182,7 +182,9 @@ pub fn run(
             nix::unistd::getuid()
         ));
     }
-    let facts = (lesson.run)(&mut ctx)?;
+    let facts = (lesson.run)(&mut ctx);
+    crate::sandbox::reap_released();
+    let facts = facts?;
     let ok = !facts.is_empty() && facts.iter().all(|f| f.holds);
     Ok(Report {
         lesson: lesson.id.to_string(),
@@ -226,7 +228,7 @@ where
     let pid = child.pid();
     let host_extra = host_extra(pid)?;
     let actions = std::mem::take(&mut child.actions);
-    child.finish()?;
+    child.release();
     Ok(Run {
         inside,
         host,

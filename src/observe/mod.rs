@@ -123,10 +123,16 @@ impl Proc {
 /// Reads what the observer sees of `subject` through the procfs mounted at `proc`.
 pub fn observe(proc: &Path, subject: Subject) -> Result<View> {
     let dir = subject.dir(proc);
+    let probe = read_proc(&dir)?;
+    // Observing itself, the observer's namespaces are the probe's: one read serves both.
+    let own_ns = match subject {
+        Subject::SelfProcess => probe.ns.clone(),
+        Subject::Pid(_) => read_ns(&proc.join("self"))?,
+    };
     Ok(View {
         source: dir.display().to_string(),
-        probe: read_proc(&dir)?,
-        own_ns: read_ns(&proc.join("self"))?,
+        probe,
+        own_ns,
         hostname: read_trimmed(&proc.join("sys/kernel/hostname"))?,
         processes: read_processes(proc)?,
         mounts: read_mounts(&proc.join("self/mountinfo"))?,
@@ -156,9 +162,18 @@ pub fn read_proc(dir: &Path) -> Result<Proc> {
 /// Types this kernel lacks are left out.
 pub fn read_ns(dir: &Path) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
+    let ns_dir = dir.join("ns");
+    // One O_PATH descriptor for the directory, then readlinkat(2) relative to it: the
+    // path walk through /proc happens once, not once per namespace type.
+    let fd = nix::fcntl::open(
+        &ns_dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ctx("open", ns_dir.display())?;
     for ty in NS_TYPES {
-        let path = dir.join("ns").join(ty);
-        match fs::read_link(&path) {
+        let path = ns_dir.join(ty);
+        match nix::fcntl::readlinkat(&fd, ty).map_err(std::io::Error::from) {
             Ok(target) => {
                 let text = target.to_string_lossy();
                 out.insert(

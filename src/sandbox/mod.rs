@@ -465,6 +465,15 @@ impl Child {
         observe::observe(Path::new("/proc"), Subject::Pid(self.pid()))
     }
 
+    /// Releases the probe without waiting for it to exit: tearing down its namespaces
+    /// (a mount or PID namespace goes away with its last process) then overlaps with the
+    /// lesson's next step. [`reap_released`] collects it; so does the end of the lesson.
+    pub fn release(mut self) {
+        self.release.take();
+        RELEASED.with(|r| r.borrow_mut().push(self.pid));
+        self.reaped = true; // the RELEASED list owns the reaping now
+    }
+
     /// Releases the probe and reaps it.
     pub fn finish(mut self) -> Result<WaitStatus> {
         self.release.take();
@@ -510,6 +519,23 @@ impl Drop for Child {
             // have been reused): kill it and reap it.
             let _ = kill(self.pid, Signal::SIGKILL);
             let _ = waitpid(self.pid, None);
+        }
+    }
+}
+
+thread_local! {
+    static RELEASED: std::cell::RefCell<Vec<Pid>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reaps every probe handed to [`Child::release`]. Each was told to exit, so this only
+/// waits for the kernel to finish tearing it down; a probe that is somehow still alive
+/// after its release is killed (it is ours: not yet reaped, its PID cannot be reused).
+pub fn reap_released() {
+    let pids = RELEASED.with(|r| std::mem::take(&mut *r.borrow_mut()));
+    for pid in pids {
+        // Interrupted while waiting (Ctrl-C): do not wait politely any more.
+        while let Err(Errno::EINTR) = waitpid(pid, None) {
+            let _ = kill(pid, Signal::SIGKILL);
         }
     }
 }
