@@ -19,7 +19,9 @@
 
 pub mod fs;
 pub mod layout;
+pub mod rosetta;
 pub mod stats;
+pub mod sweep;
 pub mod v1;
 pub mod v2;
 
@@ -37,7 +39,9 @@ use serde::{Deserialize, Serialize};
 
 pub use fs::{Action, CgroupFs, Op, RealFs, Recorder};
 pub use layout::{CgroupMount, Layout, Membership, Mode};
+pub use rosetta::{rosetta, rosetta_for, Rosetta};
 pub use stats::{CpuStats, MemoryStats, PidsStats};
+pub use sweep::{sweep, sweep_with, Kept, Sweep};
 
 use crate::error::{Error, Result};
 

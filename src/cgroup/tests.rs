@@ -708,3 +708,70 @@ fn cgroup_names_round_trip() {
         assert_eq!(parse_cgroup_name(not), None, "{not}");
     }
 }
+
+#[test]
+fn sweep_removes_only_empty_leftovers_of_dead_runs() {
+    let fx = testutil::hybrid(true);
+    let mem = fx.root.join("memory/process_api/16b3");
+    let pids = fx.root.join("pids");
+    for d in [
+        mem.join("nsx-1-memory"),
+        pids.join("nsx-2-pids"),
+        pids.join("nsx-3-pids"),
+        pids.join("nsx-x-y"),
+        pids.join("keep"),
+    ] {
+        fx.fs.mkdir(&d).unwrap();
+    }
+    fs::write(pids.join("nsx-3-pids/cgroup.procs"), "555\n").unwrap();
+    let alive = |pid: u32| pid == 2;
+    let s = sweep_with(&fx.layout, fx.boxed_fs(), &alive, opts()).unwrap();
+    assert_eq!(
+        s.removed,
+        [Action::new(Op::Rmdir, mem.join("nsx-1-memory"), None)]
+    );
+    let kept: Vec<&Path> = s.kept.iter().map(|k| k.path.as_path()).collect();
+    assert_eq!(
+        kept,
+        [
+            pids.join("nsx-2-pids").as_path(),
+            pids.join("nsx-3-pids").as_path()
+        ]
+    );
+    assert!(
+        s.kept[0].reason.contains("still running"),
+        "{:?}",
+        s.kept[0]
+    );
+    assert!(s.kept[1].reason.contains("EBUSY"), "{:?}", s.kept[1]);
+    assert!(pids.join("nsx-x-y").exists() && pids.join("keep").exists());
+}
+
+#[test]
+fn sweep_on_v2_also_removes_the_empty_subtree() {
+    let fx = testutil::v2(SCOPE, true);
+    let cg = create(&fx, "memory", &[Controller::Memory]).unwrap();
+    std::mem::forget(cg); // a run killed before Drop
+    let s = sweep_with(&fx.layout, fx.boxed_fs(), &|_| false, opts()).unwrap();
+    assert_eq!(s.removed.len(), 2, "{s:?}");
+    assert!(nsx_dirs(&fx.root).is_empty());
+}
+
+#[test]
+fn liveness_is_an_nsx_comm_in_proc() {
+    let proc = tempfile::tempdir().unwrap();
+    for (pid, comm) in [(10, "nsx\n"), (11, "bash\n"), (12, "nsx-0a1b2c3d4e5\n")] {
+        fs::create_dir(proc.path().join(pid.to_string())).unwrap();
+        fs::write(proc.path().join(format!("{pid}/comm")), comm).unwrap();
+    }
+    assert!(sweep::is_nsx_alive(proc.path(), 10));
+    assert!(
+        !sweep::is_nsx_alive(proc.path(), 11),
+        "a reused PID of another program is dead for us"
+    );
+    assert!(
+        sweep::is_nsx_alive(proc.path(), 12),
+        "a cargo test binary of nsx"
+    );
+    assert!(!sweep::is_nsx_alive(proc.path(), 13));
+}
