@@ -26,6 +26,8 @@ pub mod v1;
 pub mod v2;
 
 #[cfg(test)]
+mod host_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod testutil;
