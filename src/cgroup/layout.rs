@@ -146,7 +146,7 @@ pub struct CgroupMount {
     pub controllers: Vec<String>,
 }
 
-/// Parses the cgroup and cgroup2 mounts out of /proc/<pid>/mountinfo (proc(5)).
+/// Parses the cgroup and cgroup2 mounts out of `/proc/<pid>/mountinfo` (proc(5)).
 ///
 /// Line format: `id parent major:minor root mount-point options [optional...] - fstype
 /// source super-options`. Paths use octal escapes for space, tab, newline and backslash.
@@ -214,7 +214,7 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// One line of /proc/<pid>/cgroup: the process's cgroup in one hierarchy.
+/// One line of `/proc/<pid>/cgroup`: the process's cgroup in one hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
     /// 0 for the unified (v2) hierarchy.
@@ -225,7 +225,7 @@ pub struct Membership {
     pub path: PathBuf,
 }
 
-/// Parses /proc/<pid>/cgroup (cgroups(7): `hierarchy-ID:controller-list:cgroup-path`).
+/// Parses `/proc/<pid>/cgroup` (cgroups(7): `hierarchy-ID:controller-list:cgroup-path`).
 pub fn parse_proc_cgroup(text: &str) -> Result<Vec<Membership>> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -289,7 +289,7 @@ impl Layout {
         Ok(layout)
     }
 
-    /// A layout from a known mode and the text of mountinfo and /proc/<pid>/cgroup.
+    /// A layout from a known mode and the text of mountinfo and `/proc/<pid>/cgroup`.
     pub fn from_parts(
         mode: Mode,
         root: &Path,
@@ -484,6 +484,34 @@ mod tests {
         assert_eq!(m(V2_MOUNTINFO), Mode::V2);
         let none = Mode::from_mounts(root, &[]).unwrap_err();
         assert!(matches!(none, Error::Unsupported { .. }), "{none}");
+    }
+
+    #[test]
+    fn statfs_detection_takes_the_root_as_a_parameter() {
+        let e = Mode::detect_at(Path::new("/nonexistent/cgroup")).unwrap_err();
+        assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+        // A temp dir with a plain "unified" directory: never v2 or hybrid. (A tmpfs root
+        // with v1 mounts looks like v1 to statfs, which is what it would then be.)
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("unified")).unwrap();
+        match Mode::detect_at(tmp.path()) {
+            Ok(m) => assert_eq!(m, Mode::V1),
+            Err(e) => assert!(matches!(e, Error::Unsupported { .. }), "{e}"),
+        }
+    }
+
+    #[test]
+    fn statfs_and_mount_table_agree_on_this_machine() {
+        let root = Path::new(DEFAULT_ROOT);
+        let Ok(by_statfs) = Mode::detect_at(root) else {
+            eprintln!("skipping: no cgroup file system at {DEFAULT_ROOT}");
+            return;
+        };
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let by_mounts = Mode::from_mounts(root, &parse_mountinfo(&mi).unwrap()).unwrap();
+        assert_eq!(by_statfs, by_mounts);
+        let layout = Layout::detect().unwrap();
+        assert_eq!(layout.mode, by_statfs);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! - **v2**: one unified hierarchy with the "no internal processes" rule ([`v2`]).
 //!
 //! The two backends implement one trait, [`Backend`], and [`AnyBackend`] picks one with a
-//! `match`, in the way youki's libcgroups does. [`rosetta`] maps each v1 file a lesson
+//! `match`, in the way youki's libcgroups does. [`rosetta()`] maps each v1 file a lesson
 //! used to its v2 counterpart.
 
 pub mod fs;
@@ -164,7 +164,7 @@ impl Backend for AnyBackend {
 /// Who creates the cgroup: the PID in its name, and whether nsx runs without root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
-    /// Goes into the name, `nsx-<pid>-<lesson>`, so [`sweep`] can tell a leftover of a
+    /// Goes into the name, `nsx-<pid>-<lesson>`, so [`sweep()`] can tell a leftover of a
     /// dead run from a cgroup in use.
     pub pid: u32,
     /// Decides how the v2 backend explains a missing delegation.
@@ -293,7 +293,7 @@ impl LessonCgroup {
     }
 
     /// The file a PID is written into to join: `cgroup.procs` on both versions (v1's
-    /// `tasks` would move a single thread; see [`rosetta`]).
+    /// `tasks` would move a single thread; see [`rosetta()`]).
     pub fn membership_file(&self) -> &'static str {
         "cgroup.procs"
     }

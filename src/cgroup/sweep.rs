@@ -111,7 +111,7 @@ pub fn sweep_with(
     })
 }
 
-/// Whether `pid` is a running nsx: /proc/<pid> exists and its comm is `nsx` (or a cargo
+/// Whether `pid` is a running nsx: `/proc/<pid>` exists and its comm is `nsx` (or a cargo
 /// test binary of nsx, `nsx-<hash>`, so tests running in parallel are not swept).
 pub fn is_nsx_alive(proc_root: &Path, pid: u32) -> bool {
     match std::fs::read_to_string(proc_root.join(pid.to_string()).join("comm")) {

@@ -100,7 +100,7 @@ impl V2 {
         })
     }
 
-    /// `<base>/nsx`, where [`super::sweep`] looks for leftovers.
+    /// `<base>/nsx`, where [`super::sweep()`] looks for leftovers.
     pub fn subtree(&self) -> &Path {
         &self.subtree
     }
