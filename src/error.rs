@@ -183,6 +183,30 @@ pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
             "cgroup v2's \"no internal processes\" rule: a cgroup that hands controllers to its children (cgroup.subtree_control) cannot hold processes itself",
             "put the process in a leaf cgroup, or move the processes of this cgroup into a child before enabling controllers",
         ),
+        ("write", "cgroup.subtree_control", Errno::EBUSY) => Hint::new(
+            "cgroup v2's \"no internal processes\" rule: this cgroup holds processes, so it cannot hand controllers to its children (only the root cgroup may)",
+            "create the lesson cgroup under a cgroup that holds no processes (nsx uses the parent of its own cgroup), or move this cgroup's processes into a child first",
+        ),
+        ("write", "cgroup.subtree_control", Errno::ENOENT) => Hint::new(
+            "the controller is not in this cgroup's cgroup.controllers: its parent does not pass it on, or it is bound to a cgroup v1 hierarchy (hybrid systems)",
+            "enable it in every ancestor's cgroup.subtree_control from the root down; cat cgroup.controllers shows what each cgroup may enable",
+        ),
+        ("write", "memory.limit_in_bytes" | "memory.memsw.limit_in_bytes", Errno::EBUSY) => Hint::new(
+            "cgroup v1 refuses a memory limit below what the cgroup already uses when the kernel cannot reclaim enough (anonymous memory and no swap)",
+            "set the limit before the process allocates (before it joins the cgroup), or choose a limit above memory.usage_in_bytes",
+        ),
+        ("write", "memory.limit_in_bytes" | "memory.memsw.limit_in_bytes", Errno::EINVAL) => Hint::new(
+            "cgroup v1 keeps memory.memsw.limit_in_bytes (memory+swap) at or above memory.limit_in_bytes",
+            "when raising, write memory.memsw.limit_in_bytes first; when lowering, write memory.limit_in_bytes first",
+        ),
+        ("write", "cpu.cfs_quota_us" | "cpu.cfs_period_us" | "cpu.max", Errno::EINVAL) => Hint::new(
+            "CFS bandwidth out of range: the period must be 1000..1000000 µs and the quota at least 1000 µs; on v1 a cgroup also cannot get a larger quota/period ratio than its parent",
+            "use values such as 20000 100000 (20% of one CPU), and check the parent's cpu.cfs_quota_us or cpu.max",
+        ),
+        ("write" | "read", f, Errno::ENOENT) if is_controller_file(f) && target.contains("/cgroup") => Hint::new(
+            "this controller's files are missing: on cgroup v2 the parent does not enable the controller in its cgroup.subtree_control; on v1 the controller's hierarchy is not mounted here, or the file needs a kernel feature (memory.memsw.* needs swap accounting)",
+            "v2: enable it with echo +<controller> > <parent>/cgroup.subtree_control; v1: mount the controller's hierarchy (cat /proc/cgroups lists what the kernel has)",
+        ),
         ("write", "uid_map" | "gid_map" | "setgroups", Errno::EPERM) => Hint::new(
             "the kernel refused the user-namespace id map: an unprivileged process may map only its own uid/gid, once, and gid_map needs setgroups=deny first; some distributions also restrict unprivileged user namespaces",
             "run nsx as root, or allow unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04, kernel.unprivileged_userns_clone=1 on older Debian)",
@@ -226,6 +250,13 @@ pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
         _ => return None,
     };
     Some(h)
+}
+
+/// A cgroup controller's interface file (memory.max, cpu.stat, pids.max, ...).
+fn is_controller_file(file: &str) -> bool {
+    ["memory.", "cpu.", "cpuacct.", "pids."]
+        .iter()
+        .any(|p| file.starts_with(p))
 }
 
 pub fn signal_name(sig: i32) -> String {
@@ -273,6 +304,79 @@ mod tests {
         )
         .to_string();
         assert!(e.contains("Delegate=yes"), "{e}");
+    }
+
+    #[test]
+    fn subtree_control_ebusy_names_no_internal_processes() {
+        let e = sys(
+            "write",
+            "/sys/fs/cgroup/a/cgroup.subtree_control",
+            Errno::EBUSY,
+        )
+        .to_string();
+        assert!(
+            e.contains("no internal processes") && e.contains("holds processes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn subtree_control_enoent_names_the_parent() {
+        let e = sys(
+            "write",
+            "/sys/fs/cgroup/a/cgroup.subtree_control",
+            Errno::ENOENT,
+        )
+        .to_string();
+        assert!(
+            e.contains("cgroup.controllers") && e.contains("from the root down"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn v1_memory_limit_ebusy_names_reclaim() {
+        let e = sys(
+            "write",
+            "/sys/fs/cgroup/memory/x/memory.limit_in_bytes",
+            Errno::EBUSY,
+        )
+        .to_string();
+        assert!(
+            e.contains("cannot reclaim") && e.contains("memory.usage_in_bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn v1_memsw_einval_names_the_order() {
+        let e = sys(
+            "write",
+            "/sys/fs/cgroup/memory/x/memory.memsw.limit_in_bytes",
+            Errno::EINVAL,
+        )
+        .to_string();
+        assert!(e.contains("memory+swap") && e.contains("first"), "{e}");
+    }
+
+    #[test]
+    fn cpu_quota_einval_names_the_ranges() {
+        for f in ["cpu.max", "cpu.cfs_quota_us", "cpu.cfs_period_us"] {
+            let e = sys("write", format!("/sys/fs/cgroup/x/{f}"), Errno::EINVAL).to_string();
+            assert!(e.contains("1000..1000000"), "{f}: {e}");
+        }
+    }
+
+    #[test]
+    fn missing_controller_file_names_subtree_control_and_mounts() {
+        let e = sys("write", "/sys/fs/cgroup/x/memory.max", Errno::ENOENT).to_string();
+        assert!(
+            e.contains("subtree_control") && e.contains("not mounted"),
+            "{e}"
+        );
+        let e = sys("read", "/sys/fs/cgroup/pids/x/pids.events", Errno::ENOENT).to_string();
+        assert!(e.contains("controller's files are missing"), "{e}");
+        assert!(explain("read", "/etc/cpu.conf", Errno::ENOENT).is_none());
     }
 
     #[test]

@@ -1,1 +1,420 @@
-//! cgroups: mode detection and one backend per version (filled in by the cgroup work).
+//! cgroups: what a process may *use*, where namespaces decide what it may *see*.
+//!
+//! A cgroup is a directory in a cgroup file system, a limit is a value written into one of
+//! its files, and joining is writing a PID into its membership file (cgroups(7)). The
+//! memory, cpu and pids lessons create one [`LessonCgroup`], write a limit, move the probe
+//! in, read the controller's counters and remove the cgroup; every one of those steps is
+//! recorded as an [`Action`] so the lesson can print exactly what was done.
+//!
+//! The kernel offers two interfaces, and machines run one of three setups ([`Mode`]):
+//! - **v1**: one hierarchy per controller; the lesson cgroup is a directory in each
+//!   hierarchy it needs, under nsx's own cgroup there ([`v1`]).
+//! - **hybrid**: v1 for the controllers plus a cgroup2 mount used only for process
+//!   tracking; the v1 backend is used.
+//! - **v2**: one unified hierarchy with the "no internal processes" rule ([`v2`]).
+//!
+//! The two backends implement one trait, [`Backend`], and [`AnyBackend`] picks one with a
+//! `match`, in the way youki's libcgroups does. [`rosetta()`] maps each v1 file a lesson
+//! used to its v2 counterpart.
+
+pub mod fs;
+pub mod layout;
+pub mod rosetta;
+pub mod stats;
+pub mod sweep;
+pub mod v1;
+pub mod v2;
+
+#[cfg(test)]
+mod host_tests;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use serde::{Deserialize, Serialize};
+
+pub use fs::{Action, CgroupFs, Op, RealFs, Recorder};
+pub use layout::{CgroupMount, Layout, Membership, Mode};
+pub use rosetta::{rosetta, rosetta_for, Rosetta};
+pub use stats::{CpuStats, MemoryStats, PidsStats};
+pub use sweep::{sweep, sweep_with, Kept, Sweep};
+
+use crate::error::{Error, Result};
+
+/// How long [`LessonCgroup::remove`] keeps retrying a cgroup that is still busy because
+/// a killed process has not finished exiting.
+pub const REMOVE_BUDGET: Duration = Duration::from_millis(100);
+
+/// The resource controllers the lessons use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Controller {
+    Memory,
+    Cpu,
+    Pids,
+}
+
+impl Controller {
+    /// The kernel's name for it (the same on v1 and v2).
+    pub fn name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Cpu => "cpu",
+            Controller::Pids => "pids",
+        }
+    }
+}
+
+impl fmt::Display for Controller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which interface a backend speaks (hybrid machines use v1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Version {
+    V1,
+    V2,
+}
+
+/// Everything a lesson does to its cgroup, once per cgroup version.
+///
+/// Each operation goes through the [`Recorder`], which performs it and records it.
+pub trait Backend {
+    fn version(&self) -> Version;
+    /// The directories the lesson cgroup consists of (one per v1 hierarchy, one on v2).
+    fn dirs(&self) -> Vec<&Path>;
+    /// The directory holding `c`'s files, if the cgroup was created with `c`.
+    fn dir(&self, c: Controller) -> Option<&Path>;
+    fn create(&mut self, rec: &mut Recorder) -> Result<()>;
+    fn set_memory_max(&self, rec: &mut Recorder, bytes: u64) -> Result<()>;
+    fn set_cpu_quota(&self, rec: &mut Recorder, quota_us: u64, period_us: u64) -> Result<()>;
+    fn set_pids_max(&self, rec: &mut Recorder, max: u64) -> Result<()>;
+    fn add_process(&self, rec: &mut Recorder, pid: i32) -> Result<()>;
+    fn memory_stats(&self, rec: &mut Recorder) -> Result<MemoryStats>;
+    fn cpu_stats(&self, rec: &mut Recorder) -> Result<CpuStats>;
+    fn pids_stats(&self, rec: &mut Recorder) -> Result<PidsStats>;
+    /// rmdir every directory, children first, retrying EBUSY until `deadline`.
+    fn remove(&self, rec: &mut Recorder, deadline: Instant) -> Result<()>;
+}
+
+/// One of the backends, chosen from the machine's [`Mode`].
+#[derive(Debug)]
+pub enum AnyBackend {
+    V1(v1::V1),
+    V2(v2::V2),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match $self {
+            AnyBackend::V1($b) => $e,
+            AnyBackend::V2($b) => $e,
+        }
+    };
+}
+
+impl Backend for AnyBackend {
+    fn version(&self) -> Version {
+        dispatch!(self, b => b.version())
+    }
+    fn dirs(&self) -> Vec<&Path> {
+        dispatch!(self, b => b.dirs())
+    }
+    fn dir(&self, c: Controller) -> Option<&Path> {
+        dispatch!(self, b => b.dir(c))
+    }
+    fn create(&mut self, rec: &mut Recorder) -> Result<()> {
+        dispatch!(self, b => b.create(rec))
+    }
+    fn set_memory_max(&self, rec: &mut Recorder, bytes: u64) -> Result<()> {
+        dispatch!(self, b => b.set_memory_max(rec, bytes))
+    }
+    fn set_cpu_quota(&self, rec: &mut Recorder, quota_us: u64, period_us: u64) -> Result<()> {
+        dispatch!(self, b => b.set_cpu_quota(rec, quota_us, period_us))
+    }
+    fn set_pids_max(&self, rec: &mut Recorder, max: u64) -> Result<()> {
+        dispatch!(self, b => b.set_pids_max(rec, max))
+    }
+    fn add_process(&self, rec: &mut Recorder, pid: i32) -> Result<()> {
+        dispatch!(self, b => b.add_process(rec, pid))
+    }
+    fn memory_stats(&self, rec: &mut Recorder) -> Result<MemoryStats> {
+        dispatch!(self, b => b.memory_stats(rec))
+    }
+    fn cpu_stats(&self, rec: &mut Recorder) -> Result<CpuStats> {
+        dispatch!(self, b => b.cpu_stats(rec))
+    }
+    fn pids_stats(&self, rec: &mut Recorder) -> Result<PidsStats> {
+        dispatch!(self, b => b.pids_stats(rec))
+    }
+    fn remove(&self, rec: &mut Recorder, deadline: Instant) -> Result<()> {
+        dispatch!(self, b => b.remove(rec, deadline))
+    }
+}
+
+/// Who creates the cgroup: the PID in its name, and whether nsx runs without root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Goes into the name, `nsx-<pid>-<lesson>`, so [`sweep()`] can tell a leftover of a
+    /// dead run from a cgroup in use.
+    pub pid: u32,
+    /// Decides how the v2 backend explains a missing delegation.
+    pub rootless: bool,
+}
+
+impl Options {
+    /// This process.
+    pub fn current() -> Self {
+        Options {
+            pid: std::process::id(),
+            rootless: !nix::unistd::geteuid().is_root(),
+        }
+    }
+}
+
+/// `nsx-<pid>-<lesson>`: recognisable by name after a crash.
+pub fn cgroup_name(pid: u32, lesson: &str) -> String {
+    format!("nsx-{pid}-{lesson}")
+}
+
+/// The `<pid>` of a name made by [`cgroup_name`].
+pub fn parse_cgroup_name(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("nsx-")?;
+    let (pid, lesson) = rest.split_once('-')?;
+    if lesson.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// A cgroup created for one lesson run; removed by [`LessonCgroup::remove`] or on drop.
+#[derive(Debug)]
+pub struct LessonCgroup {
+    name: String,
+    mode: Mode,
+    backend: AnyBackend,
+    rec: Recorder,
+    removed: bool,
+}
+
+impl LessonCgroup {
+    /// Creates `nsx-<our pid>-<lesson>` on this machine for `controllers`.
+    pub fn create(lesson: &str, controllers: &[Controller]) -> Result<LessonCgroup> {
+        let layout = Layout::detect()?;
+        LessonCgroup::create_with(
+            &layout,
+            lesson,
+            controllers,
+            Options::current(),
+            Box::new(RealFs),
+        )
+    }
+
+    /// Creates the lesson cgroup in `layout` through `fs` (tests pass a fixture).
+    pub fn create_with(
+        layout: &Layout,
+        lesson: &str,
+        controllers: &[Controller],
+        opts: Options,
+        fs: Box<dyn CgroupFs>,
+    ) -> Result<LessonCgroup> {
+        if lesson.is_empty()
+            || !lesson
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(Error::Usage(format!(
+                "lesson cgroup name {lesson:?}: use lowercase letters, digits and '-'"
+            )));
+        }
+        let mut unique: Vec<Controller> = Vec::new();
+        for c in controllers {
+            if !unique.contains(c) {
+                unique.push(*c);
+            }
+        }
+        let controllers = unique;
+        let name = cgroup_name(opts.pid, lesson);
+        let backend = match layout.mode {
+            Mode::V1 | Mode::Hybrid => AnyBackend::V1(v1::V1::plan(layout, &name, &controllers)?),
+            Mode::V2 => AnyBackend::V2(v2::V2::plan(
+                layout,
+                lesson,
+                &name,
+                &controllers,
+                opts.rootless,
+            )?),
+        };
+        let mut cg = LessonCgroup {
+            name,
+            mode: layout.mode,
+            backend,
+            rec: Recorder::new(fs),
+            removed: false,
+        };
+        if let Err(e) = cg.backend.create(&mut cg.rec) {
+            // Undo what was created before the failure; the creation error is the news.
+            let _ = cg.remove();
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    /// `nsx-<pid>-<lesson>`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn version(&self) -> Version {
+        self.backend.version()
+    }
+
+    /// Every directory of this cgroup (one per v1 hierarchy; one on v2).
+    pub fn dirs(&self) -> Vec<&Path> {
+        self.backend.dirs()
+    }
+
+    /// The directory holding `c`'s control files.
+    pub fn dir(&self, c: Controller) -> Option<&Path> {
+        self.backend.dir(c)
+    }
+
+    /// The file a PID is written into to join: `cgroup.procs` on both versions (v1's
+    /// `tasks` would move a single thread; see [`rosetta()`]).
+    pub fn membership_file(&self) -> &'static str {
+        "cgroup.procs"
+    }
+
+    /// Memory hard limit: v1 memory.limit_in_bytes (+ memory.memsw.limit_in_bytes),
+    /// v2 memory.max (+ memory.swap.max = 0).
+    pub fn set_memory_max(&mut self, bytes: u64) -> Result<()> {
+        self.backend.set_memory_max(&mut self.rec, bytes)
+    }
+
+    /// CPU bandwidth: at most `quota_us` of CPU time per `period_us` (v1
+    /// cpu.cfs_period_us + cpu.cfs_quota_us, v2 cpu.max). Both in microseconds; the
+    /// kernel wants the period in 1 ms..1 s and the quota ≥ 1 ms (sched-bwc.rst).
+    pub fn set_cpu_quota(&mut self, quota_us: u64, period_us: u64) -> Result<()> {
+        self.backend
+            .set_cpu_quota(&mut self.rec, quota_us, period_us)
+    }
+
+    /// Process-count limit: pids.max on both versions.
+    pub fn set_pids_max(&mut self, max: u64) -> Result<()> {
+        self.backend.set_pids_max(&mut self.rec, max)
+    }
+
+    /// Moves the whole process `pid` (all its threads) into the cgroup.
+    pub fn add_process(&mut self, pid: i32) -> Result<()> {
+        if pid <= 0 {
+            // Writing 0 moves the writer itself: nsx would put itself under the limit.
+            return Err(Error::Other(format!(
+                "refusing to move PID {pid} into a lesson cgroup"
+            )));
+        }
+        self.backend.add_process(&mut self.rec, pid)
+    }
+
+    pub fn memory_stats(&mut self) -> Result<MemoryStats> {
+        self.backend.memory_stats(&mut self.rec)
+    }
+
+    pub fn cpu_stats(&mut self) -> Result<CpuStats> {
+        self.backend.cpu_stats(&mut self.rec)
+    }
+
+    pub fn pids_stats(&mut self) -> Result<PidsStats> {
+        self.backend.pids_stats(&mut self.rec)
+    }
+
+    /// Every step so far, in order.
+    pub fn actions(&self) -> &[Action] {
+        self.rec.actions()
+    }
+
+    /// The steps since the last call (so each lesson step shows its own).
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        self.rec.take_actions()
+    }
+
+    /// Removes every directory of the cgroup, children first, waiting up to
+    /// [`REMOVE_BUDGET`] for processes that are still exiting. Calling it again after
+    /// success does nothing.
+    pub fn remove(&mut self) -> Result<()> {
+        if self.removed {
+            return Ok(());
+        }
+        self.backend
+            .remove(&mut self.rec, Instant::now() + REMOVE_BUDGET)?;
+        self.removed = true;
+        Ok(())
+    }
+}
+
+impl Drop for LessonCgroup {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        // Drop cannot return the error, and a silent leak would surprise the next run:
+        // say where the leftover is. `nsx` sweeps it once this process is gone.
+        if let Err(e) = self.remove() {
+            eprintln!("nsx: could not remove cgroup {}: {e}", self.name);
+        }
+    }
+}
+
+/// mkdir `dir`. If it exists it is a leftover of an earlier nsx that had our PID (the
+/// name holds the PID, and this process creates each lesson cgroup once): remove it,
+/// which only works when it is empty, and create it again.
+pub(crate) fn mkdir_fresh(rec: &mut Recorder, dir: &Path) -> Result<()> {
+    match rec.mkdir(dir) {
+        Err(e) if e.errno() == Some(Errno::EEXIST) => {
+            rec.rmdir(dir)?;
+            rec.mkdir(dir)
+        }
+        other => other,
+    }
+}
+
+/// Reads `path` and parses it; a parse error also names the full path.
+pub(crate) fn parsed<T>(
+    rec: &mut Recorder,
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T>,
+) -> Result<T> {
+    let text = rec.read(path)?;
+    parse(&text).map_err(|e| in_file(e, path))
+}
+
+/// Like [`parsed`] for files only some kernels have: `None` when absent.
+pub(crate) fn parsed_optional<T>(
+    rec: &mut Recorder,
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T>,
+) -> Result<Option<T>> {
+    match rec.read_optional(path)? {
+        Some(text) => parse(&text).map(Some).map_err(|e| in_file(e, path)),
+        None => Ok(None),
+    }
+}
+
+fn in_file(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Other(m) => Error::Other(format!("{m} (in {})", path.display())),
+        e => e,
+    }
+}
