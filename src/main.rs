@@ -105,14 +105,11 @@ fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
         number += 1;
         out(&render::human::step(step, number))?;
         if pause {
+            // Probes released so far are done: reap them now so no zombie shows in a
+            // student's `ps` during the pause.
+            nsx::sandbox::reap_released();
             out("\n  [press Enter for the next step] ")?;
-            let mut line = String::new();
-            if let Err(e) = std::io::stdin().read_line(&mut line) {
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    signals::check()?;
-                }
-            }
-            signals::check()?;
+            wait_for_enter()?;
         }
         Ok(())
     };
@@ -136,4 +133,39 @@ fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
         }
     }
     Ok(if report.ok { 0 } else { 1 })
+}
+
+/// Waits for a line on standard input (or EOF). Polls the signal self-pipe beside stdin,
+/// so a Ctrl-C during a --step pause ends the lesson even if it lands just before the wait
+/// (std's read_line would retry on EINTR and keep waiting).
+fn wait_for_enter() -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let mut byte = [0u8; 1];
+    loop {
+        signals::check()?;
+        let mut fds = vec![PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+        if let Some(wake) = signals::wake_fd() {
+            fds.push(PollFd::new(wake, PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(nsx::error::sys("poll", "standard input", e)),
+            Ok(_) => {}
+        }
+        if fds
+            .get(1)
+            .and_then(|f| f.revents())
+            .is_some_and(|r| !r.is_empty())
+        {
+            continue; // a signal: check() above turns it into Interrupted
+        }
+        match nix::unistd::read(&stdin, &mut byte) {
+            Ok(0) => return Ok(()),
+            Ok(_) if byte[0] == b'\n' => return Ok(()),
+            Ok(_) | Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+            Err(e) => return Err(nsx::error::sys("read", "standard input", e)),
+        }
+    }
 }

@@ -12,16 +12,32 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal
 use crate::error::{Error, Result};
 
 static PENDING: AtomicI32 = AtomicI32::new(0);
+/// Write end of the self-pipe: a wait that must not miss a signal (the --step pause)
+/// polls its read end, so a signal that lands just before the wait still wakes it.
+static WAKE_W: AtomicI32 = AtomicI32::new(-1);
+static WAKE_R: AtomicI32 = AtomicI32::new(-1);
 
 const HANDLED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 extern "C" fn record(sig: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
+    // Only an atomic store and write(2): both async-signal-safe (signal-safety(7)).
     PENDING.store(sig, Ordering::SeqCst);
+    let fd = WAKE_W.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: writing one byte from a valid buffer; a full pipe just drops it.
+        unsafe { libc::write(fd, b"s".as_ptr().cast(), 1) };
+    }
 }
 
 /// Installs the recording handler in nsx (the parent).
 pub fn install() {
+    if let Ok((r, w)) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+    {
+        use std::os::fd::IntoRawFd;
+        WAKE_R.store(r.into_raw_fd(), Ordering::SeqCst);
+        WAKE_W.store(w.into_raw_fd(), Ordering::SeqCst);
+    }
     let action = SigAction::new(
         SigHandler::Handler(record),
         SaFlags::empty(),
@@ -61,4 +77,11 @@ pub fn check() -> Result<()> {
         Some(sig) => Err(Error::Interrupted(sig)),
         None => Ok(()),
     }
+}
+
+/// The read end of the self-pipe, readable once a handled signal has arrived.
+pub fn wake_fd() -> Option<std::os::fd::BorrowedFd<'static>> {
+    let fd = WAKE_R.load(Ordering::SeqCst);
+    // SAFETY: the descriptor is opened once in install() and never closed.
+    (fd >= 0).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
 }

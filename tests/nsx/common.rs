@@ -239,7 +239,7 @@ pub fn stable_human(text: &str) -> String {
     // The host column of count rows (processes, mounts) is the host's own business.
     for re in [
         r"processes listed in /proc +(\d+) +(\d+)?",
-        r"mounts in /proc/self/mountinfo +(\d+) +(\d+)",
+        r"mounts in /proc/self/mountinfo +(\d+)",
     ] {
         for c in regex::Regex::new(re).unwrap().captures_iter(text) {
             for i in 1..c.len() {
@@ -253,7 +253,19 @@ pub fn stable_human(text: &str) -> String {
         }
     }
     numbers.retain(|n| *n >= 10);
-    let s = stabilize_text(text, &numbers);
+    // The mount count inside differs from the host's by what the probe mounted: keep that
+    // difference, which is the lesson, and hide only the host's own count.
+    let mount_row =
+        regex::Regex::new(r"(?m)^(.*mounts in /proc/self/mountinfo +)(\d+)( +)(\d+)$").unwrap();
+    let text = mount_row.replace_all(text, |c: &regex::Captures| {
+        let (host, inside): (i64, i64) = (c[2].parse().unwrap(), c[4].parse().unwrap());
+        let delta = match inside - host {
+            0 => "[M]".to_string(),
+            d => format!("[M{d:+}]"),
+        };
+        format!("{}[M]{}{delta}", &c[1], &c[3])
+    });
+    let s = stabilize_text(&text, &numbers);
     // Column widths follow the widths of the real values; keep the words, not the padding.
     let s = regex_replace(&s, r"(\S)  +", "$1  ");
     // Two host-dependent values read a moment apart (a process count) may differ or not:

@@ -6,3 +6,4 @@ mod common;
 mod leaks;
 mod lessons;
 mod rootless;
+mod signals;

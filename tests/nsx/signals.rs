@@ -1,0 +1,291 @@
+//! Interrupted runs: SIGINT or SIGTERM at any moment ends a lesson with everything
+//! removed; SIGKILL of nsx takes its probes with it (PR_SET_PDEATHSIG) and the next run
+//! sweeps what it could not remove.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap()
+}
+
+/// Processes whose executable is `exe`, polled until none is left or `within` passes.
+fn wait_none_running(exe: &Path, within: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let running: Vec<u32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                (std::fs::read_link(e.path().join("exe")).ok()? == exe).then_some(pid)
+            })
+            .collect();
+        if running.is_empty() || Instant::now() > deadline {
+            return running;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn temp_dirs_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("nsx-{pid}-")))
+        .collect()
+}
+
+#[test]
+fn sigint_and_sigterm_at_any_moment_leave_nothing() {
+    if !privileged("signal test") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-sigtest");
+    let (mounts, name) = (mountinfo(), hostname());
+    let mut interrupted = 0;
+    for id in ["pid", "mount", "uts"] {
+        for (i, delay_us) in [0u64, 300, 700, 1200, 2000, 3000, 4500, 7000]
+            .into_iter()
+            .enumerate()
+        {
+            let sig = if i % 2 == 0 {
+                libc::SIGINT
+            } else {
+                libc::SIGTERM
+            };
+            let child = spawn(
+                Command::new(&exe)
+                    .args(["lesson", id])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped()),
+            );
+            let pid = child.id();
+            std::thread::sleep(Duration::from_micros(delay_us));
+            // SAFETY: the child is ours and not yet waited for, so the PID is still its.
+            unsafe { libc::kill(pid as i32, sig) };
+            let out = child.wait_with_output().unwrap();
+            let code = out.status.code();
+            let err = stderr(&out);
+            assert!(!err.contains("panicked"), "{id} after {delay_us}µs: {err}");
+            // Either the signal arrived before nsx set up its handler (killed by it), or
+            // nsx ended cleanly with 128+sig, or the lesson had already finished.
+            assert!(
+                code.is_none() || code == Some(128 + sig) || code == Some(0),
+                "{id} after {delay_us}µs: {:?} {err}",
+                out.status
+            );
+            if code == Some(128 + sig) {
+                interrupted += 1;
+                assert!(err.contains("interrupted by SIG"), "{err}");
+            }
+            assert!(
+                wait_none_running(&exe, Duration::from_secs(2)).is_empty(),
+                "{id}: a probe outlived nsx"
+            );
+            if code.is_some() {
+                assert!(
+                    temp_dirs_of(pid).is_empty(),
+                    "{id}: left {:?}",
+                    temp_dirs_of(pid)
+                );
+            }
+            assert_eq!(
+                mountinfo(),
+                mounts,
+                "{id} after {delay_us}µs changed the host's mounts"
+            );
+            assert_eq!(hostname(), name);
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "no run was interrupted mid-lesson: the delays are too long for this machine"
+    );
+}
+
+#[test]
+fn sigkill_takes_the_probes_along_and_the_next_run_sweeps() {
+    if !privileged("SIGKILL test") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-killtest");
+    let mounts = mountinfo();
+    let mut killed = Vec::new();
+    for delay_us in [500u64, 1500, 3000, 5000] {
+        let mut child = spawn(
+            Command::new(&exe)
+                .args(["lesson", "mount"])
+                .stdout(Stdio::null()),
+        );
+        std::thread::sleep(Duration::from_micros(delay_us));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        killed.push(child.id());
+        assert!(
+            wait_none_running(&exe, Duration::from_secs(2)).is_empty(),
+            "a probe survived SIGKILL of nsx"
+        );
+        assert_eq!(mountinfo(), mounts);
+    }
+    // A killed run cannot remove its temp dir; the next run does.
+    let out = Command::new(&exe)
+        .args(["lesson", "mount", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    for pid in killed {
+        assert!(
+            temp_dirs_of(pid).is_empty(),
+            "left by killed run {pid}: {:?}",
+            temp_dirs_of(pid)
+        );
+    }
+}
+
+/// Starts `nsx lesson <id> --step` with a pseudo-terminal as stdin, so it pauses after
+/// its first step, and returns once it is waiting there: a deterministic mid-lesson point.
+fn paused_at_first_step(
+    exe: &Path,
+    id: &str,
+) -> (
+    std::process::Child,
+    std::os::fd::OwnedFd,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors into the given integers.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    // SAFETY: both descriptors were just returned by openpty and are owned here.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let mut child = spawn(
+        Command::new(exe)
+            .args(["lesson", id, "--step"])
+            .stdin(Stdio::from(slave))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while !seen.contains("[press Enter") {
+        line.clear();
+        // The prompt has no newline: read what there is up to it.
+        let buf = out.fill_buf().unwrap();
+        assert!(!buf.is_empty(), "nsx ended before pausing: {seen}");
+        line.push_str(&String::from_utf8_lossy(buf));
+        let n = buf.len();
+        out.consume(n);
+        seen.push_str(&line);
+    }
+    (child, master, out)
+}
+
+#[test]
+fn interrupting_a_paused_lesson_removes_everything() {
+    if !privileged("paused SIGINT test") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-pausetest");
+    let (mounts, name) = (mountinfo(), hostname());
+    for id in ["pid", "mount", "uts"] {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            let (child, _master, _out) = paused_at_first_step(&exe, id);
+            let pid = child.id();
+            // SAFETY: our child, not yet waited for.
+            unsafe { libc::kill(pid as i32, sig) };
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(out.status.code(), Some(128 + sig), "{id}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains("interrupted by SIG"),
+                "{}",
+                stderr(&out)
+            );
+            assert!(
+                temp_dirs_of(pid).is_empty(),
+                "{id}: left {:?}",
+                temp_dirs_of(pid)
+            );
+            assert!(wait_none_running(&exe, Duration::from_secs(2)).is_empty());
+            assert_eq!(mountinfo(), mounts);
+            assert_eq!(hostname(), name);
+        }
+    }
+}
+
+#[test]
+fn a_sigkilled_run_is_swept_by_the_next() {
+    if !privileged("SIGKILL sweep test") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-sweeptest");
+    // The mount lesson holds its demo directory from before its first step to its end.
+    let (mut child, _master, _out) = paused_at_first_step(&exe, "mount");
+    let pid = child.id();
+    assert_eq!(
+        temp_dirs_of(pid).len(),
+        1,
+        "the paused lesson should hold its temp dir"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        wait_none_running(&exe, Duration::from_secs(2)).is_empty(),
+        "a probe survived SIGKILL"
+    );
+    assert_eq!(
+        temp_dirs_of(pid).len(),
+        1,
+        "SIGKILL gives no chance to clean up"
+    );
+    let out = Command::new(&exe)
+        .args(["lesson", "uts", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        temp_dirs_of(pid).is_empty(),
+        "the next run did not sweep {:?}",
+        temp_dirs_of(pid)
+    );
+}
+
+#[test]
+fn enter_moves_a_paused_lesson_on_to_the_end() {
+    if !privileged("--step with a terminal") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-steptest");
+    let (mut child, master, mut out) = paused_at_first_step(&exe, "uts");
+    let mut tty = std::fs::File::from(master);
+    use std::io::{Read, Write};
+    // Two steps in the uts lesson: one Enter per pause.
+    tty.write_all(b"\n\n").unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(
+        rest.contains("step 2") && rest.contains("facts hold"),
+        "{rest}"
+    );
+}
