@@ -3,8 +3,9 @@
 # cache, without installing anything on this machine:
 #
 #   - the Debian kernel (linux-image-amd64 resolved to its versioned package),
-#   - qemu-system-x86 with its firmware (seabios, qemu-system-data) and the shared
-#     libraries it needs that this machine does not already have,
+#   - qemu-system-x86 with its TCG accelerator module (qemu-system-common), its
+#     firmware (seabios, qemu-system-data) and the shared libraries it needs that
+#     this machine does not already have,
 #   - busybox-static (the VM's userland).
 #
 # Each package is fetched with `apt-get download` and unpacked with `dpkg -x` into
@@ -41,6 +42,8 @@ die() { printf 'fetch: error: %s\n' "$*" >&2; exit 1; }
 # Paths into the unpacked tree, shared with run.sh (which sources this file's stamp).
 qemu_bin=$cache/root/usr/bin/qemu-system-x86_64
 busybox_bin=$cache/root/bin/busybox
+# QEMU loads TCG as a module; run.sh points QEMU_MODULE_DIR at its directory.
+tcg_module=$cache/root/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so
 
 lib_path() {
   local d out=""
@@ -54,7 +57,7 @@ lib_path() {
 if [[ ${1:-} != --refresh && -f $stamp ]]; then
   # shellcheck source=/dev/null
   source "$stamp"
-  if [[ -x $qemu_bin && -x $busybox_bin && -f $cache/root/boot/vmlinuz-${NSX_VM_KVER:-none} ]]; then
+  if [[ -x $qemu_bin && -f $tcg_module && -x $busybox_bin && -f $cache/${NSX_VM_KIMAGE:-none} ]]; then
     log "cached in $cache: kernel $NSX_VM_KVER, $(<"$cache/packages.txt" wc -l) packages (nothing fetched)"
     exit 0
   fi
@@ -127,7 +130,7 @@ fetch_pkgs() {
   done
 }
 
-fetch_pkgs busybox-static qemu-system-x86 qemu-system-data seabios "$kpkg" "${qemu_libs[@]}"
+fetch_pkgs busybox-static qemu-system-x86 qemu-system-common qemu-system-data seabios "$kpkg" "${qemu_libs[@]}"
 
 # soname -> Debian package name, per policy 8.1: libfoo.so.1 -> libfoo1,
 # libfoo-3.so.200 -> libfoo-3-200 (a hyphen when the name ends in a digit).
@@ -139,11 +142,12 @@ soname_pkg() {
   if [[ $base =~ [0-9]$ ]]; then printf '%s-%s\n' "$base" "$ver"; else printf '%s%s\n' "$base" "$ver"; fi
 }
 
-# Check that qemu finds every library, fetching what this machine lacks.
+# Check that qemu and its TCG module find every library, fetching what this
+# machine lacks.
 missing_libs() {
-  LD_LIBRARY_PATH=$(lib_path) ldd "$qemu_bin" | awk '/=> not found/ { print $1 }'
+  LD_LIBRARY_PATH=$(lib_path) ldd "$qemu_bin" "$tcg_module" | awk '/=> not found/ { print $1 }' | sort -u
 }
-for _round in 1 2 3 4; do
+for _ in 1 2 3 4; do
   mapfile -t missing < <(missing_libs)
   [[ ${#missing[@]} -eq 0 ]] && break
   guessed=()
@@ -161,7 +165,36 @@ LD_LIBRARY_PATH=$(lib_path) "$qemu_bin" --version | head -n1 | sed 's/^/fetch: /
 [[ -f $cache/root/boot/vmlinuz-$kver ]] || die "kernel image vmlinuz-$kver missing after unpacking $kpkg"
 [[ -d $cache/root/lib/modules/$kver ]] || die "modules for $kver missing after unpacking $kpkg"
 
+# Under TCG the kernel's own decompression of vmlinuz (xz) costs seconds at every
+# boot. Decompress it once here instead: the result is an ELF vmlinux with a PVH
+# entry note (CONFIG_PVH), which QEMU boots directly. Falls back to vmlinuz.
+vmlinux_from() {
+  local img=$1 dest=$2 magic off
+  for magic in $'\xfd7zXZ' $'\x28\xb5\x2f\xfd' $'\x1f\x8b\x08'; do
+    while IFS=: read -r off _; do
+      case $magic in
+      $'\xfd7zXZ') tail -c +$((off + 1)) "$img" | xz -dcq --single-stream >"$dest.tmp" 2>/dev/null || true ;;
+      $'\x28\xb5\x2f\xfd') tail -c +$((off + 1)) "$img" | zstd -dcq >"$dest.tmp" 2>/dev/null || true ;;
+      *) tail -c +$((off + 1)) "$img" | gzip -dcq >"$dest.tmp" 2>/dev/null || true ;;
+      esac
+      if [[ $(head -c 4 "$dest.tmp" 2>/dev/null | od -An -tx1 | tr -d ' ') == 7f454c46 ]]; then
+        mv "$dest.tmp" "$dest"
+        return 0
+      fi
+    done < <(LC_ALL=C grep -abo "$magic" "$img" 2>/dev/null | head -n 3)
+  done
+  rm -f "$dest.tmp"
+  return 1
+}
+kimage=boot/vmlinuz-$kver
+if [[ -f $cache/vmlinux-$kver ]] || vmlinux_from "$cache/root/boot/vmlinuz-$kver" "$cache/vmlinux-$kver"; then
+  kimage=vmlinux-$kver
+  log "kernel image: $kimage (uncompressed, PVH boot)"
+else
+  log "warning: could not decompress vmlinuz-$kver; booting it as is (slower under TCG)"
+fi
+
 (cd "$cache/unpacked" && ls) >"$cache/packages.txt"
-printf 'NSX_VM_KVER=%q\n' "$kver" >"$stamp.tmp"
+printf 'NSX_VM_KVER=%q\nNSX_VM_KIMAGE=%q\n' "$kver" "$kimage" >"$stamp.tmp"
 mv "$stamp.tmp" "$stamp"
 log "ready in $cache: kernel $kver, $fetched package(s) fetched now"
