@@ -155,6 +155,9 @@ add_module() {
 }
 for m in "${modules[@]}"; do add_module "$m"; done
 printf '%s\n' "${mod_order[@]}" >"$s/nsx-vm/modules"
+# modules.dep and modules.alias for these modules, so that modprobe and the kernel's
+# own on-demand loading (e.g. "fs-overlay", "rtnl-link-veth") find them too.
+"$busybox" depmod -b "$s" "$kver" || die "busybox depmod failed"
 
 nonce=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 cat >"$s/nsx-vm/config" <<EOF
