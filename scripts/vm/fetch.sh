@@ -173,7 +173,7 @@ vmlinux_from() {
   for magic in $'\xfd7zXZ' $'\x28\xb5\x2f\xfd' $'\x1f\x8b\x08'; do
     while IFS=: read -r off _; do
       case $magic in
-      $'\xfd7zXZ') tail -c +$((off + 1)) "$img" | xz -dcq --single-stream >"$dest.tmp" 2>/dev/null || true ;;
+      $'\xfd7zXZ') tail -c +$((off + 1)) "$img" | "$xz" -dcq --single-stream >"$dest.tmp" 2>/dev/null || true ;;
       $'\x28\xb5\x2f\xfd') tail -c +$((off + 1)) "$img" | zstd -dcq >"$dest.tmp" 2>/dev/null || true ;;
       *) tail -c +$((off + 1)) "$img" | gzip -dcq >"$dest.tmp" 2>/dev/null || true ;;
       esac
@@ -186,6 +186,13 @@ vmlinux_from() {
   rm -f "$dest.tmp"
   return 1
 }
+# Debian kernels are xz-compressed (with a BCJ filter busybox's xz cannot undo):
+# use the host's xz, or xz-utils from the archive where the host has none.
+xz=$(command -v xz || true)
+if [[ -z $xz ]]; then
+  fetch_pkgs xz-utils
+  xz=$cache/root/usr/bin/xz
+fi
 kimage=boot/vmlinuz-$kver
 if [[ -f $cache/vmlinux-$kver ]] || vmlinux_from "$cache/root/boot/vmlinuz-$kver" "$cache/vmlinux-$kver"; then
   kimage=vmlinux-$kver
