@@ -5,5 +5,6 @@ mod cli;
 mod common;
 mod leaks;
 mod lessons;
+mod matrix;
 mod rootless;
 mod signals;
