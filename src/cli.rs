@@ -49,6 +49,22 @@ pub enum Command {
         after_help = "Examples:\n  sudo nsx lesson pid\n  nsx lesson uts --hostname box1 --step\n  nsx lesson mount --format json | jq .ok"
     )]
     Lesson(LessonArgs),
+    /// Run every lesson this machine supports, in curriculum order, then a summary.
+    #[command(
+        after_help = "Examples:\n  sudo nsx tour --step          a live demo: Enter moves on\n  nsx tour --skip cpu,cost      the quick tour\n  nsx tour --format json | jq '.[] | {lesson, ok}'"
+    )]
+    Tour(TourArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TourArgs {
+    /// Wait for Enter between steps and between lessons (ignored when stdin is not a terminal).
+    #[arg(long)]
+    pub step: bool,
+
+    /// Lessons to leave out, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(lessons::ids()))]
+    pub skip: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use nsx::cli::{Cli, Color, Command, Format, LessonArgs};
+use nsx::cli::{Cli, Color, Command, Format, LessonArgs, TourArgs};
 use nsx::error::{Error, Result};
 use nsx::lessons::{self, Options};
 use nsx::render;
@@ -74,23 +74,38 @@ fn run(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Lesson(args) => lesson(cli.format, args),
+        Command::Tour(args) => tour(cli.format, args),
     }
 }
 
-fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
-    let lesson = lessons::find(&args.id)
-        .ok_or_else(|| Error::Usage(format!("unknown lesson {}", args.id)))?;
+/// Whether --step can pause here; says why not when it cannot.
+fn can_pause(step: bool, format: Format) -> bool {
     let human = format == Format::Human;
-    let pause = args.step && human && std::io::stdin().is_terminal();
-    if args.step && human && !pause {
+    let pause = step && human && std::io::stdin().is_terminal();
+    if step && human && !pause {
         eprintln!(
             "nsx: --step: standard input is not a terminal, so nsx will not pause between steps"
         );
     }
-    if args.explain && human {
-        out(lesson.narrative)?;
-        out("\n")?;
-    }
+    pause
+}
+
+fn pause_here(prompt: &str) -> Result<()> {
+    // Probes released so far are done: reap them now so no zombie shows in a student's
+    // `ps` during the pause.
+    nsx::sandbox::reap_released();
+    out(&format!("\n  [press Enter {prompt}] "))?;
+    wait_for_enter()
+}
+
+/// Runs one lesson, printing its human output as it goes (header, each step, footer).
+fn run_one(
+    lesson: &'static lessons::Lesson,
+    options: Options,
+    format: Format,
+    pause: bool,
+) -> Result<nsx::report::Report> {
+    let human = format == Format::Human;
     if human {
         out(&render::human::header(
             lesson,
@@ -105,34 +120,93 @@ fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
         number += 1;
         out(&render::human::step(step, number))?;
         if pause {
-            // Probes released so far are done: reap them now so no zombie shows in a
-            // student's `ps` during the pause.
-            nsx::sandbox::reap_released();
-            out("\n  [press Enter for the next step] ")?;
-            wait_for_enter()?;
+            pause_here("for the next step")?;
         }
         Ok(())
     };
+    let report = lessons::run(lesson, options, &mut on_step)?;
+    if human {
+        out(&render::human::footer(&report))?;
+    }
+    Ok(report)
+}
+
+fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
+    let lesson = lessons::find(&args.id)
+        .ok_or_else(|| Error::Usage(format!("unknown lesson {}", args.id)))?;
+    let pause = can_pause(args.step, format);
+    if args.explain && format == Format::Human {
+        out(lesson.narrative)?;
+        out("\n")?;
+    }
     let options = Options {
         hostname: args.hostname.clone(),
     };
-    let report = lessons::run(lesson, options, &mut on_step)?;
-    match format {
-        Format::Human => out(&render::human::footer(&report))?,
-        Format::Json => {
-            if args.explain {
-                let mut value = serde_json::to_value(&report).expect("serialisable");
-                value["narrative"] = serde_json::Value::String(lesson.narrative.to_string());
-                out(&format!(
-                    "{}\n",
-                    serde_json::to_string_pretty(&value).expect("serialisable")
-                ))?;
-            } else {
-                out(&render::json(&report))?;
-            }
+    let report = run_one(lesson, options, format, pause)?;
+    if format == Format::Json {
+        let mut value = serde_json::to_value(&report).expect("serialisable");
+        if args.explain {
+            value["narrative"] = serde_json::Value::String(lesson.narrative.to_string());
         }
+        out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&value).expect("serialisable")
+        ))?;
     }
     Ok(if report.ok { 0 } else { 1 })
+}
+
+/// Every supported lesson in curriculum order, a recap after each, a summary at the end.
+fn tour(format: Format, args: &TourArgs) -> Result<i32> {
+    let pause = can_pause(args.step, format);
+    let human = format == Format::Human;
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for lesson in lessons::LESSONS
+        .iter()
+        .filter(|l| !args.skip.iter().any(|s| s == l.id))
+    {
+        if let lessons::Support::No { reason, fix } = lesson.support() {
+            if human {
+                out(&render::human::tour_skipped(lesson, &reason, &fix))?;
+            }
+            json.push(serde_json::json!({ "lesson": lesson.id, "skipped": true, "reason": reason, "fix": fix }));
+            rows.push(render::human::TourRow {
+                lesson,
+                report: None,
+                millis: 0.0,
+                skipped: Some(reason),
+            });
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let report = run_one(lesson, Options::default(), format, pause)?;
+        let millis = started.elapsed().as_secs_f64() * 1000.0;
+        if human {
+            out(&render::human::recap(&report))?;
+            if pause {
+                pause_here("for the next lesson")?;
+            }
+        }
+        json.push(serde_json::to_value(&report).expect("serialisable"));
+        rows.push(render::human::TourRow {
+            lesson,
+            report: Some(report),
+            millis,
+            skipped: None,
+        });
+    }
+    match format {
+        Format::Human => out(&render::human::tour_summary(&rows))?,
+        Format::Json => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&json).expect("serialisable")
+        ))?,
+    }
+    let all_ok = rows
+        .iter()
+        .all(|r| r.report.as_ref().is_none_or(|rep| rep.ok));
+    Ok(if all_ok { 0 } else { 1 })
 }
 
 /// Waits for a line on standard input (or EOF). Polls the signal self-pipe beside stdin,

@@ -193,3 +193,102 @@ fn pad(s: &str, w: usize) -> String {
         format!("{s}{}", " ".repeat(w - n))
     }
 }
+
+/// One line after a lesson in a tour: what it showed, from its own facts.
+pub fn recap(report: &Report) -> String {
+    let key = report
+        .facts
+        .iter()
+        .find(|f| !f.id.starts_with("before"))
+        .or(report.facts.first());
+    let mut s = String::new();
+    let _ = writeln!(s);
+    if let Some(f) = key {
+        let mark = if f.holds {
+            "✓".green().bold()
+        } else {
+            "✗".red().bold()
+        };
+        let _ = writeln!(
+            s,
+            "{} {} {mark} {}",
+            "recap".bold(),
+            format!("[{}]", report.lesson).bold(),
+            f.claim
+        );
+    }
+    let _ = writeln!(s, "{}", "─".repeat(72).dimmed());
+    s
+}
+
+pub fn tour_skipped(lesson: &Lesson, reason: &str, fix: &str) -> String {
+    format!(
+        "\n{} {}: {reason}\n  fix: {fix}\n{}\n",
+        "skipped".yellow().bold(),
+        lesson.id.bold(),
+        "─".repeat(72).dimmed()
+    )
+}
+
+/// One lesson's line in the tour's summary.
+pub struct TourRow {
+    pub lesson: &'static Lesson,
+    pub report: Option<Report>,
+    pub millis: f64,
+    pub skipped: Option<String>,
+}
+
+pub fn tour_summary(rows: &[TourRow]) -> String {
+    let mut s = String::new();
+    let id_w = rows
+        .iter()
+        .map(|r| width(r.lesson.id))
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let _ = writeln!(s);
+    let _ = writeln!(s, "{}", "tour summary".bold());
+    let _ = writeln!(
+        s,
+        "  {}  {:>11}  {:>9}",
+        pad("lesson", id_w),
+        "facts held",
+        "time"
+    );
+    let mut total = 0.0;
+    for row in rows {
+        match (&row.report, &row.skipped) {
+            (Some(report), _) => {
+                total += row.millis;
+                let held = format!("{}/{}", report.held(), report.facts.len());
+                let held = if report.ok { held.green() } else { held.red() };
+                let _ = writeln!(
+                    s,
+                    "  {}  {:>11}  {:>6.0} ms",
+                    pad(row.lesson.id, id_w),
+                    held,
+                    row.millis
+                );
+            }
+            (None, reason) => {
+                let _ = writeln!(
+                    s,
+                    "  {}  {:>11}  {}",
+                    pad(row.lesson.id, id_w),
+                    "skipped".yellow(),
+                    reason.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    let ran = rows.iter().filter(|r| r.report.is_some()).count();
+    let ok = rows
+        .iter()
+        .filter(|r| r.report.as_ref().is_some_and(|x| x.ok))
+        .count();
+    let _ = writeln!(
+        s,
+        "  {ok} of {ran} lessons held every fact, in {total:.0} ms of lessons"
+    );
+    s
+}

@@ -8,3 +8,4 @@ mod lessons;
 mod matrix;
 mod rootless;
 mod signals;
+mod tour;
