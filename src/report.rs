@@ -62,6 +62,8 @@ pub struct Step {
     #[serde(default)]
     pub notes: Vec<String>,
     /// Lesson-specific values the probe reported besides its view (e.g. getpid()).
+    /// `"columns": [a, b]` renames the two table columns when they are not the host's
+    /// and the container's view of one thing (the cost lesson's time and bar).
     #[serde(default)]
     pub extra: Value,
     /// What the host saw of the probe (through /proc/<pid>) and of itself.

@@ -3,6 +3,7 @@
 //! A lesson runs probes through the sandbox, turns what both sides saw into steps and
 //! facts, and never prints: the renderer does, as each step arrives.
 
+pub mod cost;
 pub mod mount;
 pub mod pid;
 pub mod uts;
@@ -38,7 +39,7 @@ pub struct Lesson {
 }
 
 /// Every lesson, in curriculum order.
-pub static LESSONS: &[Lesson] = &[pid::LESSON, mount::LESSON, uts::LESSON];
+pub static LESSONS: &[Lesson] = &[pid::LESSON, mount::LESSON, uts::LESSON, cost::LESSON];
 
 pub fn find(id: &str) -> Option<&'static Lesson> {
     LESSONS.iter().find(|l| l.id == id)
@@ -263,7 +264,7 @@ mod tests {
 
     #[test]
     fn ids_are_unique_and_in_curriculum_order() {
-        assert_eq!(ids(), ["pid", "mount", "uts"]);
+        assert_eq!(ids(), ["pid", "mount", "uts", "cost"]);
     }
 
     #[test]

@@ -44,8 +44,21 @@ pub fn step(step: &Step, number: usize) -> String {
     for action in &step.actions {
         let _ = writeln!(s, "  {} {}", "$".dimmed(), action);
     }
-    let host_head = format!("host sees ({})", step.host.source);
-    let cont_head = format!("container sees ({})", step.container.source);
+    // A step may name its own two columns (the cost lesson's "median" and "bar"); then
+    // the columns are not two views of one thing and a difference marks nothing.
+    let columns: Option<Vec<&str>> = step
+        .extra
+        .get("columns")
+        .and_then(|c| c.as_array())
+        .map(|c| c.iter().filter_map(|v| v.as_str()).collect());
+    let (host_head, cont_head, compare) = match columns.as_deref() {
+        Some([a, b]) => (a.to_string(), b.to_string(), false),
+        _ => (
+            format!("host sees ({})", step.host.source),
+            format!("container sees ({})", step.container.source),
+            true,
+        ),
+    };
     let label_w = step.rows.iter().map(|r| width(&r.label)).max().unwrap_or(0);
     let host_w = step
         .rows
@@ -63,7 +76,7 @@ pub fn step(step: &Step, number: usize) -> String {
         cont_head.underline()
     );
     for row in &step.rows {
-        let (mark, host, cont) = if row.differs() {
+        let (mark, host, cont) = if compare && row.differs() {
             (
                 "≠".yellow().bold(),
                 pad(&row.host, host_w).yellow().bold(),

@@ -133,6 +133,18 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
             "real host's / is [HOST-PROPAGATION].",
         ),
         (r"\b0 \d+ 1\b", "0 [UID] 1"),
+        // Timings and the bars drawn from them.
+        (r"\b\d+(\.\d+)? µs\b", "[T] µs"),
+        (r"[█▌]+", "[BAR]"),
+        (
+            r"\((over|under) a millisecond\)",
+            "([OVER/UNDER] a millisecond)",
+        ),
+        // Where nsx's own cgroup sits in this host's hierarchy.
+        (
+            r"/sys/fs/cgroup/(\S*?)/?nsx-",
+            "/sys/fs/cgroup/[OWN-CGROUP]/nsx-",
+        ),
     ];
     for (re, rep) in rules {
         s = regex_replace(&s, re, rep);
@@ -180,6 +192,7 @@ pub fn stable_json(report: &Value) -> Value {
             Value::Number(n) if n.as_u64().is_some_and(|x| numbers.contains(&x)) => {
                 Value::String("[N]".into())
             }
+            Value::Number(_) if key.ends_with("_us") => Value::String("[T]".into()),
             Value::String(s)
                 if key == "hostname" || key == "host_during" || key == "host_before" =>
             {

@@ -172,3 +172,15 @@ fn a_closed_pipe_ends_quietly() {
         }
     }
 }
+
+#[test]
+fn cost() {
+    check(
+        "cost",
+        &[
+            "namespaces-cost-microseconds",
+            "net-namespace-measured",
+            "container-start-is-a-process-start",
+        ],
+    );
+}
