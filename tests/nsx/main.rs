@@ -1,6 +1,7 @@
 //! The one integration-test binary: it runs the built `nsx` and never unshares or
 //! clones in this (multi-threaded) process.
 
+mod book;
 mod cli;
 mod common;
 mod leaks;
