@@ -153,15 +153,7 @@ impl Inside {
                 "internal: refusing to mount outside a private mount namespace".into(),
             ));
         }
-        // mount(2): a tmpfs needs no device; nosuid/nodev as container runtimes use.
-        mount(
-            Some(source),
-            target,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("size=1m,mode=0755"),
-        )
-        .ctx("mount tmpfs", target.display())?;
+        Self::mount_tmpfs_quiet(source, target)?;
         self.action(format!("mount -t tmpfs {source} {}", target.display()));
         Ok(())
     }
@@ -258,7 +250,10 @@ impl Inside {
     }
 
     /// Mounts a tmpfs without recording it (for nested children that report nothing).
+    /// Callers are inside a private mount namespace: [`Inside::mount_tmpfs`] checks, and
+    /// [`Inside::in_new_mount_ns`] only runs inside one.
     pub fn mount_tmpfs_quiet(source: &str, target: &Path) -> Result<()> {
+        // mount(2): a tmpfs needs no device; nosuid/nodev as container runtimes use.
         mount(
             Some(source),
             target,
