@@ -352,6 +352,8 @@ pub struct Child {
     data: Option<File>,
     release: Option<File>,
     reaped: bool,
+    /// The clone flags, user namespace included when nsx added one.
+    flags: CloneFlags,
     /// What was done to make this child, in order, parent and child side.
     pub actions: Vec<String>,
 }
@@ -372,7 +374,7 @@ where
     let (data_r, data_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "data")?;
     let (release_r, release_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "release")?;
 
-    match raw_clone(flags).ctx("clone", flag_names(flags))? {
+    match raw_clone(flags).map_err(|e| rootless_refusal(flags, "clone", &flag_names(flags), e))? {
         None => {
             drop((go_w, data_r, release_w));
             child_main(spec, flags, probe, go_r, data_w, release_r)
@@ -385,6 +387,7 @@ where
                 data: Some(File::from(data_r)),
                 release: Some(File::from(release_w)),
                 reaped: false,
+                flags,
                 actions: vec![format!("clone({} | SIGCHLD) = {pid}", flag_names(flags))],
             };
             if flags.contains(CloneFlags::CLONE_NEWUSER) {
@@ -435,7 +438,9 @@ impl Child {
                 errno,
                 text,
             }) => Err(if errno != 0 {
-                sys(op, target, Errno::from_raw(errno))
+                // In a user namespace nsx made, EPERM on a mount or sethostname means the
+                // namespace got no capabilities (an LSM restriction): not supported here.
+                rootless_refusal(self.flags, &op, &target, Errno::from_raw(errno))
             } else {
                 Error::Other(text)
             }),
@@ -500,7 +505,14 @@ impl Child {
             ("gid_map", format!("0 {gid} 1")),
         ] {
             let path = format!("{dir}/{file}");
-            std::fs::write(&path, &text).ctx("write", &path)?;
+            std::fs::write(&path, &text).map_err(|e| {
+                rootless_refusal(
+                    CloneFlags::CLONE_NEWUSER,
+                    "write",
+                    &path,
+                    nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                )
+            })?;
             self.actions.push(format!("echo '{text}' > {path}"));
         }
         Ok(())
@@ -533,6 +545,29 @@ pub fn reap_released() {
             let _ = kill(pid, Signal::SIGKILL);
         }
     }
+}
+
+/// A kernel refusal to let an unprivileged user create a user namespace or map ids in it
+/// (EPERM, EACCES, ENOSPC, from a sysctl, an LSM such as AppArmor, or a seccomp filter
+/// in an outer container) means "not supported here" (exit 77) with the reason and the
+/// fix; any other failure stays an error.
+pub fn rootless_refusal(flags: CloneFlags, op: &str, target: &str, errno: Errno) -> Error {
+    let refused = matches!(errno, Errno::EPERM | Errno::EACCES | Errno::ENOSPC);
+    if flags.contains(CloneFlags::CLONE_NEWUSER) && refused {
+        let hint = crate::error::explain(op, target, errno);
+        let (cause, fix) = match hint {
+            Some(h) => (h.cause, h.fix),
+            None => (
+                "this kernel or its security policy does not let an unprivileged user create user namespaces".to_string(),
+                "run nsx as root, or see `nsx doctor`".to_string(),
+            ),
+        };
+        return Error::Unsupported {
+            reason: format!("{op} {target}: {errno} ({cause})"),
+            fix,
+        };
+    }
+    sys(op, target, errno)
 }
 
 /// "exited with status 3", "killed by SIGKILL"
@@ -700,6 +735,31 @@ fn root_propagation() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_user_namespace_is_unsupported_not_a_failure() {
+        let user = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID;
+        for errno in [Errno::EPERM, Errno::EACCES, Errno::ENOSPC] {
+            let e = rootless_refusal(user, "clone", "CLONE_NEWUSER | CLONE_NEWPID", errno);
+            assert_eq!(e.exit_code(), 77, "{e}");
+            assert!(e.to_string().contains("fix:"), "{e}");
+        }
+        let e = rootless_refusal(user, "write", "/proc/42/uid_map", Errno::EPERM);
+        assert!(
+            e.to_string()
+                .contains("apparmor_restrict_unprivileged_userns"),
+            "{e}"
+        );
+        // As root (no user namespace asked for) an EPERM is a plain failure.
+        assert_eq!(
+            rootless_refusal(CloneFlags::CLONE_NEWPID, "clone", "x", Errno::EPERM).exit_code(),
+            1
+        );
+        assert_eq!(
+            rootless_refusal(user, "clone", "x", Errno::ENOMEM).exit_code(),
+            1
+        );
+    }
 
     #[test]
     fn leftovers_are_recognised_by_name() {
