@@ -7,8 +7,10 @@
 //! cli → lessons (run probes through `sandbox`, compare `observe` views into facts) →
 //! `report::Report` → `render::{human, json}`.
 
+pub mod caps;
 pub mod cgroup;
 pub mod cli;
+pub mod doctor;
 pub mod error;
 pub mod lessons;
 pub mod observe;

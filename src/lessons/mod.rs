@@ -5,6 +5,7 @@
 
 pub mod cost;
 pub mod mount;
+pub mod needs;
 pub mod pid;
 pub mod uts;
 
@@ -73,22 +74,11 @@ pub enum Support {
 }
 
 impl Lesson {
-    /// Checks this machine for what the lesson needs, without creating anything.
+    /// Checks this machine for what the lesson needs ([`Lesson::needs`], its `rootless`
+    /// field, the user-namespace sysctls without root), without creating anything: the
+    /// same decision `nsx doctor` shows ([`crate::doctor::check`]).
     pub fn support(&self) -> Support {
-        let privilege = Privilege::current();
-        if privilege == Privilege::Root {
-            return Support::Yes;
-        }
-        if let Rootless::No(why) = self.rootless {
-            return Support::No {
-                reason: format!("needs root: {why}"),
-                fix: format!("sudo nsx lesson {}", self.id),
-            };
-        }
-        match userns_restriction() {
-            Some((reason, fix)) => Support::No { reason, fix },
-            None => Support::Yes,
-        }
+        crate::doctor::support(self)
     }
 }
 

@@ -74,6 +74,30 @@ pub struct Proc {
     /// `<dir>/uid_map` and `gid_map` lines, whitespace folded.
     pub uid_map: Vec<String>,
     pub gid_map: Vec<String>,
+    /// More of status: what `nsx inspect` and `nsx doctor` show. Host-specific and not
+    /// compared by the lessons, so it stays out of the lesson JSON.
+    #[serde(skip)]
+    pub extra: ProcExtra,
+}
+
+/// Fields of `<dir>/status` (proc(5)) beyond those the lessons compare.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcExtra {
+    /// `Name:`: the command name (comm), at most 15 bytes.
+    pub name: String,
+    pub euid: u32,
+    pub egid: u32,
+    /// `CapPrm:`, `CapEff:`, `CapBnd:` and `CapAmb:` as bit masks (capabilities(7));
+    /// the last two are absent on very old kernels.
+    pub cap_prm: u64,
+    pub cap_eff: u64,
+    pub cap_bnd: Option<u64>,
+    pub cap_amb: Option<u64>,
+    /// `Seccomp:`: 0 disabled, 1 strict, 2 filter (seccomp(2)); absent without
+    /// CONFIG_SECCOMP.
+    pub seccomp: Option<u32>,
+    /// `NoNewPrivs:` (prctl(2) PR_SET_NO_NEW_PRIVS).
+    pub no_new_privs: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +179,17 @@ pub fn read_proc(dir: &Path) -> Result<Proc> {
         cgroup: read_lines(&dir.join("cgroup"))?,
         uid_map: read_lines(&dir.join("uid_map"))?,
         gid_map: read_lines(&dir.join("gid_map"))?,
+        extra: ProcExtra {
+            name: status.name,
+            euid: status.euid,
+            egid: status.egid,
+            cap_prm: status.capprm,
+            cap_eff: status.capeff,
+            cap_bnd: status.capbnd,
+            cap_amb: status.capamb,
+            seccomp: status.seccomp,
+            no_new_privs: status.nonewprivs.map(|v| v != 0),
+        },
     })
 }
 
