@@ -199,11 +199,17 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\'
+        // Three octal digits make one byte; `\777` (511) is no byte: kept as text.
+        let octal = (b[i] == b'\\'
             && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)))
+        .then(|| {
+            b[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |v, c| v * 8 + u32::from(c - b'0'))
+        })
+        .and_then(|v| u8::try_from(v).ok());
+        if let Some(v) = octal {
             out.push(v);
             i += 4;
         } else {
@@ -225,14 +231,25 @@ pub struct Membership {
     pub path: PathBuf,
 }
 
-/// Parses `/proc/<pid>/cgroup` (cgroups(7): `hierarchy-ID:controller-list:cgroup-path`).
+/// Parses `/proc/self/cgroup` (cgroups(7): `hierarchy-ID:controller-list:cgroup-path`).
 pub fn parse_proc_cgroup(text: &str) -> Result<Vec<Membership>> {
+    parse_proc_cgroup_of(text, Path::new("/proc/self/cgroup"))
+}
+
+/// Parses the text of `file`, a `/proc/<pid>/cgroup`; errors name `file`.
+pub fn parse_proc_cgroup_of(text: &str, file: &Path) -> Result<Vec<Membership>> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let bad = || Error::Other(format!("parse /proc/self/cgroup: line {}: {line:?}", n + 1));
+        let bad = || {
+            Error::Other(format!(
+                "parse {}: line {}: {line:?}",
+                file.display(),
+                n + 1
+            ))
+        };
         let mut parts = line.splitn(3, ':');
         let (id, list, path) = match (parts.next(), parts.next(), parts.next()) {
             (Some(i), Some(l), Some(p)) => (i, l, p),
@@ -334,6 +351,31 @@ impl Layout {
             return Ok(None);
         };
         own_dir(&candidates, &self.root, &member.path, controller).map(Some)
+    }
+
+    /// The directory, on this machine, of the cgroup that a line of any process's
+    /// `/proc/<pid>/cgroup` names (read in our cgroup namespace, as the mounts are): the
+    /// mount of that hierarchy plus the path below the mount's root. `None` when that
+    /// hierarchy is not mounted here or the cgroup lies outside the mounted part.
+    pub fn dir_of(&self, m: &Membership) -> Option<PathBuf> {
+        let mut wanted = m.controllers.clone();
+        wanted.sort();
+        let candidates: Vec<&CgroupMount> = self
+            .mounts
+            .iter()
+            .filter(|c| {
+                if m.hierarchy_id == 0 {
+                    return c.v2;
+                }
+                let mut have = c.controllers.clone();
+                have.sort();
+                !c.v2 && !wanted.is_empty() && have == wanted
+            })
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        own_dir(&candidates, &self.root, &m.path, "").ok()
     }
 
     /// Our own cgroup directory on the unified (v2) hierarchy, and that hierarchy's mount
@@ -464,6 +506,9 @@ mod tests {
         let m = parse_mountinfo(line).unwrap();
         assert_eq!(m[0].root, Path::new("/a b"));
         assert_eq!(m[0].mount_point, Path::new("/mnt/c\\d"));
+        // Not a byte: left as written (this overflowed a u8 before).
+        let m = parse_mountinfo("1 2 0:3 /x\\777 /y rw - cgroup2 cgroup2 rw\n").unwrap();
+        assert_eq!(m[0].root, Path::new("/x\\777"));
     }
 
     #[test]

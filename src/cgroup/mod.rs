@@ -19,6 +19,7 @@
 
 pub mod fs;
 pub mod layout;
+pub mod limits;
 pub mod rosetta;
 pub mod stats;
 pub mod sweep;
@@ -27,6 +28,8 @@ pub mod v2;
 
 #[cfg(test)]
 mod host_tests;
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -323,4 +323,6 @@ fn parse_error(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
