@@ -12,6 +12,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod doctor;
 pub mod error;
+pub mod inspect;
 pub mod lessons;
 pub mod observe;
 pub mod render;
