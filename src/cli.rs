@@ -11,7 +11,7 @@ use crate::lessons;
     version,
     about = "See how Linux containers work, one mechanism at a time",
     long_about = "nsx switches on one Linux isolation mechanism at a time (a namespace, a cgroup limit, a root filesystem), runs a probe inside, and shows what the host and the container each see, read from /proc, side by side. Every teaching point is a fact checked against this run.",
-    after_help = "Examples:\n  nsx lessons                   list the lessons and whether they run here\n  sudo nsx lesson pid           run the PID-namespace lesson\n  nsx lesson uts --explain      read the lesson's story first, then run it\n  nsx lesson mount --format json"
+    after_help = "Examples:\n  nsx lessons                   list the lessons and whether they run here\n  sudo nsx lesson pid           run the PID-namespace lesson\n  nsx lesson uts --explain      read the lesson's story first, then run it\n  nsx lesson mount --format json\n  nsx doctor                    what this machine offers, and the fix for each blocked lesson\n  sudo nsx ps                   every container on this host, as a group of processes"
 )]
 pub struct Cli {
     /// Output format.
@@ -54,6 +54,61 @@ pub enum Command {
         after_help = "Examples:\n  sudo nsx tour --step          a live demo: Enter moves on\n  nsx tour --skip cpu,cost      the quick tour\n  nsx tour --format json | jq '.[] | {lesson, ok}'"
     )]
     Tour(TourArgs),
+    /// Check what this machine offers the lessons, with the fix for each that cannot run.
+    ///
+    /// Kernel version; cgroup mode (v1, hybrid, v2), controllers and what is delegated to
+    /// you; user, time and other namespaces; overlayfs; whether nsx runs in a container,
+    /// WSL or a VM; then, for every lesson, "runs rootless", "runs as root" or "blocked",
+    /// with the reason and the exact fix. It only reads: nothing is created.
+    #[command(
+        after_help = "Examples:\n  nsx doctor\n  sudo nsx doctor               the rootless verdicts are then for the user who ran sudo\n  nsx doctor --format json | jq '.lessons[] | {id, verdict}'"
+    )]
+    Doctor,
+    /// Show how one process is isolated: namespaces, cgroups, limits, capabilities.
+    ///
+    /// Which of its namespaces differ from nsx's own, its cgroups and their limits (v1 and
+    /// v2), its uid and gid maps, capabilities, seccomp mode, and its PID in each nested
+    /// PID namespace. Works on any process of the host, a container's included.
+    #[command(
+        after_help = "Examples:\n  sudo nsx inspect 4242\n  sudo nsx inspect $(pgrep -n sleep) --format json\n\nExit status: 1 when the process does not exist or exits while it is read; 77 when the kernel refuses to show it (another user's process: run as root)."
+    )]
+    Inspect(InspectArgs),
+    /// List processes grouped by the namespaces they share: each container is a group.
+    #[command(
+        after_help = "Examples:\n  sudo nsx ps\n  sudo nsx ps --format json | jq '.groups[] | {differs, processes}'"
+    )]
+    Ps,
+    /// Print a completion script for a shell.
+    #[command(
+        after_help = "Examples:\n  nsx completions bash > /etc/bash_completion.d/nsx\n  nsx completions zsh > \"${fpath[1]}/_nsx\"\n  nsx completions fish > ~/.config/fish/completions/nsx.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page, or write one page per command into a directory.
+    #[command(
+        after_help = "Examples:\n  nsx man | man -l -\n  nsx man --out-dir /usr/local/share/man/man1"
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The process to inspect, by its PID on this host (as ps shows it).
+    #[arg(value_parser = clap::value_parser!(i32).range(1..))]
+    pub pid: i32,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write nsx.1 and nsx-<command>.1 into this directory instead of printing nsx.1.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +166,25 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    proptest::proptest! {
+        /// Any argv parses or is a clap error (usage: 2, --help/--version: 0), never a
+        /// panic.
+        #[test]
+        fn random_argv_never_panics(args in proptest::collection::vec(".{0,16}", 0..6)) {
+            let argv = std::iter::once("nsx".to_string()).chain(args);
+            if let Err(e) = Cli::try_parse_from(argv) {
+                proptest::prop_assert!(matches!(e.exit_code(), 0 | 2), "{}", e);
+            }
+        }
+
+        #[test]
+        fn pids_parse_only_when_positive(pid in proptest::num::i64::ANY) {
+            let r = Cli::try_parse_from(["nsx", "inspect", &pid.to_string()]);
+            let ok = pid >= 1 && pid <= i32::MAX as i64;
+            proptest::prop_assert_eq!(r.is_ok(), ok, "{}", pid);
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod error;
 pub mod inspect;
 pub mod lessons;
+pub mod manual;
 pub mod observe;
 pub mod render;
 pub mod report;

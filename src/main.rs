@@ -8,6 +8,7 @@ use nsx::error::{Error, Result};
 use nsx::lessons::{self, Options};
 use nsx::render;
 use nsx::sandbox::signals;
+use nsx::{doctor, inspect, manual};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -75,7 +76,56 @@ fn run(cli: &Cli) -> Result<i32> {
         }
         Command::Lesson(args) => lesson(cli.format, args),
         Command::Tour(args) => tour(cli.format, args),
+        Command::Doctor => {
+            let report = doctor::report(doctor::host().clone());
+            match cli.format {
+                Format::Human => out(&doctor::render::human(&report))?,
+                Format::Json => out(&json(&report))?,
+            }
+            Ok(0)
+        }
+        Command::Inspect(args) => {
+            // The layout turns the process's cgroup paths into directories to read limits
+            // from; without a cgroup file system there are just no limits to show.
+            let layout = nsx::cgroup::Layout::detect().ok();
+            let i = inspect::inspect(std::path::Path::new("/proc"), args.pid, layout.as_ref())?;
+            match cli.format {
+                Format::Human => out(&inspect::render::inspection(&i))?,
+                Format::Json => out(&json(&i))?,
+            }
+            Ok(0)
+        }
+        Command::Ps => {
+            let ps = inspect::ps(std::path::Path::new("/proc"))?;
+            match cli.format {
+                Format::Human => out(&inspect::render::ps(&ps))?,
+                Format::Json => out(&json(&ps))?,
+            }
+            Ok(0)
+        }
+        Command::Completions(args) => {
+            out(&String::from_utf8_lossy(&manual::completions(args.shell)))?;
+            Ok(0)
+        }
+        Command::Man(args) => {
+            match &args.out_dir {
+                None => out(&String::from_utf8_lossy(&manual::man_page()?))?,
+                Some(dir) => {
+                    for name in manual::write_man_pages(dir)? {
+                        out(&format!("{}\n", dir.join(name).display()))?;
+                    }
+                }
+            }
+            Ok(0)
+        }
     }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    )
 }
 
 /// Whether --step can pause here; says why not when it cannot.

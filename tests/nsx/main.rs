@@ -4,8 +4,12 @@
 mod book;
 mod cli;
 mod common;
+mod doctor;
+mod fuzz;
+mod inspect;
 mod leaks;
 mod lessons;
+mod manual;
 mod matrix;
 mod rootless;
 mod signals;
