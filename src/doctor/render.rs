@@ -162,30 +162,48 @@ pub fn human(r: &Report) -> String {
     );
 
     section(&mut s, "lessons");
+    // A reason shared by several lessons (a sysctl, the cgroup setup) is written once,
+    // as a numbered note.
+    let mut notes: Vec<(&str, &str)> = Vec::new();
     let id_w = r.lessons.iter().map(|l| l.id.len()).max().unwrap_or(0);
+    let verdict_w = r
+        .lessons
+        .iter()
+        .map(|l| l.verdict.text().len())
+        .max()
+        .unwrap_or(0);
     for l in &r.lessons {
+        let text = format!("{:<verdict_w$}", l.verdict.text());
         let verdict = match l.verdict {
-            Verdict::Rootless => l.verdict.text().green().bold(),
-            Verdict::Root => l.verdict.text().yellow().bold(),
-            Verdict::Blocked => l.verdict.text().red().bold(),
+            Verdict::Rootless => text.green().bold(),
+            Verdict::Root => text.yellow().bold(),
+            Verdict::Blocked => text.red().bold(),
         };
-        let _ = writeln!(s, "  {:<id_w$}  {verdict}", l.id);
-        let indent = " ".repeat(id_w + 4);
-        match l.verdict {
-            Verdict::Rootless => {}
-            Verdict::Root => {
-                if let Support::No { reason, fix } = &l.rootless {
-                    let _ = writeln!(s, "{indent}not rootless: {reason}");
-                    let _ = writeln!(s, "{indent}fix: {fix}");
-                }
+        let (label, why) = match l.verdict {
+            Verdict::Rootless => ("", &Support::Yes),
+            Verdict::Root => ("not rootless: ", &l.rootless),
+            Verdict::Blocked => ("", &l.as_root),
+        };
+        let note = match why {
+            Support::Yes => String::new(),
+            Support::No { reason, fix } => {
+                let key = (reason.as_str(), fix.as_str());
+                let n = match notes.iter().position(|k| *k == key) {
+                    Some(i) => i + 1,
+                    None => {
+                        notes.push(key);
+                        notes.len()
+                    }
+                };
+                format!("  {label}[{n}]")
             }
-            Verdict::Blocked => {
-                if let Support::No { reason, fix } = &l.as_root {
-                    let _ = writeln!(s, "{indent}{reason}");
-                    let _ = writeln!(s, "{indent}fix: {fix}");
-                }
-            }
-        }
+        };
+        let _ = writeln!(s, "  {:<id_w$}  {verdict}{note}", l.id);
+    }
+    for (i, (reason, fix)) in notes.iter().enumerate() {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "  [{}] {reason}", i + 1);
+        let _ = writeln!(s, "      fix: {fix}");
     }
     let count = |v: Verdict| r.lessons.iter().filter(|l| l.verdict == v).count();
     let _ = writeln!(s);
