@@ -146,3 +146,36 @@ fn doctor_as_an_unprivileged_user_judges_for_that_user() {
         assert_eq!(c["delegated"], false, "{c:#}");
     }
 }
+
+/// scripts/kernel-matrix.sh also runs `nsx doctor` inside the cgroup-v2 VM (Debian's
+/// kernel under QEMU): there it must see v2, the limits' controllers usable by root,
+/// every namespace type, and QEMU. Without the matrix, matrix.rs says why it skipped.
+#[test]
+fn doctor_on_the_cgroup_v2_kernel() {
+    let Some(dir) = std::env::var_os("NSX_V2_MATRIX") else {
+        eprintln!("doctor on v2: skipped, no NSX_V2_MATRIX (the kernel matrix did not run)");
+        return;
+    };
+    let path = std::path::Path::new(&dir).join("doctor.json");
+    let d: Value = serde_json::from_slice(&std::fs::read(&path).expect("doctor.json from the VM"))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(d["cgroup"]["mode"], "v2", "{d:#}");
+    assert_eq!(d["privilege"], "root");
+    for name in ["memory", "cpu", "pids"] {
+        let c = d["cgroup"]["controllers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {d:#}"));
+        assert_eq!(c["hierarchy"], "v2", "{c:#}");
+        assert_eq!(c["available"], true, "{c:#}");
+    }
+    for n in d["namespaces"].as_array().unwrap() {
+        assert_eq!(n["present"], true, "{n:#}");
+    }
+    assert_eq!(d["environment"]["vm"]["kind"], "QEMU", "{d:#}");
+    for l in d["lessons"].as_array().unwrap() {
+        assert_eq!(l["as_root"]["status"], "yes", "{l:#}");
+    }
+}
