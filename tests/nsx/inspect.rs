@@ -110,12 +110,32 @@ fn json_of(args: &[&str]) -> Value {
 }
 
 /// `lsns -J -p PID`: the namespaces of PID by type.
+///
+/// lsns reads every process in /proc before it filters by PID, and util-linux 2.38 gives
+/// up silently (exit 1, no message) when one of them exits in the middle, which other
+/// tests running lessons in parallel make likely: a few attempts, then fail for real.
 fn lsns(pid: i32) -> BTreeMap<String, u64> {
-    let out = Command::new("lsns")
-        .args(["-J", "-p", &pid.to_string()])
-        .output()
-        .expect("lsns (util-linux)");
-    assert!(out.status.success(), "lsns: {}", stderr(&out));
+    let attempt = || {
+        Command::new("lsns")
+            .args(["-J", "-p", &pid.to_string()])
+            .output()
+            .expect("lsns (util-linux)")
+    };
+    let mut out = attempt();
+    for _ in 0..20 {
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        out = attempt();
+    }
+    assert!(
+        out.status.success(),
+        "lsns -J -p {pid}: {}: {}{}",
+        out.status,
+        stderr(&out),
+        stdout(&out)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["namespaces"]
         .as_array()
