@@ -56,6 +56,17 @@ fn table(id: &str) -> Option<&'static [Need]> {
             Namespace("pid"),
             Namespace("mnt"),
         ],
+        // Times creating every namespace type (time only where the kernel has it, and
+        // the cgroup only when one can be made, so neither is a need).
+        "cost" => &[
+            Namespace("user"),
+            Namespace("uts"),
+            Namespace("ipc"),
+            Namespace("mnt"),
+            Namespace("pid"),
+            Namespace("cgroup"),
+            Namespace("net"),
+        ],
         _ => return None,
     })
 }
@@ -97,7 +108,7 @@ mod tests {
     fn namespace_needs_name_real_namespace_types() {
         let ids = [
             "pid", "mount", "uts", "ipc", "net", "user", "cgroupns", "time", "memory", "cpu",
-            "pids", "rootfs", "init", "pod",
+            "pids", "rootfs", "init", "pod", "cost",
         ];
         for id in ids {
             assert!(declared(id), "{id}");
