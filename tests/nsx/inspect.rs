@@ -71,6 +71,17 @@ impl Container {
             .trim()
             .parse()
             .unwrap();
+        // The pid file names runc's init, which execs `sleep` once started: wait for the
+        // exec so the command name is the container's (the namespaces are set already).
+        let comm = format!("/proc/{}/comm", c.pid);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(&comm).map_or(true, |s| s.trim() != "sleep") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the container's init did not exec sleep within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         c
     }
 }
