@@ -231,7 +231,29 @@ pub fn stable_json(report: &Value) -> Value {
             }
         }
     }
-    out
+    let text = renumber_peer_groups(&serde_json::to_string(&out).unwrap());
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Peer groups (`shared:N`, `master:N`) are numbered by the kernel across the whole
+/// machine, so a test running beside other mount-namespace users gets other numbers.
+/// What the snapshot pins is which mounts share a group: renumber the groups 1, 2, ...
+/// in the order they first appear.
+pub fn renumber_peer_groups(text: &str) -> String {
+    let re = regex::Regex::new(r"\b(shared|master|propagate_from):(\d+)").unwrap();
+    let mut order: Vec<String> = Vec::new();
+    re.replace_all(text, |c: &regex::Captures| {
+        let id = c[2].to_string();
+        let n = match order.iter().position(|o| *o == id) {
+            Some(i) => i + 1,
+            None => {
+                order.push(id);
+                order.len()
+            }
+        };
+        format!("{}:{n}", &c[1])
+    })
+    .into_owned()
 }
 
 /// Human output with its volatile values replaced, taken from the same text: the PIDs in
@@ -281,6 +303,7 @@ pub fn stable_human(text: &str) -> String {
     let s = stabilize_text(&text, &numbers);
     // Column widths follow the widths of the real values; keep the words, not the padding.
     let s = regex_replace(&s, r"(\S)  +", "$1  ");
+    let s = renumber_peer_groups(&s);
     // Two host-dependent values read a moment apart (a process count) may differ or not:
     // whether such a row is marked ≠ is as volatile as the values themselves.
     regex_replace(&s, r"(?m)^  ≠ (.*  \[N\]  \[N\])$", "    $1")
