@@ -34,8 +34,10 @@ pub const LESSON: Lesson = Lesson {
 /// kernel worker after the fact, so fewer of them keep the run short.
 const ROUNDS: usize = 200;
 const NET_ROUNDS: usize = 40;
-/// A namespace costing less than this is "far less than a millisecond".
+/// The line the output draws between microseconds and milliseconds.
 const CHEAP_US: f64 = 1000.0;
+/// A namespace type (net aside) costs less than this many plain forks.
+const FORKS: f64 = 5.0;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Timing {
@@ -296,14 +298,20 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         .filter(|t| t.what.starts_with("CLONE_") && t.what != "CLONE_NEWNET")
         .collect();
     let most = cheap.iter().map(|t| t.extra_us).fold(0.0, f64::max);
+    let side = |us: f64| if us >= CHEAP_US { "over" } else { "under" };
+    // Judged against this machine's own fork, not a fixed clock: under CPU emulation
+    // (the kernel matrix boots under QEMU's TCG) everything is tens of times slower, and
+    // what the lesson teaches is the proportion, a process start's order of magnitude.
     let mut facts = vec![Fact::new(
         "namespaces-cost-microseconds",
         format!(
-            "creating and destroying each namespace type other than net added far less than a millisecond to a plain fork: {} types, at most {most:.0} µs",
+            "creating and destroying each namespace type other than net added at most {most:.0} µs to a plain fork ({} a millisecond), less than {FORKS} plain forks of {:.0} µs: {} types measured",
+            side(most),
+            base.median_us,
             cheap.len()
         ),
-        !cheap.is_empty() && most < CHEAP_US,
-        json!({ "extra_us": cheap.iter().map(|t| (t.what.clone(), t.extra_us)).collect::<Vec<_>>() }),
+        !cheap.is_empty() && most < FORKS * base.median_us,
+        json!({ "extra_us": cheap.iter().map(|t| (t.what.clone(), t.extra_us)).collect::<Vec<_>>(), "fork_us": base.median_us }),
     )];
     if let Some(net) = net {
         let side = if net.extra_us >= CHEAP_US {
@@ -324,9 +332,9 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     facts.push(Fact::new(
         "container-start-is-a-process-start",
         format!(
-            "a container with every namespace started in {whole_us:.0} µs against {plain_us:.0} µs for a plain process: a process start plus {added:.0} µs, not a machine boot"
+            "a container with every namespace started in {whole_us:.0} µs against {plain_us:.0} µs for a plain process: a process start plus {added:.0} µs, less than {FORKS} process starts, not a machine boot"
         ),
-        added < 10_000.0 && isolated,
+        added < FORKS * plain_us && isolated,
         json!({ "plain_us": plain_us, "container_us": whole_us }),
     ));
     Ok(facts)
