@@ -412,23 +412,25 @@ fn relay(
                 }
                 continue;
             }
-            forwarded += 1;
             let name = crate::error::signal_name(sig);
-            if forwarded >= 2 {
+            // pid_namespaces(7): PID 1 only receives the signals it has a handler for
+            // (SigCgt in /proc/<pid>/status); the kernel drops the others.
+            let dropped = pid_ns && !catches(pid, sig);
+            if dropped && forwarded > 0 {
                 note(
                     raw,
                     &format!("{name} again: sending SIGKILL to the container (host PID {pid})"),
                 );
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            } else {
-                // Forward it: the container decides what the signal means.
-                let _ = kill(
-                    Pid::from_raw(pid),
-                    Signal::try_from(sig).unwrap_or(Signal::SIGTERM),
-                );
-                if pid_ns {
-                    note(raw, &format!("forwarded {name} to the container's PID 1 (host PID {pid}); a PID 1 ignores signals it has no handler for (see nsx lesson init): send it again to SIGKILL it"));
-                }
+                continue;
+            }
+            forwarded += 1;
+            let _ = kill(
+                Pid::from_raw(pid),
+                Signal::try_from(sig).unwrap_or(Signal::SIGTERM),
+            );
+            if dropped {
+                note(raw, &format!("forwarded {name} to the container's PID 1 (host PID {pid}), which has no handler for it (SigCgt in /proc/{pid}/status), so the kernel drops it (see nsx lesson init); send it again to SIGKILL the container"));
             }
         }
         if let Some(status) = child.try_wait()? {
@@ -493,6 +495,22 @@ fn relay(
             }
         }
     }
+}
+
+/// True when `pid` has a handler for `sig`: its bit in the SigCgt mask of
+/// /proc/<pid>/status (proc(5)).
+pub fn catches(pid: i32, sig: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let mask = s
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&mask, 16).ok()
+        })
+        .is_some_and(|m| sig >= 1 && m & (1 << (sig - 1)) != 0)
 }
 
 /// Unblocks the signals `relay` blocked, however it returns.

@@ -249,6 +249,30 @@ impl Inside {
         }
     }
 
+    /// mount(2) of anything, recorded as `shown`. Refused unless the probe is in its own
+    /// mount namespace with private propagation, like every mount nsx makes.
+    pub fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+        shown: impl Into<String>,
+    ) -> Result<()> {
+        if !self.private_mounts {
+            return Err(Error::Other(
+                "internal: refusing to mount outside a private mount namespace".into(),
+            ));
+        }
+        mount(Some(source), target, fstype, flags, data).ctx(
+            &format!("mount {}", fstype.unwrap_or("--bind")),
+            target.display(),
+        )?;
+        self.action(shown);
+        Ok(())
+    }
+
     /// Mounts a tmpfs without recording it (for nested children that report nothing).
     /// Callers are inside a private mount namespace: [`Inside::mount_tmpfs`] checks, and
     /// [`Inside::in_new_mount_ns`] only runs inside one.
