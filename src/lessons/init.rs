@@ -248,13 +248,17 @@ fn signals_step(ctx: &mut Ctx, facts: &mut Vec<Fact>) -> Result<()> {
     // From the parent namespace: SIGTERM first (dropped too), then SIGKILL.
     kill(Pid::from_raw(pid), Signal::SIGTERM).ctx("kill SIGTERM", pid)?;
     std::thread::sleep(GRACE);
-    let after_term = stat(pid);
+    let after_term = poll(
+        BUDGET,
+        || stat(pid),
+        |s| s.as_ref().is_none_or(|s| s.state == 'S'),
+    );
     kill(Pid::from_raw(pid), Signal::SIGKILL).ctx("kill SIGKILL", pid)?;
     let mut actions = std::mem::take(&mut child.actions);
     let status = child.finish()?;
     actions.push(format!(
-        "kill({pid}, SIGTERM) from the host; {} ms later /proc/{pid}/stat says State {}",
-        GRACE.as_millis(),
+        "kill({pid}, SIGTERM) from the host; {} s later /proc/{pid}/stat says State {}",
+        GRACE.as_secs_f32(),
         after_term.as_ref().map_or('-', |s| s.state)
     ));
     actions.push(format!(
@@ -320,8 +324,8 @@ fn signals_step(ctx: &mut Ctx, facts: &mut Vec<Fact>) -> Result<()> {
     facts.push(Fact::new(
         "pid1-ignores-sigterm-from-host",
         format!(
-            "SIGTERM from the host is dropped too: {} ms later PID 1 was still running (State {})",
-            GRACE.as_millis(),
+            "SIGTERM from the host is dropped too: {} s later PID 1 was still running (State {})",
+            GRACE.as_secs_f32(),
             after_term.as_ref().map_or('-', |s| s.state)
         ),
         term_survived,
@@ -439,6 +443,7 @@ fn orphan_step(ctx: &mut Ctx, facts: &mut Vec<Fact>) -> Result<()> {
     let actions = std::mem::take(&mut child.actions);
     child.finish()?;
     let gc_host = others.first().cloned();
+    let gc_for_extra = gc_host.clone();
     let rows = vec![
         Row::new("the app (PID 1)", pid, 1),
         Row::new(
@@ -479,7 +484,9 @@ fn orphan_step(ctx: &mut Ctx, facts: &mut Vec<Fact>) -> Result<()> {
         actions,
         rows,
         notes: vec![],
-        extra: json!({ "grandchild_inside": seen.grandchild }),
+        extra: json!({
+            "grandchild": { "inside": seen.grandchild, "pid": gc_for_extra.map(|s| s.pid) },
+        }),
         host,
         container: seen.view,
     })
@@ -635,7 +642,12 @@ fn teardown_step(ctx: &mut Ctx, facts: &mut Vec<Fact>) -> Result<()> {
     let host = child.observe_from_host()?;
     let pid = child.pid();
     let ns = seen.view.own_ns("pid");
-    let before = poll(BUDGET, || in_namespace(ns, pid), |v| v.len() >= 3);
+    // Bounded wait until all three sleep in pause(): just forked, one may still run.
+    let before = poll(
+        BUDGET,
+        || in_namespace(ns, pid),
+        |v| v.len() >= 3 && v.iter().all(|s| s.state == 'S'),
+    );
     let mut actions = std::mem::take(&mut child.actions);
     // The probe exits 0 when released; the kernel's part is what happens to the others.
     let status = child.finish()?;
@@ -712,7 +724,13 @@ fn supervisor_step(ctx: &mut Ctx, facts: &mut Vec<Fact>) -> Result<()> {
     let seen: SupervisorSeen = child.run()?;
     let host = child.observe_from_host()?;
     let pid = child.pid();
-    let state = stat(pid).map(|s| s.state).unwrap_or('-');
+    // Wait (bounded) until it sleeps: a moment after reporting it may still be running
+    // on its way to the blocking read.
+    let state = poll(
+        BUDGET,
+        || stat(pid).map(|s| s.state).unwrap_or('-'),
+        |s| *s == 'S',
+    );
     let actions = std::mem::take(&mut child.actions);
     child.finish()?;
     let rows = vec![

@@ -35,9 +35,6 @@ pub const LESSON: Lesson = Lesson {
     run,
 };
 
-/// How many times the escape tries "..": more than any path is deep.
-const CLIMB: usize = 64;
-
 /// What one side sees of a process's root directory, read through a procfs directory
 /// (`/proc/self` inside, `/proc/<pid>` on the host): the same function on both sides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,17 +121,17 @@ fn chroot_here(dir: &str) -> Result<()> {
 
 /// The classic escape: a chroot into a subdirectory leaves the working directory
 /// outside the new root, and ".." from there is never clamped.
-fn escape(i: &mut Inside) -> Result<()> {
+fn escape(i: &mut Inside, climb: usize) -> Result<()> {
     let x = "/tmp/nsx-escape";
     std::fs::create_dir(x).ctx("mkdir", x)?;
     chroot_here(x)?;
-    for _ in 0..CLIMB {
+    for _ in 0..climb {
         nix::unistd::chdir("..").ctx("chdir", "..")?;
     }
     chroot_here(".")?;
     nix::unistd::chdir("/").ctx("chdir", "/")?;
     i.action(format!(
-        "escape: mkdir {x}; chroot {x}; chdir .. ×{CLIMB}; chroot .   (the working directory stayed outside the new root)"
+        "escape: mkdir {x}; chroot {x}; chdir .. ×{climb}; chroot .   (the working directory stayed outside the new root)"
     ));
     Ok(())
 }
@@ -168,6 +165,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     ));
     let mut facts = Vec::new();
     let pid_mnt = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
+    // Enough ".." to climb from the image directory to the host's "/", and one more.
+    let climb = image.components().count();
 
     // Step 1: chroot.
     let img = image.clone();
@@ -219,7 +218,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         nix::unistd::chdir("/").ctx("chdir", "/")?;
         i.action(format!("chroot {}; cd /", img.display()));
         let before = root_view_without_proc()?;
-        escape(i)?;
+        escape(i, climb)?;
         // Out: the host's / again, with the host's /proc (in this probe's own mount ns).
         Ok(Seen {
             view: i.observe()?,
@@ -271,7 +270,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
             "cd {s}; pivot_root(\".\", \".\"); umount2(\".\", MNT_DETACH); cd /"
         ));
         let before = root_view(Path::new("/proc/self"))?;
-        escape(i)?;
+        escape(i, climb)?;
         Ok(Seen {
             view: i.observe()?,
             root: root_view(Path::new("/proc/self"))?,
@@ -359,7 +358,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         std::fs::write("/etc/passwd", passwd).ctx("write", "/etc/passwd")?;
         std::fs::remove_file("/linuxrc").ctx("unlink", "/linuxrc")?;
         i.action("echo 'written inside the container' > /root/hello.txt");
-        i.action("echo app:x:1000:… >> /etc/passwd   (changes a file of the image)");
+        i.action("echo 'app:x:…' >> /etc/passwd   (changes a file of the image)");
         i.action("rm /linuxrc   (deletes a file of the image)");
         Ok(Seen {
             view: i.observe()?,
@@ -449,7 +448,11 @@ fn upper_entries(upper: &Path) -> Result<Vec<String>> {
             } else if m.file_type().is_char_device() && m.rdev() == 0 {
                 out.push(format!("{} (whiteout)", r.display()));
             } else {
-                out.push(format!("{} ({} bytes)", r.display(), m.len()));
+                let lines = std::fs::read_to_string(upper.join(&r))
+                    .map(|t| t.lines().count())
+                    .unwrap_or(0);
+                let unit = if lines == 1 { "line" } else { "lines" };
+                out.push(format!("{} ({lines} {unit})", r.display()));
             }
         }
     }

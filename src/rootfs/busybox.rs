@@ -60,9 +60,14 @@ pub struct Built {
 
 /// The host's static busybox, or exit 77 with the install command.
 pub fn find() -> Result<PathBuf> {
+    let candidates: Vec<&Path> = CANDIDATES.iter().map(Path::new).collect();
+    find_in(&candidates)
+}
+
+/// The first static busybox among `candidates`.
+pub fn find_in(candidates: &[&Path]) -> Result<PathBuf> {
     let mut dynamic = None;
-    for c in CANDIDATES {
-        let p = Path::new(c);
+    for p in candidates.iter().copied() {
         if !p.is_file() {
             continue;
         }
@@ -240,6 +245,27 @@ mod tests {
         elf[0x40 + 56..0x40 + 60].copy_from_slice(&3u32.to_le_bytes()); // PT_INTERP
         assert_eq!(elf_is_static(&elf), Some(false));
         assert_eq!(elf_is_static(b"#!/bin/sh\n"), None);
+    }
+
+    #[test]
+    fn missing_or_dynamic_busybox_is_exit_77_with_the_install_command() {
+        let e = find_in(&[]).unwrap_err();
+        assert_eq!(e.exit_code(), 77);
+        assert!(e.to_string().contains(INSTALL), "{e}");
+        // Any dynamically linked binary stands in for Debian's dynamic busybox.
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("busybox");
+        std::fs::copy("/bin/ls", &fake).unwrap();
+        if is_static(&fake).unwrap() {
+            return; // a fully static userland: nothing to test here
+        }
+        let e = find_in(&[fake.as_path()]).unwrap_err();
+        assert_eq!(e.exit_code(), 77);
+        let text = e.to_string();
+        assert!(
+            text.contains("dynamically linked") && text.contains(INSTALL),
+            "{text}"
+        );
     }
 
     #[test]
