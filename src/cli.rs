@@ -92,7 +92,7 @@ pub enum Command {
     Man(ManArgs),
     /// Run a command as PID 1 of a new container made of exactly the mechanisms asked for.
     #[command(
-        after_help = "The seed's `docker run -it busybox /bin/sh`:\n  sudo nsx rootfs busybox /tmp/bb\n  sudo nsx run --all --rootfs /tmp/bb -it -- /bin/sh\n\nMore examples:\n  sudo nsx run --pid --mount -- ps      # PID 1 and a fresh /proc\n  sudo nsx run --uts --hostname box -- hostname\n  sudo nsx run --pid --memory 32M --cpus 0.2 --pids 8 -- sh -c 'echo limited'\n\nThe exit status is the command's (128 + N when signal N killed it). SIGINT, SIGTERM and SIGHUP sent to nsx are forwarded to the container's PID 1, which ignores a signal it has no handler for (nsx lesson init); sending one a second time SIGKILLs the container. Everything nsx created (namespaces, mounts, cgroups, pty) is gone when the command ends."
+        after_help = "The seed's `docker run -it busybox /bin/sh`:\n  sudo nsx rootfs busybox /tmp/bb\n  sudo nsx run --all --rootfs /tmp/bb -it -- /bin/sh\n\nMore examples:\n  sudo nsx run --pid --mount -- ps      # PID 1 and a fresh /proc\n  sudo nsx run --uts --hostname box -- hostname\n  sudo nsx run --pid --memory 32M --cpus 0.2 --pids 8 -- sh -c 'echo limited'\n\nThe exit status is the command's (128 + N when signal N killed it). SIGINT, SIGTERM and SIGHUP sent to nsx are forwarded to the container's PID 1. A PID 1 drops a signal it has no handler for (nsx lesson init); nsx says so, and a second such signal SIGKILLs the container. Everything nsx created (namespaces, mounts, cgroups, pty) is gone when the command ends."
     )]
     Run(RunArgs),
     /// Make a root filesystem for nsx run: from the host's static busybox, or a tarball.
