@@ -476,7 +476,7 @@ fn orphan_step(ctx: &mut Ctx, facts: &mut Vec<Fact>) -> Result<()> {
             gc_host.as_ref().map_or(0, |s| s.ppid)
         ),
         others.len() == 1 && gc_host.as_ref().is_some_and(|s| s.ppid == pid),
-        json!({ "in_namespace": others.len(), "host_ppid": gc_host.map(|s| s.ppid), "app": pid }),
+        json!({ "in_namespace": others.len(), "ppid": gc_host.map(|s| s.ppid), "host_pid": pid }),
     ));
     ctx.step(Step {
         id: "orphans".into(),

@@ -724,10 +724,54 @@ fn enter_rootfs(root: &Path, pid_ns: bool, mount_sys: bool, console: Option<&Pat
 /// root is stacked on top of the new one at "/"; detaching it leaves the container with
 /// no path back to the host's tree.
 pub fn pivot(root: &Path) -> Result<()> {
+    if root_is_initramfs() {
+        give_root_a_parent()?;
+    }
     nix::unistd::chdir(root).ctx("chdir", root.display())?;
     nix::unistd::pivot_root(".", ".").ctx("pivot_root", root.display())?;
     umount2(".", MntFlags::MNT_DETACH).ctx("umount2 (MNT_DETACH)", "the old root")?;
     nix::unistd::chdir("/").ctx("chdir", "/")?;
+    Ok(())
+}
+
+/// True when "/" of this mount namespace is the initial ramfs itself (fstype `rootfs`
+/// in mountinfo), as on a machine that boots from an initramfs without switch_root.
+fn root_is_initramfs() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| {
+            t.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(4) == Some(&"/")
+                    && l.split_once(" - ")
+                        .is_some_and(|(_, r)| r.starts_with("rootfs "))
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// pivot_root(2) refuses to move the initial ramfs (EINVAL: it is the root of the
+/// mount tree and has no parent). As switch_root does for a whole system, give this
+/// namespace a root that has one: bind "/" recursively onto a directory, move that mount
+/// onto "/" (MS_MOVE) and chroot into it. Only in the caller's own private mount
+/// namespace (nsx made it private at clone), and the host never sees it.
+fn give_root_a_parent() -> Result<()> {
+    let none = None::<&str>;
+    let dir = Path::new("/tmp").join(format!("nsx-{}-newroot", std::process::id()));
+    std::fs::create_dir_all(&dir).ctx("mkdir", dir.display())?;
+    mount(
+        Some("/"),
+        &dir,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )
+    .ctx("mount --rbind", "/ (the initramfs)")?;
+    nix::unistd::chdir(&dir).ctx("chdir", dir.display())?;
+    mount(Some("."), "/", none, MsFlags::MS_MOVE, none).ctx("mount --move", "/")?;
+    nix::unistd::chroot(".").ctx("chroot", ".")?;
+    nix::unistd::chdir("/").ctx("chdir", "/")?;
+    // The directory was only the bind's way in; it is empty again.
+    let _ = std::fs::remove_dir(&dir);
     Ok(())
 }
 

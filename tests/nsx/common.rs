@@ -150,6 +150,30 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
                 r"/sys/fs/cgroup/(\S*?)/?nsx-",
                 "/sys/fs/cgroup/[OWN-CGROUP]/nsx-",
             ),
+            // rootfs: the host's busybox, its root directory, inodes and checksums.
+            (r"BusyBox v[^()]*\([^)]*\)", "BusyBox [VERSION]"),
+            (r"\b\d+ applets", "[N] applets"),
+            (r"^[0-9a-f]{16}$", "[HASH]"),
+            (r"\b\d+ entries, \d+ bytes", "[N] entries, [N] bytes"),
+            (r"\b\d+ entries", "[N] entries"),
+            (
+                r"checksum [0-9a-f]{16} before and [0-9a-f]{16} after",
+                "checksum [HASH] before and [HASH] after",
+            ),
+            (r"\(\d+:\d+\)", "([DEV]:[INODE])"),
+            (r"inode \d+", "inode [INODE]"),
+            (r"host has \d+", "host has [N]"),
+            (
+                r"mounts in mountinfo( +)\d+( +)\d\d+",
+                "mounts in mountinfo$1[N]$2[N]",
+            ),
+            (r"mounts in mountinfo( +)\d+", "mounts in mountinfo$1[N]"),
+            // init: signal masks and the host PIDs of processes inside the namespace.
+            (r"SigCgt [0-9a-f]{16}", "SigCgt [MASK]"),
+            (r"\((\d+ ?)+; states", "([PIDS]; states"),
+            (r"grandchild \(PID \d+\)", "grandchild (PID [N])"),
+            (r"orphaned grandchild( +)\d+", "orphaned grandchild$1[N]"),
+            (r"PPid \d\d+", "PPid [N]"),
         ];
         rules
             .iter()
@@ -216,6 +240,14 @@ pub fn stable_json(report: &Value) -> Value {
                     .map(|(k, c)| (k.clone(), walk(c, k, numbers)))
                     .collect(),
             ),
+            // rootfs: the host's own root listing, devices, inodes and mount counts.
+            Value::Array(a) if key == "listing" && a.len() > 12 => {
+                Value::String("[HOST-LISTING]".into())
+            }
+            Value::Number(_) if matches!(key, "dev" | "ino" | "mounts" | "host_mounts") => {
+                Value::String("[N]".into())
+            }
+            Value::String(_) if key == "sigcgt" => Value::String("[MASK]".into()),
             Value::Array(a) => Value::Array(a.iter().map(|c| walk(c, key, numbers)).collect()),
             Value::Number(n) if n.as_u64().is_some_and(|x| numbers.contains(&x)) => {
                 Value::String("[N]".into())
