@@ -196,11 +196,11 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     facts.push(Fact::new(
         "chroot-is-a-directory",
         format!(
-            "inside the chroot, mountinfo has no entry for / (only the mounts under the new root are listed: {}), and / is the image directory's inode on the host's {} device: a directory, not a mount",
-            inside.mounts, host.fstype
+            "inside the chroot, mountinfo has no entry for / (only the mounts under the new root are listed: {}), and / has the device and inode the host sees for the image directory: a directory, not a mount",
+            inside.mounts
         ),
-        inside.mount_root.is_empty() && inside.dev == host.dev && inside.ino == image_ino,
-        json!({ "mount_root": inside.mount_root, "same_device": inside.dev == host.dev, "same_inode_as_image": inside.ino == image_ino }),
+        inside.mount_root.is_empty() && inside.dev == image_dev && inside.ino == image_ino,
+        json!({ "mount_root": inside.mount_root, "same_device_as_image": inside.dev == image_dev, "same_inode_as_image": inside.ino == image_ino }),
     ));
     ctx.step(step(
         "chroot",
