@@ -31,3 +31,49 @@ if [ -x /usr/bin/time ]; then
   peak=$(/usr/bin/time -f %M "$nsx" lesson pid --format json 2>&1 >/dev/null | tail -1)
   echo "peak memory of nsx lesson pid: ${peak} KiB (max RSS, /usr/bin/time)"
 fi
+
+# ---------------------------------------------------------------------------------------
+# nsx run against OCI runtimes: the same busybox rootfs, the same namespaces (pid, mount,
+# uts, ipc, net) and a 64M memory limit, running /bin/true.
+#   runc: Debian's package, on this host as it is.
+#   crun: refuses a hybrid cgroup host (v1 controllers plus a cgroup2 mount). It is
+#         measured inside a private mount namespace (unshare -m) where the cgroup2 mount is
+#         unmounted: only in that throwaway namespace, never on the host. nsx is measured
+#         again in the same namespace so that the comparison is like for like.
+need_pkg() { command -v "$1" >/dev/null || { echo "bench: installing $1" >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; }; }
+need_pkg runc
+need_pkg jq
+need_pkg crun || true
+bundle=$out/bundle
+mkdir -p "$bundle"
+"$nsx" rootfs busybox "$bundle/rootfs" >/dev/null
+(cd "$bundle" && runc spec)
+jq '.process.args = ["/bin/true"]
+  | .process.terminal = false
+  | .root.readonly = false
+  | .linux.namespaces = [{"type":"pid"},{"type":"mount"},{"type":"uts"},{"type":"ipc"},{"type":"network"}]
+  | .linux.resources.memory = {"limit": 67108864}' "$bundle/config.json" >"$bundle/config.new"
+mv "$bundle/config.new" "$bundle/config.json"
+ours="$nsx run --pid --mount --uts --ipc --net --memory 64M --rootfs $bundle/rootfs -- /bin/true"
+# Each command must succeed once before it is timed.
+$ours
+runc run -b "$bundle" nsx-bench-runc
+echo
+echo "nsx run vs OCI runtimes: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (a shared machine: figures move with the load)"
+bench run-runc "$ours" "runc run -b $bundle nsx-bench-runc"
+if command -v crun >/dev/null; then
+  # The whole measurement runs in the private mount namespace; the unified mount is
+  # hidden there only.
+  unshare --mount --propagation private env nsx="$nsx" bundle="$bundle" out="$out" runs="$runs" ours="$ours" bash -c '
+    umount /sys/fs/cgroup/unified 2>/dev/null || true
+    crun run -b "$bundle" nsx-bench-crun >/dev/null
+    hyperfine -N --warmup 30 --runs "$runs" --export-json "$out/run-crun.json" "$ours" "crun run -b $bundle nsx-bench-crun" >/dev/null
+  '
+  python3 - "$out/run-crun.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+ours, theirs = (x["median"] * 1000 for x in r)
+print(f"{'run-crun':<10} nsx {ours:7.2f} ms   baseline {theirs:7.2f} ms   ratio {ours / theirs:4.2f}   (crun run, in a private mount ns without the cgroup2 mount)")
+PY
+fi
+echo "goal: nsx run <= 0.40 x runc and below crun (ratio < 1.00)"

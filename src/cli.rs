@@ -1,6 +1,8 @@
 //! The command line, defined once with clap's derive API.
 
 use clap::builder::PossibleValuesParser;
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::lessons;
@@ -88,6 +90,137 @@ pub enum Command {
         after_help = "Examples:\n  nsx man | man -l -\n  nsx man --out-dir /usr/local/share/man/man1"
     )]
     Man(ManArgs),
+    /// Run a command as PID 1 of a new container made of exactly the mechanisms asked for.
+    #[command(
+        after_help = "The seed's `docker run -it busybox /bin/sh`:\n  sudo nsx rootfs busybox /tmp/bb\n  sudo nsx run --all --rootfs /tmp/bb -it -- /bin/sh\n\nMore examples:\n  sudo nsx run --pid --mount -- ps      # PID 1 and a fresh /proc\n  sudo nsx run --uts --hostname box -- hostname\n  sudo nsx run --pid --memory 32M --cpus 0.2 --pids 8 -- sh -c 'echo limited'\n\nThe exit status is the command's (128 + N when signal N killed it). SIGINT, SIGTERM and SIGHUP sent to nsx are forwarded to the container's PID 1. A PID 1 drops a signal it has no handler for (nsx lesson init); nsx says so, and a second such signal SIGKILLs the container. Everything nsx created (namespaces, mounts, cgroups, pty) is gone when the command ends."
+    )]
+    Run(RunArgs),
+    /// Make a root filesystem for nsx run: from the host's static busybox, or a tarball.
+    #[command(subcommand)]
+    Rootfs(RootfsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RootfsCommand {
+    /// Build a minimal rootfs from the host's static busybox (Debian: busybox-static).
+    #[command(
+        after_help = "Example:\n  nsx rootfs busybox /tmp/bb && sudo nsx run --all --rootfs /tmp/bb -it -- sh"
+    )]
+    Busybox {
+        /// A new or empty directory.
+        dir: PathBuf,
+    },
+    /// Unpack a rootfs tarball (e.g. from docker export) without writing outside DIR.
+    #[command(
+        after_help = "Example:\n  docker export $(docker create alpine) > alpine.tar\n  sudo nsx rootfs import alpine.tar /tmp/alpine"
+    )]
+    Import {
+        /// A plain (uncompressed) tar archive, or - for standard input.
+        tar: PathBuf,
+        /// A new or empty directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// New PID namespace: the command is PID 1 (with --mount, a fresh /proc).
+    #[arg(long, help_heading = "Namespaces")]
+    pub pid: bool,
+    /// New mount namespace, / made private first.
+    #[arg(long, help_heading = "Namespaces")]
+    pub mount: bool,
+    /// New UTS namespace (hostname: --hostname, default nsx).
+    #[arg(long, help_heading = "Namespaces")]
+    pub uts: bool,
+    /// New IPC namespace.
+    #[arg(long, help_heading = "Namespaces")]
+    pub ipc: bool,
+    /// New network namespace (only lo, brought up).
+    #[arg(long, help_heading = "Namespaces")]
+    pub net: bool,
+    /// New user namespace (root inside is your uid outside; added anyway when not root).
+    #[arg(long, help_heading = "Namespaces")]
+    pub user: bool,
+    /// New cgroup namespace, rooted at the container's cgroup.
+    #[arg(long, help_heading = "Namespaces")]
+    pub cgroupns: bool,
+    /// New time namespace.
+    #[arg(long, help_heading = "Namespaces")]
+    pub time: bool,
+    /// All of the above.
+    #[arg(long, help_heading = "Namespaces")]
+    pub all: bool,
+
+    /// Memory limit, e.g. 32M, 1G.
+    #[arg(long, value_name = "SIZE", value_parser = crate::limits::parse_memory, help_heading = "Limits (cgroups)")]
+    pub memory: Option<u64>,
+    /// CPU limit as a fraction of one CPU, e.g. 0.2.
+    #[arg(long, value_name = "FRACTION", value_parser = crate::limits::parse_cpus, help_heading = "Limits (cgroups)")]
+    pub cpus: Option<crate::limits::Cpus>,
+    /// Maximum number of processes, e.g. 8.
+    #[arg(long, value_name = "N", value_parser = crate::limits::parse_pids, help_heading = "Limits (cgroups)")]
+    pub pids: Option<u64>,
+
+    /// The container's root filesystem (needs --mount): nsx pivot_roots into it.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Hostname inside (needs --uts).
+    #[arg(long, value_parser = parse_hostname)]
+    pub hostname: Option<String>,
+    /// Keep standard input attached (without it the command reads /dev/null).
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the command a new pseudoterminal (with -i: an interactive shell).
+    #[arg(short, long)]
+    pub tty: bool,
+
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub cmd: Vec<std::ffi::OsString>,
+}
+
+impl RunArgs {
+    /// The options `nsx run` acts on.
+    pub fn options(&self) -> crate::run::RunOptions {
+        use nix::sched::CloneFlags as F;
+        let mut ns = F::empty();
+        for (on, flag) in [
+            (self.pid, F::CLONE_NEWPID),
+            (self.mount, F::CLONE_NEWNS),
+            (self.uts, F::CLONE_NEWUTS),
+            (self.ipc, F::CLONE_NEWIPC),
+            (self.net, F::CLONE_NEWNET),
+            (self.user, F::CLONE_NEWUSER),
+            (self.cgroupns, F::CLONE_NEWCGROUP),
+            (self.time, crate::run::CLONE_NEWTIME),
+        ] {
+            if on {
+                ns |= flag;
+            }
+        }
+        if self.all {
+            ns |= crate::run::all_namespaces();
+        }
+        crate::run::RunOptions {
+            namespaces: ns,
+            limits: crate::limits::Limits {
+                memory: self.memory,
+                cpus: self.cpus,
+                pids: self.pids,
+            },
+            rootfs: self.rootfs.clone(),
+            hostname: self.hostname.clone(),
+            interactive: self.interactive,
+            tty: self.tty,
+            cmd: self.cmd.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -179,6 +179,22 @@ pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
             "the old root is on a mount with shared propagation (or the new root is not a mount point)",
             "make / private first (mount --make-rprivate /, done by nsx in its own mount namespace) and bind-mount the new root onto itself",
         ),
+        ("mount overlay", _, Errno::ENODEV) => Hint::new(
+            "the overlay file system is not available: its kernel module is not loaded (no \"overlay\" line in /proc/filesystems)",
+            "sudo modprobe overlay",
+        ),
+        ("openat2 (RESOLVE_IN_ROOT)", _, Errno::ELOOP) => Hint::new(
+            "a symlink in the rootfs leads back to itself once resolved inside the rootfs (e.g. etc -> /etc, which inside DIR means DIR/etc, the link itself): the archive wants a path outside DIR",
+            "nothing outside DIR was touched; fix or drop that link in the archive (nsx never follows links out of the rootfs)",
+        ),
+        ("openat2 (RESOLVE_IN_ROOT)", _, Errno::ENOSYS) => Hint::new(
+            "this kernel has no openat2(2) (added in Linux 5.6), which nsx needs to resolve paths inside the rootfs safely",
+            "use a kernel >= 5.6 (uname -r shows the running one)",
+        ),
+        ("execve", _, Errno::ENOENT) => Hint::new(
+            "the command exists but its ELF interpreter does not: a dynamically linked program needs its loader (e.g. /lib64/ld-linux-x86-64.so.2) and libraries inside the rootfs",
+            "run a static binary (busybox's applets are), or use a rootfs with the program's libraries (nsx rootfs import of a full image)",
+        ),
         ("write", "cgroup.procs", Errno::EBUSY) => Hint::new(
             "cgroup v2's \"no internal processes\" rule: a cgroup that hands controllers to its children (cgroup.subtree_control) cannot hold processes itself",
             "put the process in a leaf cgroup, or move the processes of this cgroup into a child before enabling controllers",
@@ -377,6 +393,34 @@ mod tests {
         let e = sys("read", "/sys/fs/cgroup/pids/x/pids.events", Errno::ENOENT).to_string();
         assert!(e.contains("controller's files are missing"), "{e}");
         assert!(explain("read", "/etc/cpu.conf", Errno::ENOENT).is_none());
+    }
+
+    #[test]
+    fn overlay_enodev_names_modprobe() {
+        let e = sys("mount overlay", "/tmp/nsx-1-rootfs/merged", Errno::ENODEV).to_string();
+        assert!(e.contains("modprobe overlay"), "{e}");
+    }
+
+    #[test]
+    fn eloop_in_a_rootfs_names_the_self_link() {
+        let e = sys(
+            "openat2 (RESOLVE_IN_ROOT)",
+            "etc (entry etc/passwd)",
+            Errno::ELOOP,
+        )
+        .to_string();
+        assert!(
+            e.contains("etc -> /etc") && e.contains("nothing outside DIR"),
+            "{e}"
+        );
+        let e = sys("openat2 (RESOLVE_IN_ROOT)", "etc", Errno::ENOSYS).to_string();
+        assert!(e.contains("5.6"), "{e}");
+    }
+
+    #[test]
+    fn execve_enoent_names_the_missing_loader() {
+        let e = sys("execve", "/usr/bin/python3", Errno::ENOENT).to_string();
+        assert!(e.contains("ELF interpreter") && e.contains("static"), "{e}");
     }
 
     #[test]

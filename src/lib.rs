@@ -14,10 +14,13 @@ pub mod doctor;
 pub mod error;
 pub mod inspect;
 pub mod lessons;
+pub mod limits;
 pub mod manual;
 pub mod observe;
 pub mod render;
 pub mod report;
+pub mod rootfs;
+pub mod run;
 pub mod sandbox;
 
 pub use error::{Error, Result};

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use nsx::cli::{Cli, Color, Command, Format, LessonArgs, TourArgs};
+use nsx::cli::{Cli, Color, Command, Format, LessonArgs, RootfsCommand, TourArgs};
 use nsx::error::{Error, Result};
 use nsx::lessons::{self, Options};
 use nsx::render;
@@ -118,6 +118,8 @@ fn run(cli: &Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Run(args) => nsx::run::run(&args.options()),
+        Command::Rootfs(cmd) => rootfs(cli.format, cmd),
     }
 }
 
@@ -126,6 +128,50 @@ fn json<T: serde::Serialize>(value: &T) -> String {
         "{}\n",
         serde_json::to_string_pretty(value).expect("serialisable")
     )
+}
+
+fn rootfs(format: Format, cmd: &RootfsCommand) -> Result<i32> {
+    let (value, text) = match cmd {
+        RootfsCommand::Busybox { dir } => {
+            let built = nsx::rootfs::busybox::build(dir)?;
+            let text = format!(
+                "built a busybox rootfs in {}\n  {} from {}, copied to /bin/busybox\n  {} applets as relative links (bin/sh -> busybox, usr/bin/awk -> ../../bin/busybox)\n  /etc/passwd and /etc/group with root and nobody\n  directories: {}\ntry it: sudo nsx run --all --rootfs {} -it -- /bin/sh\n",
+                dir.display(),
+                built.version,
+                built.busybox.display(),
+                built.applets,
+                built.dirs.join(" "),
+                dir.display()
+            );
+            (serde_json::to_value(&built).expect("serialisable"), text)
+        }
+        RootfsCommand::Import { tar, dir } => {
+            let got = nsx::rootfs::import::import(tar, dir)?;
+            let mut text = format!(
+                "unpacked {} into {}: {} directories, {} files, {} symlinks, {} hard links, {} device nodes\n  every path was resolved inside {} (openat2 RESOLVE_IN_ROOT): no link in the archive can make nsx write outside it\n",
+                tar.display(),
+                dir.display(),
+                got.dirs,
+                got.files,
+                got.symlinks,
+                got.hardlinks,
+                got.devices,
+                dir.display()
+            );
+            for s in &got.skipped {
+                text.push_str(&format!("  skipped {s}\n"));
+            }
+            (serde_json::to_value(&got).expect("serialisable"), text)
+        }
+    };
+    match format {
+        Format::Human => out(&text)?,
+        Format::Json => out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&value).expect("serialisable")
+        ))?,
+    }
+    Ok(0)
 }
 
 /// Whether --step can pause here; says why not when it cannot.

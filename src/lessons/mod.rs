@@ -4,9 +4,11 @@
 //! facts, and never prints: the renderer does, as each step arrives.
 
 pub mod cost;
+pub mod init;
 pub mod mount;
 pub mod needs;
 pub mod pid;
+pub mod rootfs;
 pub mod uts;
 
 use serde::Serialize;
@@ -40,7 +42,14 @@ pub struct Lesson {
 }
 
 /// Every lesson, in curriculum order.
-pub static LESSONS: &[Lesson] = &[pid::LESSON, mount::LESSON, uts::LESSON, cost::LESSON];
+pub static LESSONS: &[Lesson] = &[
+    pid::LESSON,
+    mount::LESSON,
+    uts::LESSON,
+    rootfs::LESSON,
+    init::LESSON,
+    cost::LESSON,
+];
 
 pub fn find(id: &str) -> Option<&'static Lesson> {
     LESSONS.iter().find(|l| l.id == id)
@@ -254,7 +263,7 @@ mod tests {
 
     #[test]
     fn ids_are_unique_and_in_curriculum_order() {
-        assert_eq!(ids(), ["pid", "mount", "uts", "cost"]);
+        assert_eq!(ids(), ["pid", "mount", "uts", "rootfs", "init", "cost"]);
     }
 
     #[test]

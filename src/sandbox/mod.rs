@@ -249,6 +249,30 @@ impl Inside {
         }
     }
 
+    /// mount(2) of anything, recorded as `shown`. Refused unless the probe is in its own
+    /// mount namespace with private propagation, like every mount nsx makes.
+    pub fn mount(
+        &mut self,
+        source: &str,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+        shown: impl Into<String>,
+    ) -> Result<()> {
+        if !self.private_mounts {
+            return Err(Error::Other(
+                "internal: refusing to mount outside a private mount namespace".into(),
+            ));
+        }
+        mount(Some(source), target, fstype, flags, data).ctx(
+            &format!("mount {}", fstype.unwrap_or("--bind")),
+            target.display(),
+        )?;
+        self.action(shown);
+        Ok(())
+    }
+
     /// Mounts a tmpfs without recording it (for nested children that report nothing).
     /// Callers are inside a private mount namespace: [`Inside::mount_tmpfs`] checks, and
     /// [`Inside::in_new_mount_ns`] only runs inside one.
@@ -457,6 +481,63 @@ impl Child {
             Ok(value) => Ok(Outcome::Reported(value)),
             Err(Error::ProbeExited(status)) => Ok(Outcome::Exited(status)),
             Err(e) => Err(e),
+        }
+    }
+
+    /// For a child that ends by exec'ing a command (`nsx run`): lets it run and waits
+    /// until it has exec'd. The data pipe is close-on-exec (pipe2(2) O_CLOEXEC), so EOF
+    /// with nothing read means execve(2) succeeded and the child *is* the command now; a
+    /// report means its setup or the exec failed, and that error is returned.
+    pub fn go_exec(&mut self) -> Result<()> {
+        if let Some(mut go) = self.go.take() {
+            retry(|| go.write(b"g")).ctx("write", "the child's go pipe")?;
+        }
+        let mut buf = Vec::new();
+        if let Some(mut data) = self.data.take() {
+            loop {
+                match data.read_to_end(&mut buf) {
+                    Ok(_) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => signals::check()?,
+                    Err(e) => return Err(e).ctx("read", "the child's data pipe"),
+                }
+            }
+        }
+        if buf.is_empty() {
+            // The exec'd command does not hold the release pipe (close-on-exec) either.
+            self.release.take();
+            return Ok(());
+        }
+        match serde_json::from_slice::<Message<()>>(&buf) {
+            Ok(Message::Err {
+                op,
+                target,
+                errno,
+                text,
+            }) => Err(if errno != 0 {
+                sys(op, target, Errno::from_raw(errno))
+            } else {
+                Error::Other(text)
+            }),
+            _ => Err(Error::Other(
+                "internal: the child reported instead of exec'ing".into(),
+            )),
+        }
+    }
+
+    /// Reaps the child if it has exited (waitpid(2) with WNOHANG), without blocking.
+    pub fn try_wait(&mut self) -> Result<Option<WaitStatus>> {
+        if self.reaped {
+            return Err(Error::Other(
+                "internal: the child was already reaped".into(),
+            ));
+        }
+        match waitpid(self.pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => Ok(None),
+            Ok(status) => {
+                self.reaped = true;
+                Ok(Some(status))
+            }
+            Err(e) => Err(sys("waitpid", self.pid, e)),
         }
     }
 

@@ -5,7 +5,7 @@
 //! `Error::Interrupted`, and every guard on the way out (probe process, temp dir, cgroup,
 //! veth) removes what it owns. main then exits with 128 + the signal number.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
@@ -17,6 +17,10 @@ static PENDING: AtomicI32 = AtomicI32::new(0);
 static WAKE_W: AtomicI32 = AtomicI32::new(-1);
 static WAKE_R: AtomicI32 = AtomicI32::new(-1);
 
+/// Every signal recorded since the last [`take_all`], one bit per signal number, for
+/// callers that forward signals instead of stopping (`nsx run`).
+static SEEN: AtomicU64 = AtomicU64::new(0);
+
 const HANDLED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 extern "C" fn record(sig: libc::c_int) {
@@ -26,6 +30,9 @@ extern "C" fn record(sig: libc::c_int) {
     if fd >= 0 {
         // SAFETY: writing one byte from a valid buffer; a full pipe just drops it.
         unsafe { libc::write(fd, b"s".as_ptr().cast(), 1) };
+    }
+    if (1..64).contains(&sig) {
+        SEEN.fetch_or(1 << sig, Ordering::SeqCst);
     }
 }
 
@@ -49,6 +56,27 @@ pub fn install() {
             let _ = sigaction(sig, &action);
         }
     }
+}
+
+/// Records `sig` too (e.g. SIGWINCH for `nsx run -t`), with the same handler.
+pub fn watch(sig: Signal) {
+    let action = SigAction::new(
+        SigHandler::Handler(record),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores into atomics.
+    unsafe {
+        let _ = sigaction(sig, &action);
+    }
+}
+
+/// The signals recorded since the last call, lowest number first, and clears them (and
+/// the pending one [`check`] looks at): for a caller that handles each signal itself.
+pub fn take_all() -> Vec<i32> {
+    let bits = SEEN.swap(0, Ordering::SeqCst);
+    PENDING.store(0, Ordering::SeqCst);
+    (1..64).filter(|s| bits & (1 << s) != 0).collect()
 }
 
 /// In a freshly cloned probe: back to the default dispositions, so a terminal's Ctrl-C

@@ -114,56 +114,108 @@ fn volatile_numbers(v: &Value, key: &str, out: &mut BTreeSet<u64>) {
 
 /// Text rules shared by both formats: host-specific names and numbers become placeholders.
 pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    use std::sync::OnceLock;
+    static HOSTNAME: OnceLock<String> = OnceLock::new();
+    static RULES: OnceLock<Vec<(regex::Regex, &'static str)>> = OnceLock::new();
+    let hostname = HOSTNAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    });
+    let rules = RULES.get_or_init(|| {
+        let rules: &[(&str, &'static str)] = &[
+            (
+                r"\b(cgroup|ipc|mnt|net|pid|time|user|uts):\[\d+\]",
+                "$1:[INODE]",
+            ),
+            (r"/proc/\d+", "/proc/[PID]"),
+            (r"(clone\([^)]*\)) = \d+", "$1 = [PID]"),
+            (r"nsx-\d+-", "nsx-[PID]-"),
+            (r"\(it was [^)]*\)", "(it was [HOST-PROPAGATION])"),
+            (
+                r"real host's / is [a-z0-9: ]+\.",
+                "real host's / is [HOST-PROPAGATION].",
+            ),
+            (r"\b0 \d+ 1\b", "0 [UID] 1"),
+            // Timings and the bars drawn from them.
+            (r"\b\d+(\.\d+)? µs\b", "[T] µs"),
+            (r"[█▌]+", "[BAR]"),
+            (
+                r"\((over|under) a millisecond\)",
+                "([OVER/UNDER] a millisecond)",
+            ),
+            // Where nsx's own cgroup sits in this host's hierarchy.
+            (
+                r"/sys/fs/cgroup/(\S*?)/?nsx-",
+                "/sys/fs/cgroup/[OWN-CGROUP]/nsx-",
+            ),
+            // rootfs: the host's busybox, its root directory, inodes and checksums.
+            (r"BusyBox v[^()]*\([^)]*\)", "BusyBox [VERSION]"),
+            (r"\b\d+ applets", "[N] applets"),
+            (r"^[0-9a-f]{16}$", "[HASH]"),
+            (r"\b\d+ entries, \d+ bytes", "[N] entries, [N] bytes"),
+            (r"\b\d+ entries", "[N] entries"),
+            (
+                r"checksum [0-9a-f]{16} before and [0-9a-f]{16} after",
+                "checksum [HASH] before and [HASH] after",
+            ),
+            (r"\(\d+:\d+\)", "([DEV]:[INODE])"),
+            (r"inode \d+", "inode [INODE]"),
+            (r"host has \d+", "host has [N]"),
+            (
+                r"mounts in mountinfo( +)\d+( +)\d\d+",
+                "mounts in mountinfo$1[N]$2[N]",
+            ),
+            (r"mounts in mountinfo( +)\d+", "mounts in mountinfo$1[N]"),
+            // init: signal masks and the host PIDs of processes inside the namespace.
+            (r"SigCgt [0-9a-f]{16}", "SigCgt [MASK]"),
+            (r"\((\d+ ?)+; states", "([PIDS]; states"),
+            (r"grandchild \(PID \d+\)", "grandchild (PID [N])"),
+            (r"orphaned grandchild( +)\d+", "orphaned grandchild$1[N]"),
+            (r"PPid \d\d+", "PPid [N]"),
+        ];
+        rules
+            .iter()
+            .map(|(re, rep)| (regex::Regex::new(re).expect("valid regex"), *rep))
+            .collect()
+    });
     let mut s = text.to_string();
-    let rules: &[(&str, &str)] = &[
-        (
-            r"\b(cgroup|ipc|mnt|net|pid|time|user|uts):\[\d+\]",
-            "$1:[INODE]",
-        ),
-        (r"/proc/\d+", "/proc/[PID]"),
-        (r"(clone\([^)]*\)) = \d+", "$1 = [PID]"),
-        (r"nsx-\d+-", "nsx-[PID]-"),
-        (r"\(it was [^)]*\)", "(it was [HOST-PROPAGATION])"),
-        (
-            r"real host's / is [a-z0-9: ]+\.",
-            "real host's / is [HOST-PROPAGATION].",
-        ),
-        (r"\b0 \d+ 1\b", "0 [UID] 1"),
-        // Timings and the bars drawn from them.
-        (r"\b\d+(\.\d+)? µs\b", "[T] µs"),
-        (r"[█▌]+", "[BAR]"),
-        (
-            r"\((over|under) a millisecond\)",
-            "([OVER/UNDER] a millisecond)",
-        ),
-        // Where nsx's own cgroup sits in this host's hierarchy.
-        (
-            r"/sys/fs/cgroup/(\S*?)/?nsx-",
-            "/sys/fs/cgroup/[OWN-CGROUP]/nsx-",
-        ),
-    ];
     for (re, rep) in rules {
-        s = regex_replace(&s, re, rep);
+        s = re.replace_all(&s, *rep).into_owned();
     }
-    for n in numbers.iter().rev() {
-        s = regex_replace(&s, &format!(r"\b{n}\b"), "[N]");
+    // One alternation for all volatile numbers, longest first, compiled once per set.
+    thread_local! {
+        static NUMBERS: std::cell::RefCell<Option<(BTreeSet<u64>, Option<regex::Regex>)>> =
+            const { std::cell::RefCell::new(None) };
     }
+    s = NUMBERS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.as_ref().is_none_or(|(set, _)| set != numbers) {
+            let alternation: Vec<String> = numbers.iter().rev().map(|n| n.to_string()).collect();
+            let re = (!alternation.is_empty()).then(|| {
+                regex::Regex::new(&format!(r"\b(?:{})\b", alternation.join("|")))
+                    .expect("valid regex")
+            });
+            *cache = Some((numbers.clone(), re));
+        }
+        match cache.as_ref().and_then(|(_, re)| re.as_ref()) {
+            Some(re) => re.replace_all(&s, "[N]").into_owned(),
+            None => s,
+        }
+    });
     if !hostname.is_empty() {
         s = regex_replace(
             &s,
             &format!(
                 r#"(host sees[^\n]*\n[^\n]*hostname[^\n]*?  ){}\b"#,
-                regex::escape(&hostname)
+                regex::escape(hostname)
             ),
             "$1[HOST]",
         );
         s = regex_replace(
             &s,
-            &format!(r#""{}""#, regex::escape(&hostname)),
+            &format!(r#""{}""#, regex::escape(hostname)),
             "\"[HOST]\"",
         );
     }
@@ -188,6 +240,14 @@ pub fn stable_json(report: &Value) -> Value {
                     .map(|(k, c)| (k.clone(), walk(c, k, numbers)))
                     .collect(),
             ),
+            // rootfs: the host's own root listing, devices, inodes and mount counts.
+            Value::Array(a) if key == "listing" && a.len() > 12 => {
+                Value::String("[HOST-LISTING]".into())
+            }
+            Value::Number(_) if matches!(key, "dev" | "ino" | "mounts" | "host_mounts") => {
+                Value::String("[N]".into())
+            }
+            Value::String(_) if key == "sigcgt" => Value::String("[MASK]".into()),
             Value::Array(a) => Value::Array(a.iter().map(|c| walk(c, key, numbers)).collect()),
             Value::Number(n) if n.as_u64().is_some_and(|x| numbers.contains(&x)) => {
                 Value::String("[N]".into())

@@ -184,3 +184,43 @@ fn cost() {
         ],
     );
 }
+
+#[test]
+fn rootfs() {
+    check(
+        "rootfs",
+        &[
+            "chroot-changes-root",
+            "chroot-is-a-directory",
+            "chroot-escape-reaches-host",
+            "escape-contained",
+            "pivot-root-escape-fails",
+            "old-root-detached",
+            "overlay-write-lands-in-upper",
+            "overlay-copy-up",
+            "overlay-whiteout",
+            "overlay-lower-unchanged",
+            "host-mounts-unchanged",
+        ],
+    );
+}
+
+#[test]
+fn init() {
+    check(
+        "init",
+        &[
+            "app-is-pid-1",
+            "ordinary-process-dies-of-sigterm",
+            "pid1-ignores-sigterm-from-inside",
+            "pid1-ignores-sigterm-from-host",
+            "sigkill-from-host-kills-pid1",
+            "orphan-reparented-to-pid1",
+            "host-sees-app-as-parent",
+            "zombies-pile-up",
+            "no-zombies-when-pid1-reaps",
+            "pid1-exit-kills-namespace",
+            "supervisor-hides-dead-app",
+        ],
+    );
+}

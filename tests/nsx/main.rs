@@ -4,6 +4,7 @@
 mod book;
 mod cli;
 mod common;
+mod containers;
 mod doctor;
 mod fuzz;
 mod inspect;

@@ -69,3 +69,17 @@ fn pid_uts_and_mount_run_rootless() {
         }
     }
 }
+
+#[test]
+fn rootfs_and_init_run_rootless() {
+    // rootfs: chroot and pivot_root need CAP_SYS_CHROOT and CAP_SYS_ADMIN in the user
+    // namespace that owns the mount namespace, which nsx creates; overlay mounts are
+    // allowed in a user namespace (Linux 5.11+) with the userxattr option.
+    for id in ["rootfs", "init"] {
+        let Some(report) = rootless_report(id) else {
+            continue;
+        };
+        assert_eq!(report["privilege"], "rootless", "{id}");
+        assert_facts(&report, &[]);
+    }
+}

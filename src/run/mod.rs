@@ -1,0 +1,890 @@
+//! `nsx run`: the seed's `docker run -it busybox /bin/sh`, composed from the lessons.
+//!
+//! A container is the command, started as a clone of nsx in exactly the namespaces asked
+//! for, held until nsx has put it in its cgroups, then set up from the inside (private
+//! mounts, hostname, its own root with pivot_root, /proc and /dev) and finally exec'd.
+//! From then on nsx is only a relay: bytes between the user's terminal and the
+//! container's pty, signals to the container's PID 1, and the exit status back.
+//!
+//! Order in the child, and why:
+//! 1. (sandbox) `/` made private (MS_REC|MS_PRIVATE) in the new mount namespace, the
+//!    hostname set in the new UTS namespace.
+//! 2. unshare(CLONE_NEWCGROUP) after nsx moved it into its cgroups, so `/` of the cgroup
+//!    namespace is the container's own cgroup (cgroup_namespaces(7)); unshare(CLONE_NEWTIME)
+//!    whose namespace the command enters at execve (time_namespaces(7); clone(2) cannot
+//!    take that flag, its bit is the exit-signal field).
+//! 3. `lo` up in a new network namespace (it starts down).
+//! 4. With --rootfs: bind the rootfs onto itself (pivot_root(2) needs a mount point),
+//!    mount proc and a small /dev, pivot_root(".", "."), detach the old root.
+//! 5. A new session on the pty (-t), standard input from /dev/null (no -i), default
+//!    SIGPIPE (Rust ignores it, and ignored signals survive execve), then execve.
+
+pub mod limits;
+pub mod pty;
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::poll::{PollFd, PollFlags};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+
+use crate::error::{sys, Context, Error, Result};
+use crate::limits::Limits;
+use crate::rootfs::inroot;
+use crate::sandbox::{self, signals, Inside, Spec};
+
+/// The PATH a container gets when it has its own rootfs (the host's PATH names host
+/// directories).
+pub const CONTAINER_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The hostname a new UTS namespace gets when --hostname is not given.
+pub const DEFAULT_HOSTNAME: &str = "nsx";
+
+/// Host devices bind-mounted into the container's /dev (a tmpfs): the ones programs
+/// expect to find (bind mounts work without mknod, also rootless).
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// CLONE_NEWTIME from linux/sched.h.
+pub const CLONE_NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+
+/// What `nsx run` was asked for.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// CLONE_NEW* flags, CLONE_NEWTIME included.
+    pub namespaces: CloneFlags,
+    pub limits: Limits,
+    pub rootfs: Option<PathBuf>,
+    pub hostname: Option<String>,
+    pub interactive: bool,
+    pub tty: bool,
+    pub cmd: Vec<OsString>,
+}
+
+/// Every namespace nsx run knows, for --all.
+pub fn all_namespaces() -> CloneFlags {
+    CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWCGROUP
+        | CLONE_NEWTIME
+}
+
+/// Everything checked before anything is created.
+struct Plan {
+    /// The command's path as execve(2) will see it (inside the new root with --rootfs).
+    exe: CString,
+    argv: Vec<CString>,
+    /// `None`: keep nsx's environment.
+    env: Option<Vec<CString>>,
+    rootfs: Option<PathBuf>,
+    hostname: Option<String>,
+    clone_ns: CloneFlags,
+    unshare_after_go: CloneFlags,
+    mount_proc: bool,
+    mount_sys: bool,
+}
+
+fn plan(o: &RunOptions) -> Result<Plan> {
+    let ns = o.namespaces;
+    if o.cmd.is_empty() {
+        return Err(Error::Usage(
+            "no command: nsx run [OPTIONS] -- CMD [ARGS...]".into(),
+        ));
+    }
+    if o.hostname.is_some() && !ns.contains(CloneFlags::CLONE_NEWUTS) {
+        return Err(Error::Usage(
+            "--hostname needs --uts (or --all): the hostname belongs to the UTS namespace, and nsx never changes the host's".into(),
+        ));
+    }
+    let rootfs = match &o.rootfs {
+        None => None,
+        Some(r) => {
+            if !ns.contains(CloneFlags::CLONE_NEWNS) {
+                return Err(Error::Usage(
+                    "--rootfs needs --mount (or --all): pivot_root changes the root of a mount namespace, and without a new one it would be the host's".into(),
+                ));
+            }
+            Some(check_rootfs(r)?)
+        }
+    };
+    let cmd0 = Path::new(&o.cmd[0]);
+    let search_root = rootfs.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let path_var = match &rootfs {
+        Some(_) => CONTAINER_PATH.to_string(),
+        None => std::env::var("PATH").unwrap_or_else(|_| CONTAINER_PATH.to_string()),
+    };
+    let exe = resolve_command(&search_root, cmd0, &path_var)?.ok_or_else(|| {
+        let place = match &rootfs {
+            Some(r) => format!("in the rootfs {}", r.display()),
+            None => "on this host".to_string(),
+        };
+        Error::Usage(if cmd0.as_os_str().as_bytes().contains(&b'/') {
+            format!(
+                "{}: no executable file of that name {place}",
+                cmd0.display()
+            )
+        } else {
+            format!(
+                "{}: command not found {place} (searched PATH={path_var})",
+                cmd0.display()
+            )
+        })
+    })?;
+    let cstr = |s: &[u8]| {
+        CString::new(s).map_err(|_| Error::Usage("arguments may not contain NUL bytes".into()))
+    };
+    let argv = o
+        .cmd
+        .iter()
+        .map(|a| cstr(a.as_bytes()))
+        .collect::<Result<Vec<_>>>()?;
+    let hostname = ns.contains(CloneFlags::CLONE_NEWUTS).then(|| {
+        o.hostname
+            .clone()
+            .unwrap_or_else(|| DEFAULT_HOSTNAME.to_string())
+    });
+    let env = match &rootfs {
+        None => None,
+        Some(_) => {
+            let mut env = vec![format!("PATH={CONTAINER_PATH}"), "HOME=/root".to_string()];
+            if let Some(h) = &hostname {
+                env.push(format!("HOSTNAME={h}"));
+            }
+            if o.tty {
+                env.push(format!(
+                    "TERM={}",
+                    std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
+                ));
+            }
+            Some(
+                env.iter()
+                    .map(|e| cstr(e.as_bytes()))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        }
+    };
+    let root = nix::unistd::geteuid().is_root();
+    // clone(2) cannot take CLONE_NEWTIME (0x80 is the exit-signal field) and a cgroup
+    // namespace is best made after the cgroup join: the child unshares both after `go`.
+    let late = CloneFlags::CLONE_NEWCGROUP | CLONE_NEWTIME;
+    let mut clone_ns = ns & !late;
+    if !root && ns.intersects(late) {
+        clone_ns |= CloneFlags::CLONE_NEWUSER;
+    }
+    let pid_and_mount = ns.contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS);
+    Ok(Plan {
+        exe: cstr(exe.as_os_str().as_bytes())?,
+        argv,
+        env,
+        mount_proc: rootfs.is_none() && pid_and_mount,
+        mount_sys: rootfs.as_ref().is_some_and(|r| r.join("sys").is_dir())
+            && (root || ns.contains(CloneFlags::CLONE_NEWNET)),
+        rootfs,
+        hostname,
+        clone_ns,
+        unshare_after_go: ns & late,
+    })
+}
+
+/// The rootfs must be a directory with /proc and /dev directories to mount on (real
+/// directories, not symlinks that could lead a mount elsewhere). Returns its canonical path.
+fn check_rootfs(r: &Path) -> Result<PathBuf> {
+    let meta = std::fs::metadata(r).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Usage(format!(
+            "--rootfs {}: no such directory (build one with: nsx rootfs busybox {})",
+            r.display(),
+            r.display()
+        )),
+        _ => crate::error::io("stat", r, e),
+    })?;
+    if !meta.is_dir() {
+        return Err(Error::Usage(format!(
+            "--rootfs {}: not a directory (to unpack a tarball: nsx rootfs import {} DIR)",
+            r.display(),
+            r.display()
+        )));
+    }
+    let canon = std::fs::canonicalize(r).ctx("realpath", r.display())?;
+    if canon == Path::new("/") {
+        return Err(Error::Usage(
+            "--rootfs /: the host's own root is not a container image".into(),
+        ));
+    }
+    for d in ["proc", "dev"] {
+        let p = canon.join(d);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "--rootfs {}: /{d} is not a directory (a symlink?); nsx mounts {d} only on a real directory",
+                    r.display()
+                )))
+            }
+            Err(_) => {
+                return Err(Error::Usage(format!(
+                    "--rootfs {}: no /{d} directory to mount {d} on (mkdir {})",
+                    r.display(),
+                    p.display()
+                )))
+            }
+        }
+    }
+    Ok(canon)
+}
+
+/// The path execve(2) will get: `cmd` itself when it has a slash, else the first PATH
+/// entry holding an executable of that name, all looked up inside `root`.
+pub fn resolve_command(root: &Path, cmd: &Path, path_var: &str) -> Result<Option<PathBuf>> {
+    let bytes = cmd.as_os_str().as_bytes();
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    if bytes.contains(&b'/') {
+        let inside = if cmd.is_absolute() {
+            cmd.to_path_buf()
+        } else if root == Path::new("/") {
+            std::env::current_dir().ctx("getcwd", ".")?.join(cmd)
+        } else {
+            Path::new("/").join(cmd)
+        };
+        return Ok(
+            inroot::is_executable_in(root, &inside)?.then_some(if root == Path::new("/") {
+                cmd.to_path_buf()
+            } else {
+                inside
+            }),
+        );
+    }
+    for dir in path_var.split(':').filter(|d| d.starts_with('/')) {
+        let candidate = Path::new(dir).join(cmd);
+        if inroot::is_executable_in(root, &candidate)? {
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
+}
+
+/// Runs the container and returns the exit status for nsx: the command's own, or
+/// 128 + the signal that killed it.
+pub fn run(o: &RunOptions) -> Result<i32> {
+    let plan = plan(o)?;
+    // Found before anything is created: a v2-only host is exit 77 with nothing made.
+    if !o.limits.is_empty() {
+        limits::check(&o.limits)?;
+    }
+    crate::sandbox::sweep_temp_dirs();
+    let stdin = std::io::stdin();
+    let pty = if o.tty {
+        Some(pty::open(stdin.as_fd())?)
+    } else {
+        None
+    };
+    // Without -i the command's standard input is /dev/null, as with docker run.
+    let devnull = if o.interactive || o.tty {
+        None
+    } else {
+        Some(
+            std::fs::File::open("/dev/null")
+                .ctx("open", "/dev/null")?
+                .into(),
+        )
+    };
+    let spec = Spec {
+        namespaces: plan.clone_ns,
+        mount_proc: plan.mount_proc,
+        hostname: plan.hostname.clone(),
+    };
+    let slave_fd = pty.as_ref().map(|p| p.slave.as_raw_fd());
+    let slave_path = pty.as_ref().map(|p| p.slave_path.clone());
+    let devnull_fd: Option<OwnedFd> = devnull;
+    let devnull_raw = devnull_fd.as_ref().map(|f| f.as_raw_fd());
+    let plan_ref = &plan;
+    let mut child = sandbox::spawn(&spec, move |inside: &mut Inside| -> Result<()> {
+        container_main(
+            inside,
+            plan_ref,
+            slave_fd,
+            slave_path.as_deref(),
+            devnull_raw,
+        )
+    })?;
+    drop(devnull_fd);
+    let applied = if o.limits.is_empty() {
+        None
+    } else {
+        Some(limits::apply_limits(child.pid(), &o.limits)?)
+    };
+    match child.go_exec() {
+        Ok(()) => {}
+        Err(e) => {
+            // The command never started: its setup or execve failed, and said why.
+            let code = match e.errno() {
+                Some(Errno::ENOENT) if e.to_string().starts_with("execve") => 127,
+                Some(_) if e.to_string().starts_with("execve") => 126,
+                _ => return Err(e),
+            };
+            eprintln!("nsx: {e}");
+            drop(applied);
+            return Ok(code);
+        }
+    }
+    let pid = child.pid();
+    let (master, slave) = match pty {
+        Some(p) => (Some(p.master), Some(p.slave)),
+        None => (None, None),
+    };
+    // The container holds its own copy of the slave now; ours would keep the pty open
+    // after the container is gone (no EIO on the master).
+    drop(slave);
+    let raw = match (&master, o.interactive) {
+        (Some(_), true) => pty::RawMode::enter(stdin.as_fd())?,
+        _ => None,
+    };
+    let status = relay(
+        &mut child,
+        pid,
+        master.as_ref(),
+        o.interactive,
+        raw.is_some(),
+        o.namespaces.contains(CloneFlags::CLONE_NEWPID),
+    )?;
+    drop(raw);
+    if let Some(a) = applied {
+        a.remove()?;
+    }
+    Ok(match status {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        _ => 1,
+    })
+}
+
+/// Waits for the container while relaying terminal bytes and forwarding signals.
+///
+/// Signals are blocked except inside ppoll(2), which unblocks them atomically while it
+/// waits: a signal cannot slip in between checking for one and going to sleep. The
+/// container's exit is a pidfd (pidfd_open(2)) that becomes readable.
+fn relay(
+    child: &mut sandbox::Child,
+    pid: i32,
+    master: Option<&OwnedFd>,
+    interactive: bool,
+    raw: bool,
+    pid_ns: bool,
+) -> Result<WaitStatus> {
+    let watched = [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGWINCH,
+    ];
+    signals::watch(Signal::SIGWINCH);
+    let mut block = SigSet::empty();
+    for s in watched {
+        block.add(s);
+    }
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&block), Some(&mut old))
+        .ctx("sigprocmask", "SIG_BLOCK")?;
+    let _unblock = Unblock(block);
+    let pidfd = pidfd_open(pid);
+    let stdin = std::io::stdin();
+    let stdin_tty = nix::unistd::isatty(stdin.as_fd()).unwrap_or(false);
+    let mut relay_stdin = master.is_some() && interactive;
+    let mut master_open = master.is_some();
+    let mut forwarded = 0;
+    let mut buf = [0u8; 8192];
+    loop {
+        for sig in signals::take_all() {
+            if sig == libc::SIGWINCH {
+                if let (Some(m), Some(ws)) = (master, pty::window_size(stdin.as_fd())) {
+                    pty::set_window_size(m.as_fd(), &ws);
+                }
+                continue;
+            }
+            let name = crate::error::signal_name(sig);
+            // pid_namespaces(7): PID 1 only receives the signals it has a handler for
+            // (SigCgt in /proc/<pid>/status); the kernel drops the others.
+            let dropped = pid_ns && !catches(pid, sig);
+            if dropped && forwarded > 0 {
+                note(
+                    raw,
+                    &format!("{name} again: sending SIGKILL to the container (host PID {pid})"),
+                );
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                continue;
+            }
+            forwarded += 1;
+            let _ = kill(
+                Pid::from_raw(pid),
+                Signal::try_from(sig).unwrap_or(Signal::SIGTERM),
+            );
+            if dropped {
+                note(raw, &format!("forwarded {name} to the container's PID 1 (host PID {pid}), which has no handler for it (SigCgt in /proc/{pid}/status), so the kernel drops it (see nsx lesson init); send it again to SIGKILL the container"));
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            if let Some(m) = master {
+                drain(m);
+            }
+            return Ok(status);
+        }
+        let mut fds: Vec<PollFd> = Vec::new();
+        let pidfd_slot = pidfd.as_ref().map(|p| {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let stdin_slot = relay_stdin.then(|| {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let master_slot = match master {
+            Some(m) if master_open => {
+                fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
+                Some(fds.len() - 1)
+            }
+            _ => None,
+        };
+        // Without a pidfd (kernel < 5.3) wake up now and then to try waitpid.
+        let timeout = pidfd
+            .is_none()
+            .then(|| nix::sys::time::TimeSpec::from(std::time::Duration::from_millis(20)));
+        match nix::poll::ppoll(&mut fds, timeout, Some(old)) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(sys("ppoll", "the container's terminal", e)),
+        }
+        let ready = |slot: Option<usize>| {
+            slot.and_then(|i| fds[i].revents())
+                .is_some_and(|r| !r.is_empty())
+        };
+        let (stdin_ready, master_ready, _exited) =
+            (ready(stdin_slot), ready(master_slot), ready(pidfd_slot));
+        drop(fds);
+        if master_ready {
+            if let Some(m) = master {
+                match read_fd(m.as_fd(), &mut buf) {
+                    Ok(0) | Err(_) => master_open = false, // EIO: every slave fd closed
+                    Ok(n) => write_all(libc::STDOUT_FILENO, &buf[..n]),
+                }
+            }
+        }
+        if stdin_ready {
+            if let Some(m) = master {
+                match read_fd(stdin.as_fd(), &mut buf) {
+                    Ok(0) | Err(_) => {
+                        relay_stdin = false;
+                        if !stdin_tty {
+                            // Input ended: an end-of-file character (VEOF, Ctrl-D) tells
+                            // the container's line discipline the same.
+                            write_all(m.as_raw_fd(), &[4]);
+                        }
+                    }
+                    Ok(n) => write_all(m.as_raw_fd(), &buf[..n]),
+                }
+            }
+        }
+    }
+}
+
+/// True when `pid` has a handler for `sig`: its bit in the SigCgt mask of
+/// /proc/<pid>/status (proc(5)).
+pub fn catches(pid: i32, sig: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let mask = s
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&mask, 16).ok()
+        })
+        .is_some_and(|m| sig >= 1 && m & (1 << (sig - 1)) != 0)
+}
+
+/// Unblocks the signals `relay` blocked, however it returns.
+struct Unblock(SigSet);
+
+impl Drop for Unblock {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&self.0), None);
+    }
+}
+
+fn note(raw: bool, text: &str) {
+    // In raw mode the terminal does not turn \n into \r\n.
+    let end = if raw { "\r\n" } else { "\n" };
+    write_all(libc::STDERR_FILENO, format!("nsx: {text}{end}").as_bytes());
+}
+
+/// Reads what the container wrote before it exited.
+fn drain(master: &OwnedFd) {
+    let _ = nix::fcntl::fcntl(
+        master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = read_fd(master.as_fd(), &mut buf) {
+        if n == 0 {
+            break;
+        }
+        write_all(libc::STDOUT_FILENO, &buf[..n]);
+    }
+}
+
+fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<usize> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+fn write_all(fd: libc::c_int, mut data: &[u8]) {
+    while !data.is_empty() {
+        // SAFETY: writing from a valid buffer to an fd nsx holds.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return;
+        }
+        data = &data[n as usize..];
+    }
+}
+
+/// pidfd_open(2): an fd that polls readable when the process exits. `None` on kernels
+/// before 5.3.
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a new descriptor owned by nobody else.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The child, after `go`: the rest of the container's setup, then execve. Returns only
+/// on failure (the error goes back to nsx over the data pipe).
+fn container_main(
+    inside: &mut Inside,
+    plan: &Plan,
+    slave: Option<libc::c_int>,
+    slave_path: Option<&Path>,
+    devnull: Option<libc::c_int>,
+) -> Result<()> {
+    if plan.unshare_after_go.contains(CloneFlags::CLONE_NEWCGROUP) {
+        // cgroup_namespaces(7): the namespace's root is the caller's cgroup now, the
+        // one nsx just moved us into.
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx("unshare", "CLONE_NEWCGROUP")?;
+    }
+    if plan.unshare_after_go.contains(CLONE_NEWTIME) {
+        // time_namespaces(7): the new namespace is for children, and for this process
+        // from its next execve.
+        nix::sched::unshare(CLONE_NEWTIME).ctx("unshare", "CLONE_NEWTIME")?;
+    }
+    if plan.clone_ns.contains(CloneFlags::CLONE_NEWNET) {
+        loopback_up()?;
+    }
+    if let Some(root) = &plan.rootfs {
+        if !inside.mounts_are_private() {
+            return Err(Error::Other(
+                "internal: refusing to mount outside a private mount namespace".into(),
+            ));
+        }
+        enter_rootfs(
+            root,
+            plan.clone_ns.contains(CloneFlags::CLONE_NEWPID),
+            plan.mount_sys,
+            slave_path,
+        )?;
+    }
+    if let Some(fd) = slave {
+        pty::become_controlling(fd).ctx("setsid + TIOCSCTTY", "the container's pty")?;
+    }
+    if let Some(fd) = devnull {
+        // SAFETY: dup2 onto standard input, which is replaced on purpose.
+        if unsafe { libc::dup2(fd, 0) } < 0 {
+            return Err(sys("dup2", "/dev/null to standard input", Errno::last()));
+        }
+    }
+    // signal(7): dispositions set to "ignore" survive execve; Rust ignores SIGPIPE.
+    // SAFETY: restoring the default disposition has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let err = match &plan.env {
+        Some(env) => nix::unistd::execve(&plan.exe, &plan.argv, env),
+        None => nix::unistd::execv(&plan.exe, &plan.argv),
+    }
+    .unwrap_err();
+    Err(sys("execve", plan.exe.to_string_lossy(), err))
+}
+
+/// pivot_root(2) into `root`, with /proc, /dev (and /sys) mounted first.
+fn enter_rootfs(root: &Path, pid_ns: bool, mount_sys: bool, console: Option<&Path>) -> Result<()> {
+    let none = None::<&str>;
+    // pivot_root(2): new_root must be a mount point. Binding the directory onto itself
+    // makes it one (MS_REC keeps mounts below it).
+    mount(
+        Some(root),
+        root,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )
+    .ctx("mount --rbind", root.display())?;
+    let proc = root.join("proc");
+    if pid_ns {
+        // proc(5): a procfs shows the PID namespace of the process that mounts it.
+        mount(
+            Some("proc"),
+            &proc,
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            none,
+        )
+        .ctx("mount proc", proc.display())?;
+    } else {
+        // Same PID namespace as the host: its procfs, bound (mounting a new one needs
+        // to own the PID namespace, which a rootless run does not).
+        mount(
+            Some("/proc"),
+            &proc,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        )
+        .ctx("mount --rbind /proc", proc.display())?;
+    }
+    let dev = root.join("dev");
+    mount(
+        Some("nsx-dev"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=64k"),
+    )
+    .ctx("mount tmpfs", dev.display())?;
+    let mut binds: Vec<(PathBuf, PathBuf)> = DEVICES
+        .iter()
+        .map(|d| (Path::new("/dev").join(d), dev.join(d)))
+        .collect();
+    if let Some(c) = console {
+        // runc's convention: the container's terminal is also its /dev/console.
+        binds.push((c.to_path_buf(), dev.join("console")));
+    }
+    for (host, target) in &binds {
+        if !host.exists() {
+            continue;
+        }
+        std::fs::File::create(target).ctx("create", target.display())?;
+        // A bind mount of a device node: no mknod(2) privilege needed.
+        mount(Some(host.as_path()), target, none, MsFlags::MS_BIND, none)
+            .ctx("mount --bind", target.display())?;
+    }
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let l = dev.join(link);
+        std::os::unix::fs::symlink(to, &l).ctx("symlink", l.display())?;
+    }
+    for d in ["pts", "shm"] {
+        let p = dev.join(d);
+        std::fs::create_dir(&p).ctx("mkdir", p.display())?;
+    }
+    if mount_sys {
+        let sys_dir = root.join("sys");
+        mount(
+            Some("sysfs"),
+            &sys_dir,
+            Some("sysfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            none,
+        )
+        .ctx("mount sysfs", sys_dir.display())?;
+    }
+    pivot(root)
+}
+
+/// pivot_root(".", ".") then umount2(".", MNT_DETACH): the idiom from pivot_root(2)'s
+/// notes, used by runc, that needs no directory for the old root. After the call the old
+/// root is stacked on top of the new one at "/"; detaching it leaves the container with
+/// no path back to the host's tree.
+pub fn pivot(root: &Path) -> Result<()> {
+    if root_is_initramfs() {
+        give_root_a_parent()?;
+    }
+    nix::unistd::chdir(root).ctx("chdir", root.display())?;
+    nix::unistd::pivot_root(".", ".").ctx("pivot_root", root.display())?;
+    umount2(".", MntFlags::MNT_DETACH).ctx("umount2 (MNT_DETACH)", "the old root")?;
+    nix::unistd::chdir("/").ctx("chdir", "/")?;
+    Ok(())
+}
+
+/// True when "/" of this mount namespace is the initial ramfs itself (fstype `rootfs`
+/// in mountinfo), as on a machine that boots from an initramfs without switch_root.
+fn root_is_initramfs() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| {
+            t.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.get(4) == Some(&"/")
+                    && l.split_once(" - ")
+                        .is_some_and(|(_, r)| r.starts_with("rootfs "))
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// pivot_root(2) refuses to move the initial ramfs (EINVAL: it is the root of the
+/// mount tree and has no parent). As switch_root does for a whole system, give this
+/// namespace a root that has one: bind "/" recursively onto a directory, move that mount
+/// onto "/" (MS_MOVE) and chroot into it. Only in the caller's own private mount
+/// namespace (nsx made it private at clone), and the host never sees it.
+fn give_root_a_parent() -> Result<()> {
+    let none = None::<&str>;
+    let dir = Path::new("/tmp").join(format!("nsx-{}-newroot", std::process::id()));
+    std::fs::create_dir_all(&dir).ctx("mkdir", dir.display())?;
+    mount(
+        Some("/"),
+        &dir,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )
+    .ctx("mount --rbind", "/ (the initramfs)")?;
+    nix::unistd::chdir(&dir).ctx("chdir", dir.display())?;
+    mount(Some("."), "/", none, MsFlags::MS_MOVE, none).ctx("mount --move", "/")?;
+    nix::unistd::chroot(".").ctx("chroot", ".")?;
+    nix::unistd::chdir("/").ctx("chdir", "/")?;
+    // The directory was only the bind's way in; it is empty again.
+    let _ = std::fs::remove_dir(&dir);
+    Ok(())
+}
+
+/// netdevice(7): SIOCGIFFLAGS/SIOCSIFFLAGS to set IFF_UP on `lo`, which a new network
+/// namespace has, down.
+fn loopback_up() -> Result<()> {
+    // SAFETY: a plain socket(2) call; the fd is wrapped in OwnedFd right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(sys("socket", "AF_INET", Errno::last()));
+    }
+    // SAFETY: socket returned a new descriptor.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills ifr_flags of a valid ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } != 0 {
+        return Err(sys("ioctl SIOCGIFFLAGS", "lo", Errno::last()));
+    }
+    // SAFETY: reading and writing the flags member of the union SIOCGIFFLAGS set.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads a valid ifreq.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } != 0 {
+        return Err(sys("ioctl SIOCSIFFLAGS", "lo up", Errno::last()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    fn os(s: &str) -> OsString {
+        OsString::from_vec(s.as_bytes().to_vec())
+    }
+
+    fn opts(ns: CloneFlags, cmd: &[&str]) -> RunOptions {
+        RunOptions {
+            namespaces: ns,
+            limits: Limits::default(),
+            rootfs: None,
+            hostname: None,
+            interactive: false,
+            tty: false,
+            cmd: cmd.iter().map(|c| os(c)).collect(),
+        }
+    }
+
+    #[test]
+    fn hostname_needs_uts_and_rootfs_needs_mount() {
+        let mut o = opts(CloneFlags::CLONE_NEWPID, &["true"]);
+        o.hostname = Some("box".into());
+        assert_eq!(plan(&o).err().unwrap().exit_code(), 2);
+        let mut o = opts(CloneFlags::CLONE_NEWPID, &["true"]);
+        o.rootfs = Some("/".into());
+        let e = plan(&o).err().unwrap();
+        assert!(e.to_string().contains("--mount"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_command_is_a_usage_error() {
+        let e = plan(&opts(CloneFlags::empty(), &["nsx-no-such-command"]))
+            .err()
+            .unwrap();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("command not found"), "{e}");
+        assert_eq!(
+            plan(&opts(CloneFlags::empty(), &[]))
+                .err()
+                .unwrap()
+                .exit_code(),
+            2
+        );
+    }
+
+    #[test]
+    fn late_namespaces_are_not_given_to_clone() {
+        let p = plan(&opts(all_namespaces(), &["true"])).unwrap();
+        assert!(!p.clone_ns.contains(CLONE_NEWTIME));
+        assert!(!p.clone_ns.contains(CloneFlags::CLONE_NEWCGROUP));
+        assert_eq!(
+            p.unshare_after_go,
+            CloneFlags::CLONE_NEWCGROUP | CLONE_NEWTIME
+        );
+        assert_eq!(p.hostname.as_deref(), Some(DEFAULT_HOSTNAME));
+        assert!(p.mount_proc);
+    }
+
+    #[test]
+    fn commands_resolve_inside_the_rootfs() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("bin")).unwrap();
+        let exe = root.path().join("bin/busybox");
+        std::fs::write(&exe, "x").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("/bin/busybox", root.path().join("bin/sh")).unwrap();
+        let r = root.path();
+        assert_eq!(
+            resolve_command(r, Path::new("sh"), CONTAINER_PATH).unwrap(),
+            Some(PathBuf::from("/bin/sh"))
+        );
+        assert_eq!(
+            resolve_command(r, Path::new("/bin/sh"), CONTAINER_PATH).unwrap(),
+            Some(PathBuf::from("/bin/sh"))
+        );
+        assert_eq!(
+            resolve_command(r, Path::new("ls"), CONTAINER_PATH).unwrap(),
+            None
+        );
+    }
+}
