@@ -270,6 +270,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         namespaces: all,
         mount_proc: true,
         hostname: Some("nsx-cost".into()),
+        ..Spec::default()
     };
     let (plain_us, whole_us, added, whole) =
         time_starts(&Spec::new(CloneFlags::empty()), &whole_spec)?;

@@ -303,6 +303,7 @@ pub fn run(o: &RunOptions) -> Result<i32> {
         namespaces: plan.clone_ns,
         mount_proc: plan.mount_proc,
         hostname: plan.hostname.clone(),
+        ..Spec::default()
     };
     let slave_fd = pty.as_ref().map(|p| p.slave.as_raw_fd());
     let slave_path = pty.as_ref().map(|p| p.slave_path.clone());

@@ -22,6 +22,7 @@
 //!    child, so an error or a signal in the parent leaves no process behind.
 
 pub mod signals;
+pub mod sysvipc;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -51,6 +52,16 @@ pub struct Spec {
     pub mount_proc: bool,
     /// sethostname(2) inside (needs CLONE_NEWUTS).
     pub hostname: Option<String>,
+    /// Which ids the parent maps into a new user namespace (see [`IdMap`]).
+    pub id_map: IdMap,
+    /// Namespaces the probe creates itself with unshare(2) after `go`, i.e. after the
+    /// parent has prepared it: a cgroup namespace is then rooted at the cgroup the parent
+    /// moved the probe into, and a time namespace gets its offsets before anyone enters.
+    /// Only CLONE_NEWCGROUP and CLONE_NEWTIME: they are the two whose clone flag would come
+    /// too early (CLONE_NEWTIME cannot even be given to clone(2): it overlaps CSIGNAL).
+    pub unshare: CloneFlags,
+    /// Clock offsets for the time namespace in `unshare` (needs CLONE_NEWTIME there).
+    pub time_offsets: Option<TimeOffsets>,
 }
 
 impl Default for Spec {
@@ -59,9 +70,41 @@ impl Default for Spec {
             namespaces: CloneFlags::empty(),
             mount_proc: false,
             hostname: None,
+            id_map: IdMap::default(),
+            unshare: CloneFlags::empty(),
+            time_offsets: None,
         }
     }
 }
+
+/// The id maps the parent writes for a new user namespace (user_namespaces(7)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdMap {
+    /// The invoking uid and gid become 0 inside, one id each: all an unprivileged parent
+    /// may map (`0 <uid> 1`).
+    #[default]
+    Invoker,
+    /// Ids 0..count inside are `uid..uid+count` (and `gid..`) outside, the way a runtime
+    /// maps a container to a range from /etc/subuid. Only root may write such a map. The
+    /// probe then switches to uid and gid 0 inside (setresuid/setresgid), because a map
+    /// alone does not change who a process is: a probe cloned by root stays host uid 0
+    /// (the owner of every root file) until it takes on a mapped id.
+    Range { uid: u32, gid: u32, count: u32 },
+    /// Nothing is written: no id is mapped, and the kernel shows every id as the overflow
+    /// uid/gid (/proc/sys/kernel/overflowuid, usually 65534).
+    Unmapped,
+}
+
+/// Offsets of a new time namespace's clocks from the host's, in whole seconds
+/// (time_namespaces(7): /proc/<pid>/timens_offsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeOffsets {
+    pub monotonic_secs: i64,
+    pub boottime_secs: i64,
+}
+
+/// CLONE_NEWTIME as a CloneFlags value (nix 0.32 has no constant for it).
+pub const CLONE_NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
 
 impl Spec {
     pub fn new(namespaces: CloneFlags) -> Self {
@@ -74,7 +117,8 @@ impl Spec {
     /// The flags clone(2) will get, user namespace included.
     pub fn clone_flags(&self) -> CloneFlags {
         let mut flags = self.namespaces;
-        if !flags.is_empty() && !getuid().is_root() {
+        let wants_namespaces = !flags.is_empty() || !self.unshare.is_empty();
+        if wants_namespaces && !getuid().is_root() {
             flags |= CloneFlags::CLONE_NEWUSER;
         }
         flags
@@ -82,6 +126,29 @@ impl Spec {
 
     fn check(&self) -> Result<()> {
         let ns = self.namespaces;
+        let late = CloneFlags::CLONE_NEWCGROUP | CLONE_NEWTIME;
+        if !late.contains(self.unshare) {
+            return Err(Error::Other(format!(
+                "internal: the probe may only unshare CLONE_NEWCGROUP and CLONE_NEWTIME itself, not {}",
+                flag_names(self.unshare.difference(late))
+            )));
+        }
+        if self.time_offsets.is_some() && !self.unshare.contains(CLONE_NEWTIME) {
+            return Err(Error::Other(
+                "internal: time offsets need CLONE_NEWTIME in Spec::unshare".into(),
+            ));
+        }
+        if self.id_map != IdMap::Invoker && !self.clone_flags().contains(CloneFlags::CLONE_NEWUSER)
+        {
+            return Err(Error::Other(
+                "internal: an id map needs a new user namespace".into(),
+            ));
+        }
+        if matches!(self.id_map, IdMap::Range { .. }) && !getuid().is_root() {
+            return Err(Error::Other(
+                "internal: only root may map a range of ids".into(),
+            ));
+        }
         if self.mount_proc && !ns.contains(CloneFlags::CLONE_NEWNS) {
             return Err(Error::Other(
                 "internal: mounting /proc needs a new mount namespace".into(),
@@ -273,6 +340,31 @@ impl Inside {
         Ok(())
     }
 
+    /// Mounts the cgroup hierarchy named by `options` (v1: its controllers, e.g. "memory",
+    /// or "none,name=systemd"; v2: `None`) on `target`, through [`Inside::mount`], so only
+    /// in a private nsx mount namespace. cgroup_namespaces(7): inside a cgroup namespace
+    /// the mount's root is the namespace's root cgroup, not the hierarchy's.
+    pub fn mount_cgroup(&mut self, target: &Path, options: Option<&str>) -> Result<()> {
+        let fstype = if options.is_some() {
+            "cgroup"
+        } else {
+            "cgroup2"
+        };
+        let shown = match options {
+            Some(o) => format!("mount -t cgroup -o {o} cgroup {}", target.display()),
+            None => format!("mount -t cgroup2 cgroup2 {}", target.display()),
+        };
+        // mount(2): cgroupfs needs no device; v1 selects the hierarchy by its controllers.
+        self.mount(
+            fstype,
+            target,
+            Some(fstype),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            options,
+            shown,
+        )
+    }
+
     /// Mounts a tmpfs without recording it (for nested children that report nothing).
     /// Callers are inside a private mount namespace: [`Inside::mount_tmpfs`] checks, and
     /// [`Inside::in_new_mount_ns`] only runs inside one.
@@ -378,6 +470,7 @@ pub struct Child {
     reaped: bool,
     /// The clone flags, user namespace included when nsx added one.
     flags: CloneFlags,
+    id_map: IdMap,
     /// What was done to make this child, in order, parent and child side.
     pub actions: Vec<String>,
 }
@@ -393,6 +486,7 @@ where
     signals::check()?;
     ensure_single_threaded()?;
     let flags = spec.clone_flags();
+    let parent = nix::unistd::getpid();
 
     let (go_r, go_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "go")?;
     let (data_r, data_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "data")?;
@@ -401,7 +495,7 @@ where
     match raw_clone(flags).map_err(|e| rootless_refusal(flags, "clone", &flag_names(flags), e))? {
         None => {
             drop((go_w, data_r, release_w));
-            child_main(spec, flags, probe, go_r, data_w, release_r)
+            child_main(spec, flags, parent, probe, go_r, data_w, release_r)
         }
         Some(pid) => {
             drop((go_r, data_w, release_r));
@@ -412,6 +506,7 @@ where
                 release: Some(File::from(release_w)),
                 reaped: false,
                 flags,
+                id_map: spec.id_map,
                 actions: vec![format!("clone({} | SIGCHLD) = {pid}", flag_names(flags))],
             };
             if flags.contains(CloneFlags::CLONE_NEWUSER) {
@@ -575,16 +670,31 @@ impl Child {
         }
     }
 
-    /// user_namespaces(7): the parent writes `setgroups` = deny (required before an
-    /// unprivileged gid_map), then maps the invoking uid and gid to 0 inside.
+    /// user_namespaces(7): only a process outside the namespace (here the parent) may
+    /// write its maps, once. [`IdMap::Invoker`]: `setgroups` = deny (required before an
+    /// unprivileged gid_map), then the invoking uid and gid become 0 inside.
+    /// [`IdMap::Range`] (root): a range, with setgroups left allowed so the probe can drop
+    /// the host's supplementary groups. [`IdMap::Unmapped`]: nothing.
     fn write_id_maps(&mut self) -> Result<()> {
         let (uid, gid) = (getuid(), getgid());
         let dir = format!("/proc/{}", self.pid);
-        for (file, text) in [
-            ("setgroups", "deny".to_string()),
-            ("uid_map", format!("0 {uid} 1")),
-            ("gid_map", format!("0 {gid} 1")),
-        ] {
+        let writes = match self.id_map {
+            IdMap::Invoker => vec![
+                ("setgroups", "deny".to_string()),
+                ("uid_map", format!("0 {uid} 1")),
+                ("gid_map", format!("0 {gid} 1")),
+            ],
+            IdMap::Range { uid, gid, count } => vec![
+                ("uid_map", format!("0 {uid} {count}")),
+                ("gid_map", format!("0 {gid} {count}")),
+            ],
+            IdMap::Unmapped => {
+                self.actions
+                    .push(format!("(no uid_map or gid_map written to {dir})"));
+                vec![]
+            }
+        };
+        for (file, text) in writes {
             let path = format!("{dir}/{file}");
             std::fs::write(&path, &text).map_err(|e| {
                 rootless_refusal(
@@ -701,6 +811,7 @@ fn retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
 fn child_main<T, F>(
     spec: &Spec,
     flags: CloneFlags,
+    parent: Pid,
     probe: F,
     go: OwnedFd,
     data: OwnedFd,
@@ -726,7 +837,7 @@ where
             private_mounts: false,
             actions: Vec::new(),
         };
-        let result = setup(spec, flags, &mut inside).and_then(|()| probe(&mut inside));
+        let result = setup(spec, flags, parent, &mut inside).and_then(|()| probe(&mut inside));
         let message = match result {
             Ok(value) => Message::Ok {
                 actions: std::mem::take(&mut inside.actions),
@@ -767,7 +878,21 @@ where
 }
 
 /// Runs in the child before the probe.
-fn setup(spec: &Spec, flags: CloneFlags, inside: &mut Inside) -> Result<()> {
+fn setup(spec: &Spec, flags: CloneFlags, parent: Pid, inside: &mut Inside) -> Result<()> {
+    if let IdMap::Range { uid, gid, .. } = spec.id_map {
+        become_mapped_root(parent, inside, uid, gid)?;
+    }
+    if !spec.unshare.is_empty() {
+        // unshare(2): the namespace is created now, after the parent prepared the probe.
+        // A cgroup namespace takes the caller's current cgroup as its root
+        // (cgroup_namespaces(7)); a time namespace is created for the caller's *children*
+        // only (time_namespaces(7)), which is what lets its offsets be set first.
+        nix::sched::unshare(spec.unshare).ctx("unshare", flag_names(spec.unshare))?;
+        inside.action(format!("unshare({})", flag_names(spec.unshare)));
+    }
+    if spec.unshare.contains(CLONE_NEWTIME) {
+        enter_new_time_ns(spec.time_offsets, inside)?;
+    }
     if flags.contains(CloneFlags::CLONE_NEWNS) {
         let before = root_propagation();
         // mount_namespaces(7): a new mount namespace starts as a copy whose mounts keep
@@ -801,6 +926,56 @@ fn setup(spec: &Spec, flags: CloneFlags, inside: &mut Inside) -> Result<()> {
         nix::unistd::sethostname(name).ctx("sethostname", name)?;
         inside.action(format!("sethostname(\"{name}\")"));
     }
+    Ok(())
+}
+
+/// [`IdMap::Range`]: take on uid and gid 0 inside, which the kernel stores as the mapped
+/// host ids. credentials(7): groups first (setgroups needs CAP_SETGID, and the host's
+/// supplementary groups are unmapped here), then the gid, then the uid. The probe keeps its
+/// capabilities in the new namespace (capabilities(7): they are cleared only when a uid
+/// that *is* root in that namespace changes to non-root). prctl(2): changing credentials
+/// clears the parent-death signal, so it is set again, and if the parent died meanwhile
+/// the probe exits.
+fn become_mapped_root(parent: Pid, inside: &mut Inside, uid: u32, gid: u32) -> Result<()> {
+    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+    setgroups(&[]).ctx("setgroups", "[]")?;
+    setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).ctx("setresgid", 0)?;
+    setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).ctx("setresuid", 0)?;
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if nix::unistd::getppid() != parent {
+        return Err(Error::Other(
+            "the parent exited while the probe started".into(),
+        ));
+    }
+    inside.action(format!(
+        "setgroups([]); setresgid(0, 0, 0); setresuid(0, 0, 0)   (the host sees gid {gid}, uid {uid})"
+    ));
+    Ok(())
+}
+
+/// time_namespaces(7): unshare(CLONE_NEWTIME) made a namespace for the probe's future
+/// children (/proc/self/ns/time_for_children). Its offsets can be written only before the
+/// first process is in it, so write them now, then move the probe itself in with setns(2)
+/// on that link: no extra fork, and the host keeps observing the same PID.
+fn enter_new_time_ns(offsets: Option<TimeOffsets>, inside: &mut Inside) -> Result<()> {
+    if let Some(off) = offsets {
+        let path = "/proc/self/timens_offsets";
+        for line in [
+            format!("monotonic {} 0", off.monotonic_secs),
+            format!("boottime {} 0", off.boottime_secs),
+        ] {
+            // One record per write: "<clock> <secs> <nanosecs>\n".
+            std::fs::write(path, format!("{line}\n")).ctx("write", path)?;
+            inside.action(format!("echo '{line}' > {path}"));
+        }
+    }
+    let link = "/proc/self/ns/time_for_children";
+    let fd = File::open(link).ctx("open", link)?;
+    // setns(2) into a time namespace needs a single-threaded caller (the probe is) and
+    // CAP_SYS_ADMIN in the namespace's owner; from here on its offsets are frozen.
+    nix::sched::setns(&fd, CLONE_NEWTIME).ctx("setns", link)?;
+    inside.action(format!("setns({link}, CLONE_NEWTIME)"));
     Ok(())
 }
 
@@ -857,6 +1032,51 @@ mod tests {
             flag_names(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID),
             "CLONE_NEWPID | CLONE_NEWNS"
         );
+    }
+
+    #[test]
+    fn late_namespaces_and_their_options_are_checked() {
+        let spec = Spec {
+            unshare: CloneFlags::CLONE_NEWPID,
+            ..Spec::default()
+        };
+        assert!(spec
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("CLONE_NEWPID"));
+        let spec = Spec {
+            time_offsets: Some(TimeOffsets {
+                monotonic_secs: 1,
+                boottime_secs: 1,
+            }),
+            ..Spec::default()
+        };
+        assert!(spec.check().is_err(), "offsets without CLONE_NEWTIME");
+        let spec = Spec {
+            unshare: CLONE_NEWTIME | CloneFlags::CLONE_NEWCGROUP,
+            ..Spec::default()
+        };
+        assert!(spec.check().is_ok());
+        // An unprivileged probe that unshares needs a user namespace for it.
+        if !getuid().is_root() {
+            assert!(spec.clone_flags().contains(CloneFlags::CLONE_NEWUSER));
+        }
+        // No user namespace, nothing to map.
+        let spec = Spec {
+            id_map: IdMap::Unmapped,
+            ..Spec::default()
+        };
+        assert!(spec.check().is_err());
+        let spec = Spec {
+            id_map: IdMap::Range {
+                uid: 100_000,
+                gid: 100_000,
+                count: 65_536,
+            },
+            ..Spec::new(CloneFlags::CLONE_NEWUSER)
+        };
+        assert_eq!(spec.check().is_ok(), getuid().is_root());
     }
 
     #[test]
