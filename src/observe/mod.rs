@@ -17,6 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
 
+pub mod cgroup;
+pub mod sysvipc;
+
+pub use sysvipc::SysvIpc;
+
 /// Namespace types, in the order namespaces(7) lists them.
 pub const NS_TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
 
@@ -53,6 +58,11 @@ pub struct View {
     pub processes: Processes,
     /// The observer's own mount table (`<proc>/self/mountinfo`).
     pub mounts: Mounts,
+    /// System V IPC objects of the observer's IPC namespace (`<proc>/sysvipc/{shm,msg}`:
+    /// these show the reader's namespace, not the subject's). Left out of the JSON when
+    /// both tables are empty.
+    #[serde(default, skip_serializing_if = "SysvIpc::is_empty")]
+    pub sysvipc: SysvIpc,
 }
 
 /// One process as a procfs shows it.
@@ -160,6 +170,7 @@ pub fn observe(proc: &Path, subject: Subject) -> Result<View> {
         hostname: read_trimmed(&proc.join("sys/kernel/hostname"))?,
         processes: read_processes(proc)?,
         mounts: read_mounts(&proc.join("self/mountinfo"))?,
+        sysvipc: sysvipc::read_sysvipc(proc)?,
     })
 }
 

@@ -86,3 +86,44 @@ fn a_garbled_status_is_an_error_naming_the_file_not_a_panic() {
     let err = read_proc(&dir.path().join("9")).unwrap_err().to_string();
     assert!(err.contains("9/status"), "{err}");
 }
+
+#[test]
+fn reads_the_sysvipc_tables_of_the_readers_namespace() {
+    let view = observe(&fixture(), Subject::Pid(4242)).unwrap();
+    let ipc = &view.sysvipc;
+    assert_eq!(ipc.shm.len(), 2);
+    let key = crate::sandbox::sysvipc::nsx_key(4242);
+    let seg = ipc.shm_with_key(key).unwrap();
+    assert_eq!(
+        seg,
+        &sysvipc::ShmSegment {
+            key,
+            id: 32768,
+            perms: "600".into(),
+            size: 4096,
+            cpid: 4242,
+            nattch: 0,
+            uid: 1000,
+        }
+    );
+    // IPC_PRIVATE segments have key 0 and are listed too.
+    assert_eq!(ipc.shm[1].key, 0);
+    assert_eq!(ipc.shm[1].nattch, 2);
+    let q = ipc.msg_with_key(key).unwrap();
+    assert_eq!((q.id, q.qnum, q.cbytes, q.lspid), (0, 1, 14, 4242));
+    assert!(ipc.msg_with_key(1).is_none());
+}
+
+#[test]
+fn missing_sysvipc_tables_are_empty_and_garbled_ones_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(sysvipc::read_sysvipc(dir.path()).unwrap().is_empty());
+    std::fs::create_dir(dir.path().join("sysvipc")).unwrap();
+    std::fs::write(
+        dir.path().join("sysvipc/msg"),
+        "       key      msqid perms\n     x  0  600\n",
+    )
+    .unwrap();
+    let err = sysvipc::read_sysvipc(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("sysvipc/msg") && err.contains("key"), "{err}");
+}
