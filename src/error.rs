@@ -259,6 +259,26 @@ pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
             "mounting needs CAP_SYS_ADMIN in the user namespace that owns the current mount namespace",
             "run nsx as root, or let it create a user namespace (unprivileged user namespaces must be allowed)",
         ),
+        ("shmget" | "msgget", _, Errno::EEXIST) => Hint::new(
+            "a System V IPC object with nsx's key already exists in this IPC namespace: left by an nsx run that was killed with SIGKILL, or another program chose the same key",
+            "look at it with ipcs -m -q; if it is a leftover of nsx, remove it with ipcrm -M <key> (segment) or ipcrm -Q <key> (queue)",
+        ),
+        ("write", "timens_offsets", Errno::EACCES) => Hint::new(
+            "a process is already in this time namespace, and its offsets froze when the first one entered",
+            "write the offsets right after unshare(CLONE_NEWTIME), before any fork(2) or setns(2) into it",
+        ),
+        ("write", "timens_offsets", Errno::EPERM) => Hint::new(
+            "writing time offsets needs CAP_SYS_TIME in the user namespace that owns the time namespace",
+            "run nsx as root, or let it create a user namespace first (it does when run unprivileged)",
+        ),
+        ("setresuid" | "setresgid", _, Errno::EINVAL) => Hint::new(
+            "id 0 is not mapped in the probe's user namespace: uid_map or gid_map was not written",
+            "the parent must write /proc/<pid>/uid_map and gid_map before the probe switches ids",
+        ),
+        ("mkdir", _, Errno::EROFS) if target.contains("/cgroup") => Hint::new(
+            "the cgroup filesystem is mounted read-only, as inside most containers",
+            "run nsx on the host (or in a VM), where the cgroup tree is writable by root",
+        ),
         ("sethostname", _, Errno::EPERM) => Hint::new(
             "changing the hostname needs CAP_SYS_ADMIN in the user namespace that owns the UTS namespace",
             "run the lesson as root, or let nsx create a user namespace",
@@ -421,6 +441,41 @@ mod tests {
     fn execve_enoent_names_the_missing_loader() {
         let e = sys("execve", "/usr/bin/python3", Errno::ENOENT).to_string();
         assert!(e.contains("ELF interpreter") && e.contains("static"), "{e}");
+    }
+
+    #[test]
+    fn eexist_on_an_ipc_key_names_ipcrm() {
+        let e = sys("shmget", "0x6e001092 (held by shmid 3)", Errno::EEXIST).to_string();
+        assert!(e.starts_with("shmget 0x6e001092"), "{e}");
+        assert!(e.contains("ipcrm -M"), "{e}");
+        let e = sys("msgget", "0x6e001092", Errno::EEXIST).to_string();
+        assert!(e.contains("ipcrm -Q"), "{e}");
+    }
+
+    #[test]
+    fn timens_offsets_errors_name_the_rule_broken() {
+        let e = sys("write", "/proc/self/timens_offsets", Errno::EACCES).to_string();
+        assert!(e.contains("froze when the first one entered"), "{e}");
+        let e = sys("write", "/proc/42/timens_offsets", Errno::EPERM).to_string();
+        assert!(e.contains("CAP_SYS_TIME"), "{e}");
+    }
+
+    #[test]
+    fn setresuid_einval_names_the_missing_map() {
+        let e = sys("setresuid", 0, Errno::EINVAL).to_string();
+        assert!(e.contains("uid_map"), "{e}");
+    }
+
+    #[test]
+    fn erofs_on_cgroup_mkdir_names_read_only_cgroupfs() {
+        let e = sys(
+            "mkdir",
+            "/sys/fs/cgroup/memory/nsx-1-cgroupns",
+            Errno::EROFS,
+        )
+        .to_string();
+        assert!(e.contains("read-only"), "{e}");
+        assert!(explain("mkdir", "/tmp/x", Errno::EROFS).is_none());
     }
 
     #[test]

@@ -3,12 +3,16 @@
 //! A lesson runs probes through the sandbox, turns what both sides saw into steps and
 //! facts, and never prints: the renderer does, as each step arrives.
 
+pub mod cgroupns;
 pub mod cost;
 pub mod init;
+pub mod ipc;
 pub mod mount;
 pub mod needs;
 pub mod pid;
 pub mod rootfs;
+pub mod time;
+pub mod user;
 pub mod uts;
 
 use serde::Serialize;
@@ -46,6 +50,10 @@ pub static LESSONS: &[Lesson] = &[
     pid::LESSON,
     mount::LESSON,
     uts::LESSON,
+    ipc::LESSON,
+    user::LESSON,
+    cgroupns::LESSON,
+    time::LESSON,
     rootfs::LESSON,
     init::LESSON,
     cost::LESSON,
@@ -263,7 +271,10 @@ mod tests {
 
     #[test]
     fn ids_are_unique_and_in_curriculum_order() {
-        assert_eq!(ids(), ["pid", "mount", "uts", "rootfs", "init", "cost"]);
+        assert_eq!(
+            ids(),
+            ["pid", "mount", "uts", "ipc", "user", "cgroupns", "time", "rootfs", "init", "cost"]
+        );
     }
 
     #[test]
