@@ -99,6 +99,13 @@ fn volatile_numbers(v: &Value, key: &str, out: &mut BTreeSet<u64>) {
                     | "during"
                     | "listed"
                     | "proc_self_pid"
+                    | "ipc_key"
+                    | "key"
+                    | "cpid"
+                    | "lspid"
+                    | "ino"
+                    | "inside_ino"
+                    | "host_ino"
             ) || key.chars().all(|c| c.is_ascii_lowercase())
                 && n.as_u64().is_some_and(|x| x > 4_000_000_000);
             if let Some(x) = n.as_u64() {
@@ -174,6 +181,15 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
             (r"grandchild \(PID \d+\)", "grandchild (PID [N])"),
             (r"orphaned grandchild( +)\d+", "orphaned grandchild$1[N]"),
             (r"PPid \d\d+", "PPid [N]"),
+            // ipc: nsx's key carries its PID; object ids depend on what the host made
+            // before.
+            (r"\b0x6e[0-9a-f]{6}\b", "0x6e[PID]"),
+            (r"\b(shmid|msqid) \d+", "$1 [ID]"),
+            // time: clock readings (the offsets, whole seconds, stay), dates, intervals.
+            (r"\b\d+ d \d\d:\d\d:\d\d\b", "[CLOCK]"),
+            (r"\b\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\b", "[DATE]"),
+            (r"\b\d+\.\d{3} ms\b", "[T] ms"),
+            (r"\b\d+\.\d{6}\b", "[T]"),
         ];
         rules
             .iter()
@@ -183,6 +199,10 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
     let mut s = text.to_string();
     for (re, rep) in rules {
         s = re.replace_all(&s, *rep).into_owned();
+    }
+    // cgroupns: where nsx (like this test) sits in the host's cgroup tree.
+    for path in own_cgroup_paths() {
+        s = s.replace(&path, "[HOST-CGROUP]");
     }
     // One alternation for all volatile numbers, longest first, compiled once per set.
     thread_local! {
@@ -222,6 +242,20 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
     s
 }
 
+/// The non-root cgroup paths of this test process (nsx inherits them), longest first.
+fn own_cgroup_paths() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut paths: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .filter(|p| *p != "/")
+        .map(str::to_string)
+        .collect();
+    paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    paths.dedup();
+    paths
+}
+
 fn regex_replace(s: &str, re: &str, rep: &str) -> String {
     regex::Regex::new(re)
         .expect("valid regex")
@@ -235,11 +269,18 @@ pub fn stable_json(report: &Value) -> Value {
     volatile_numbers(report, "", &mut numbers);
     fn walk(v: &Value, key: &str, numbers: &BTreeSet<u64>) -> Value {
         match v {
-            Value::Object(m) => Value::Object(
-                m.iter()
+            Value::Object(m) => {
+                let mut out: serde_json::Map<String, Value> = m
+                    .iter()
                     .map(|(k, c)| (k.clone(), walk(c, k, numbers)))
-                    .collect(),
-            ),
+                    .collect();
+                // A System V IPC object (key, id, perms, ...): its id depends on what the
+                // namespace held before; the key is what the lesson is about.
+                if m.contains_key("key") && m.contains_key("perms") && m.contains_key("id") {
+                    out.insert("id".into(), Value::String("[ID]".into()));
+                }
+                Value::Object(out)
+            }
             // rootfs: the host's own root listing, devices, inodes and mount counts.
             Value::Array(a) if key == "listing" && a.len() > 12 => {
                 Value::String("[HOST-LISTING]".into())
@@ -253,6 +294,11 @@ pub fn stable_json(report: &Value) -> Value {
                 Value::String("[N]".into())
             }
             Value::Number(_) if key.ends_with("_us") => Value::String("[T]".into()),
+            // Clock readings and other measured times: the fractional numbers of a report.
+            Value::Number(n) if n.is_f64() => Value::String("[T]".into()),
+            // IPC ids depend on what the host created before (ids restart in a new
+            // namespace, but the key, not the id, is what the lesson is about).
+            Value::Number(_) if key == "shmid" || key == "msqid" => Value::String("[ID]".into()),
             Value::String(s)
                 if key == "hostname" || key == "host_during" || key == "host_before" =>
             {
@@ -267,14 +313,60 @@ pub fn stable_json(report: &Value) -> Value {
             other => other.clone(),
         }
     }
+    // The keys of the IPC objects this run made (the ipc lesson names them in `extra`).
+    let run_keys: Vec<Value> = report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["extra"].get("ipc_key").cloned())
+        .collect();
     let mut out = walk(report, "", &numbers);
-    // Host-specific tables nobody asserts on: the host's own cgroup paths and id maps.
-    for step in out["steps"].as_array_mut().into_iter().flatten() {
+    // Host-specific tables nobody asserts on: the host's own cgroup paths, capabilities
+    // and System V IPC objects. A view taken from inside a namespace nsx made is the
+    // lesson and stays.
+    let steps = report["steps"].as_array().cloned().unwrap_or_default();
+    for (step, orig) in out["steps"].as_array_mut().into_iter().flatten().zip(steps) {
+        let host_ns = |ty: &str| orig["host"]["own_ns"][ty].clone();
         for side in ["host", "container"] {
+            let view = &orig[side];
+            // The probe's capabilities are nsx's own (the harness's) unless the probe is
+            // in a user namespace of its own.
+            let probe_in_host_userns = view["probe"]["ns"]["user"] == host_ns("user");
+            // /proc/<pid>/cgroup paths are relative to the reader's cgroup namespace.
+            let reader_in_host_cgroupns = view["own_ns"]["cgroup"] == host_ns("cgroup");
+            let reader_in_host_ipcns = view["own_ns"]["ipc"] == host_ns("ipc");
             let probe = &mut step[side]["probe"];
-            for k in ["cgroup", "cap_eff"] {
-                if !probe[k].is_null() {
-                    probe[k] = Value::String("[HOST-SPECIFIC]".into());
+            if reader_in_host_cgroupns && !probe["cgroup"].is_null() {
+                probe["cgroup"] = Value::String("[HOST-SPECIFIC]".into());
+            }
+            if probe_in_host_userns && !probe["cap_eff"].is_null() {
+                probe["cap_eff"] = Value::String("[HOST-SPECIFIC]".into());
+            }
+            // The host's IPC tables hold whatever else runs there (other tests too):
+            // keep only this run's objects.
+            if reader_in_host_ipcns {
+                // (get_mut: indexing a missing key with [] would insert a null.)
+                let ipc = step[side].get_mut("sysvipc");
+                if let Some(tables) = ipc.and_then(Value::as_object_mut) {
+                    for (name, table) in tables.iter_mut() {
+                        let original = view["sysvipc"][name]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default();
+                        if let Some(rows) = table.as_array_mut() {
+                            let mut ours = original.iter().map(|r| run_keys.contains(&r["key"]));
+                            rows.retain(|_| ours.next().unwrap_or(false));
+                        }
+                    }
+                    if tables
+                        .values()
+                        .all(|t| t.as_array().is_some_and(Vec::is_empty))
+                    {
+                        step[side]
+                            .as_object_mut()
+                            .expect("a view is an object")
+                            .remove("sysvipc");
+                    }
                 }
             }
             // The lowest host PIDs include kernel threads that come and go.

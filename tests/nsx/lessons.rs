@@ -88,6 +88,92 @@ fn mount() {
 }
 
 #[test]
+fn ipc() {
+    check(
+        "ipc",
+        &[
+            "before-same-ipc-ns",
+            "objects-visible-inside",
+            "objects-absent-on-host",
+            "new-ns-starts-empty",
+            "ipc-ns-differs",
+            "control-visible-to-host",
+            "control-outlives-the-probe",
+            "control-removed",
+        ],
+    );
+}
+
+#[test]
+fn user() {
+    check(
+        "user",
+        &[
+            "before-same-uid",
+            "inside-uid-is-0",
+            "host-sees-ordinary-uid",
+            "uid-map-translates",
+            "full-capeff-inside",
+            "same-bits-seen-from-host",
+            "caps-stop-at-the-host",
+            "user-ns-differs",
+            "unmapped-is-overflow",
+        ],
+    );
+}
+
+#[test]
+fn user_as_root_maps_a_subordinate_range() {
+    if !privileged("user as root") {
+        return;
+    }
+    let report = lesson_json("user", &[]);
+    let after = &report["steps"][1];
+    assert_eq!(after["host"]["probe"]["uid_map"][0], "0 100000 65536");
+    assert_eq!(after["host"]["probe"]["uid"], 100000);
+    assert_eq!(after["container"]["probe"]["uid"], 0);
+    assert_eq!(after["extra"]["kill_inside"], "EPERM");
+    // The unmapped control: the probe was never given another identity.
+    let control = &report["steps"][2];
+    assert_eq!(control["host"]["probe"]["uid"], 0);
+    assert!(control["container"]["probe"]["uid_map"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn cgroupns() {
+    check(
+        "cgroupns",
+        &[
+            "before-same-paths",
+            "inside-sees-root",
+            "host-sees-full-path",
+            "paths-differ",
+            "same-cgroup-underneath",
+            "cgroup-ns-differs",
+        ],
+    );
+}
+
+#[test]
+fn time() {
+    check(
+        "time",
+        &[
+            "before-same-clocks",
+            "offsets-in-place",
+            "uptime-shifted",
+            "monotonic-shifted",
+            "wall-clock-same",
+            "offsets-frozen",
+            "time-ns-differs",
+        ],
+    );
+}
+
+#[test]
 fn explain_prints_the_narrative_first() {
     if !privileged("--explain") {
         return;

@@ -83,3 +83,41 @@ fn rootfs_and_init_run_rootless() {
         assert_facts(&report, &[]);
     }
 }
+
+#[test]
+fn ipc_user_cgroupns_and_time_run_rootless() {
+    for id in ["ipc", "user", "cgroupns", "time"] {
+        let Some(report) = rootless_report(id) else {
+            continue;
+        };
+        assert_eq!(report["privilege"], "rootless", "{id}");
+        assert_facts(&report, &[]);
+        let after = &report["steps"][1];
+        assert!(
+            after["actions"].to_string().contains("uid_map"),
+            "{id}: the user namespace nsx added must show in the actions: {after:#}"
+        );
+        if is_root() {
+            let map = after["host"]["probe"]["uid_map"][0].as_str().unwrap();
+            assert_eq!(map, format!("0 {UID} 1"), "{id}");
+        }
+    }
+}
+
+#[test]
+fn rootless_user_maps_only_the_invoking_uid() {
+    let Some(report) = rootless_report("user") else {
+        return;
+    };
+    let after = &report["steps"][1];
+    assert_eq!(after["container"]["probe"]["uid"], 0);
+    assert_eq!(after["extra"]["kill_inside"], "EPERM");
+    if is_root() {
+        assert_eq!(after["host"]["probe"]["uid"], UID.parse::<u32>().unwrap());
+        // The unmapped control keeps the invoking uid on the host.
+        assert_eq!(
+            report["steps"][2]["host"]["probe"]["uid"],
+            UID.parse::<u32>().unwrap()
+        );
+    }
+}
