@@ -324,3 +324,46 @@ fn interrupted_ipc_and_cgroupns_runs_leave_nothing() {
         "no run was interrupted mid-way: the test proved nothing"
     );
 }
+
+#[test]
+fn four_concurrent_runs_of_ipc_user_cgroupns_and_time_do_not_interfere() {
+    if !privileged("namespace concurrency test") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-concns");
+    let before = host_state();
+    let mut pids = BTreeSet::new();
+    for id in ["ipc", "user", "cgroupns", "time"] {
+        let children: Vec<_> = (0..4)
+            .map(|_| {
+                spawn(
+                    Command::new(&exe)
+                        .args(["lesson", id, "--format", "json"])
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped()),
+                )
+            })
+            .collect();
+        for child in children {
+            pids.insert(child.id());
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "concurrent nsx lesson {id} failed: {}\n{}",
+                stderr(&out),
+                failed_facts(&out.stdout)
+            );
+        }
+    }
+    let after = host_state();
+    assert_eq!(before.mountinfo, after.mountinfo);
+    assert_eq!(before.hostname, after.hostname);
+    assert!(processes_of(&exe).is_empty());
+    assert!(
+        ipc_objects_of(&pids).is_empty(),
+        "{:?}",
+        ipc_objects_of(&pids)
+    );
+    assert!(cgroups_of(&pids).is_empty(), "{:?}", cgroups_of(&pids));
+    assert!(temp_dirs_of(&pids).is_empty(), "{:?}", temp_dirs_of(&pids));
+}
