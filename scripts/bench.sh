@@ -15,17 +15,33 @@ trap 'rm -rf "$out"' EXIT
 # bench NAME NSX_COMMAND BASELINE_COMMAND: prints both medians and the ratio.
 bench() {
   local name=$1 ours=$2 theirs=$3
-  hyperfine -N --warmup 30 --runs "$runs" --export-json "$out/$name.json" "$ours" "$theirs" >/dev/null
+  hyperfine -N --warmup 30 --runs "$runs" --export-json "$out/$name.json" "$ours" "$theirs" >/dev/null 2>"$out/$name.err"
   python3 - "$out/$name.json" "$name" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
 ours, theirs = (x["median"] * 1000 for x in r)
 print(f"{sys.argv[2]:<10} nsx {ours:7.2f} ms   baseline {theirs:7.2f} ms   ratio {ours / theirs:4.2f}   ({r[1]['command']})")
 PY
+  if grep -q "outliers" "$out/$name.err"; then
+    echo "           (hyperfine saw statistical outliers: other work was running; compare medians only)"
+  fi
 }
 
 echo "median wall time over $runs runs (hyperfine -N)"
 bench pid "$nsx lesson pid --format json" "unshare --fork --pid --mount-proc true"
+# Each namespace lesson beside unshare(1) with the same namespace flag. The lesson does
+# more than unshare (three probes for ipc and user, two for cgroupns and time, /proc read
+# from both sides, JSON out), so the ratio is the price of the explanation. When only
+# some lessons exist (branches), missing ones are skipped.
+for pair in \
+  "ipc|unshare --ipc true" \
+  "user|unshare --user true" \
+  "cgroupns|unshare --cgroup true" \
+  "time|unshare --time --fork true"; do
+  id=${pair%%|*}
+  "$nsx" lesson "$id" --format json >/dev/null 2>&1 || { echo "$id: skipped (nsx lesson $id does not run here)"; continue; }
+  bench "$id" "$nsx lesson $id --format json" "${pair#*|}"
+done
 
 if [ -x /usr/bin/time ]; then
   peak=$(/usr/bin/time -f %M "$nsx" lesson pid --format json 2>&1 >/dev/null | tail -1)
