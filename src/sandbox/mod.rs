@@ -943,6 +943,11 @@ fn become_mapped_root(parent: Pid, inside: &mut Inside, uid: u32, gid: u32) -> R
     setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).ctx("setresuid", 0)?;
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // proc(5): the id change also made the probe non-dumpable, which turns its /proc/self
+    // files into host root's, so the probe could no longer write its own (timens_offsets,
+    // for one). It holds nothing secret: dumpable again, as runtimes do.
+    // SAFETY: PR_SET_DUMPABLE takes 0 or 1.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) };
     if nix::unistd::getppid() != parent {
         return Err(Error::Other(
             "the parent exited while the probe started".into(),
