@@ -216,7 +216,9 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         ),
     ]);
     let created = after.inside.created;
-    // The probe has exited (probe() reaps it): look at the host's table once more.
+    // probe() only releases the probe; wait until it has exited, then look at the host's
+    // table once more.
+    crate::sandbox::reap_released();
     let after_exit = read_sysvipc(std::path::Path::new("/proc"))?;
     let note = format!(
         "the probe (PID {}) has exited and the host's /proc/sysvipc {} key {label}: nsx had nothing to remove, the objects existed only in the probe's IPC namespace",

@@ -182,7 +182,8 @@ fn timed(spec: &Spec, rewrite: bool) -> Result<Run<Seen, Around>> {
     let pid = child.pid();
     let offsets = read_offsets(&format!("/proc/{pid}"))?;
     let actions = std::mem::take(&mut child.actions);
-    child.finish()?;
+    // Reaped later, in parallel with the next step (see Child::release).
+    child.release();
     Ok(Run {
         inside,
         host,
