@@ -258,10 +258,15 @@ fn interrupted_ipc_and_cgroupns_runs_leave_nothing() {
     let mut interrupted = 0;
     for id in ["ipc", "cgroupns"] {
         let start = std::time::Instant::now();
-        let out = Command::new(&exe)
-            .args(["lesson", id, "--format", "json"])
-            .output()
-            .unwrap();
+        // spawn(): retries ETXTBSY on the freshly copied binary.
+        let out = spawn(
+            Command::new(&exe)
+                .args(["lesson", id, "--format", "json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        )
+        .wait_with_output()
+        .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let whole = start.elapsed();
         for i in 0..20u32 {
