@@ -125,17 +125,16 @@ fn doctor_as_an_unprivileged_user_judges_for_that_user() {
         return;
     }
     let (_dir, exe) = copy_binary("nsx");
-    let out = spawn(
-        Command::new("setpriv")
-            .args(["--reuid", "4242", "--regid", "4242", "--clear-groups", "--"])
+    let out = output_retrying_busy(|| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid", "4242", "--regid", "4242", "--clear-groups", "--"])
             .arg(&exe)
             .args(["doctor", "--format", "json"])
             .current_dir("/")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .wait_with_output()
-    .unwrap();
+            .stderr(Stdio::piped());
+        cmd
+    });
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let d: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d["privilege"], "rootless");

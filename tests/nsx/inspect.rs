@@ -338,18 +338,17 @@ fn another_users_process_without_permission_is_exit_77_with_the_fix() {
     }
     // This test process belongs to root; an unprivileged nsx may not read its namespaces.
     let (_dir, exe) = copy_binary("nsx");
-    let out = spawn(
-        Command::new("setpriv")
-            .args(["--reuid", "4242", "--regid", "4242", "--clear-groups", "--"])
+    let out = output_retrying_busy(|| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid", "4242", "--regid", "4242", "--clear-groups", "--"])
             .arg(&exe)
             .args(["inspect", &std::process::id().to_string()])
             .env("NO_COLOR", "1")
             .current_dir("/")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .wait_with_output()
-    .unwrap();
+            .stderr(Stdio::piped());
+        cmd
+    });
     assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
     let e = stderr(&out);
     assert!(e.contains("EACCES") || e.contains("EPERM"), "{e}");

@@ -10,31 +10,16 @@ const UID: &str = "4242";
 fn rootless_report(id: &str) -> Option<serde_json::Value> {
     let out = if is_root() {
         let (_dir, exe) = copy_binary("nsx");
-        let run = || {
-            spawn(
-                Command::new("setpriv")
-                    .args(["--reuid", UID, "--regid", UID, "--clear-groups", "--"])
-                    .arg(&exe)
-                    .args(["lesson", id, "--format", "json"])
-                    .current_dir("/")
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped()),
-            )
-            .wait_with_output()
-            .expect("setpriv (util-linux)")
-        };
-        // setpriv execs the copy itself, so spawn() cannot retry its ETXTBSY: a child that
-        // another test thread forked while the copy was still open for writing holds it
-        // until that child execs. setpriv then exits 126; try again.
-        let mut out = run();
-        for _ in 0..100 {
-            if !(out.status.code() == Some(126) && stderr(&out).contains("Text file busy")) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            out = run();
-        }
-        out
+        output_retrying_busy(|| {
+            let mut cmd = Command::new("setpriv");
+            cmd.args(["--reuid", UID, "--regid", UID, "--clear-groups", "--"])
+                .arg(&exe)
+                .args(["lesson", id, "--format", "json"])
+                .current_dir("/")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            cmd
+        })
     } else {
         nsx()
             .args(["lesson", id, "--format", "json"])
