@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::lessons;
+use crate::sandbox::veth::Subnet30;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,7 +49,7 @@ pub enum Command {
     Lessons,
     /// Run one lesson: before and after, host and container side by side, then the facts.
     #[command(
-        after_help = "Examples:\n  sudo nsx lesson pid\n  nsx lesson uts --hostname box1 --step\n  nsx lesson mount --format json | jq .ok"
+        after_help = "Examples:\n  sudo nsx lesson pid\n  nsx lesson uts --hostname box1 --step\n  nsx lesson mount --format json | jq .ok\n  sudo nsx lesson net --veth-net 169.254.42.0/30"
     )]
     Lesson(LessonArgs),
     /// Run every lesson this machine supports, in curriculum order, then a summary.
@@ -272,6 +273,20 @@ pub struct LessonArgs {
     /// The hostname the uts lesson sets inside its namespace.
     #[arg(long, default_value = "nsx-demo", value_parser = parse_hostname)]
     pub hostname: String,
+
+    /// The /30 the net lesson puts its veth pair on: A.B.C.D/30 inside 169.254.0.0/16
+    /// (link-local), never the one holding 169.254.169.254. Default: 169.254.73.0/30, or
+    /// the next free /30 when another nsx run holds it.
+    #[arg(long, value_name = "ADDR/30", value_parser = parse_veth_net)]
+    pub veth_net: Option<Subnet30>,
+
+    /// Skip the net lesson's veth step (namespaces only, nothing created on the host).
+    #[arg(long)]
+    pub no_veth: bool,
+}
+
+fn parse_veth_net(s: &str) -> Result<Subnet30, String> {
+    s.parse()
 }
 
 /// sethostname(2) takes at most HOST_NAME_MAX (64) bytes; keep it printable.

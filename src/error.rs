@@ -251,6 +251,22 @@ pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
             "a cgroup can only be removed once no process is in it and it has no children",
             "wait for its processes to exit (cat cgroup.procs), then remove it",
         ),
+        ("RTM_NEWLINK veth", _, Errno::EOPNOTSUPP) => Hint::new(
+            "this kernel has no veth driver (CONFIG_VETH), or it is a module that is not loaded",
+            "sudo modprobe veth, or run `nsx lesson net --no-veth` to skip the veth step",
+        ),
+        ("RTM_NEWLINK veth", _, Errno::EEXIST) => Hint::new(
+            "an interface with this name already exists in the host's network namespace (nsx names its veth ends nsx<pid>h and nsx<pid>c)",
+            "if no nsx with that pid is running, remove it: sudo ip link del NAME",
+        ),
+        ("RTM_NEWADDR", _, Errno::EEXIST) => Hint::new(
+            "the interface already has this address",
+            "choose another /30 with --veth-net",
+        ),
+        (op, _, Errno::EPERM) if op.starts_with("RTM_") => Hint::new(
+            "changing interfaces, addresses or routes needs CAP_NET_ADMIN in the user namespace that owns the network namespace: for the host's, that is real root",
+            "run nsx as root, or skip the veth step with --no-veth",
+        ),
         ("setns", _, Errno::EPERM) => Hint::new(
             "joining a namespace needs CAP_SYS_ADMIN in the user namespace that owns it",
             "run nsx as root, or as the user who created that namespace",
@@ -476,6 +492,38 @@ mod tests {
         .to_string();
         assert!(e.contains("read-only"), "{e}");
         assert!(explain("mkdir", "/tmp/x", Errno::EROFS).is_none());
+    }
+
+    #[test]
+    fn veth_without_the_driver_names_modprobe() {
+        let e = sys("RTM_NEWLINK veth", "nsx42h", Errno::EOPNOTSUPP).to_string();
+        assert!(
+            e.contains("CONFIG_VETH") && e.contains("modprobe veth"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn veth_name_clash_names_the_leftover() {
+        let e = sys("RTM_NEWLINK veth", "nsx42h", Errno::EEXIST).to_string();
+        assert!(e.contains("ip link del"), "{e}");
+    }
+
+    #[test]
+    fn address_clash_names_the_option() {
+        let e = sys("RTM_NEWADDR", "169.254.73.1/30 dev nsx42h", Errno::EEXIST).to_string();
+        assert!(e.contains("--veth-net"), "{e}");
+    }
+
+    #[test]
+    fn netlink_eperm_names_cap_net_admin() {
+        let e = sys("RTM_NEWLINK veth", "nsx42h", Errno::EPERM).to_string();
+        assert!(
+            e.contains("CAP_NET_ADMIN") && e.contains("--no-veth"),
+            "{e}"
+        );
+        let e = sys("RTM_NEWLINK up", "lo", Errno::EPERM).to_string();
+        assert!(e.contains("CAP_NET_ADMIN"), "{e}");
     }
 
     #[test]

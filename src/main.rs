@@ -237,6 +237,8 @@ fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
     }
     let options = Options {
         hostname: args.hostname.clone(),
+        veth_net: args.veth_net,
+        veth: !args.no_veth,
     };
     let report = run_one(lesson, options, format, pause)?;
     if format == Format::Json {

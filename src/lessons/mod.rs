@@ -9,8 +9,11 @@ pub mod init;
 pub mod ipc;
 pub mod mount;
 pub mod needs;
+pub mod net;
 pub mod pid;
+pub mod pod;
 pub mod rootfs;
+pub mod tcp;
 pub mod time;
 pub mod user;
 pub mod uts;
@@ -51,11 +54,13 @@ pub static LESSONS: &[Lesson] = &[
     mount::LESSON,
     uts::LESSON,
     ipc::LESSON,
+    net::LESSON,
     user::LESSON,
     cgroupns::LESSON,
     time::LESSON,
     rootfs::LESSON,
     init::LESSON,
+    pod::LESSON,
     cost::LESSON,
 ];
 
@@ -72,12 +77,18 @@ pub fn ids() -> Vec<&'static str> {
 pub struct Options {
     /// The hostname the uts lesson sets.
     pub hostname: String,
+    /// The /30 the net lesson's veth uses (`None`: the first free one from the default).
+    pub veth_net: Option<crate::sandbox::veth::Subnet30>,
+    /// Whether the net lesson runs its veth step (when root).
+    pub veth: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             hostname: "nsx-demo".to_string(),
+            veth_net: None,
+            veth: true,
         }
     }
 }
@@ -273,7 +284,10 @@ mod tests {
     fn ids_are_unique_and_in_curriculum_order() {
         assert_eq!(
             ids(),
-            ["pid", "mount", "uts", "ipc", "user", "cgroupns", "time", "rootfs", "init", "cost"]
+            [
+                "pid", "mount", "uts", "ipc", "net", "user", "cgroupns", "time", "rootfs", "init",
+                "pod", "cost"
+            ]
         );
     }
 

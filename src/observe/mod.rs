@@ -21,6 +21,8 @@ pub mod cgroup;
 pub mod sysvipc;
 
 pub use sysvipc::SysvIpc;
+pub mod net;
+pub use net::Link;
 
 /// Namespace types, in the order namespaces(7) lists them.
 pub const NS_TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
@@ -63,6 +65,10 @@ pub struct View {
     /// both tables are empty.
     #[serde(default, skip_serializing_if = "SysvIpc::is_empty")]
     pub sysvipc: SysvIpc,
+    /// The interfaces of the observer's own network namespace (`<proc>/self/net/dev`),
+    /// with state and address asked of that namespace (see [`net::links`]).
+    #[serde(default)]
+    pub links: Vec<Link>,
 }
 
 /// One process as a procfs shows it.
@@ -84,6 +90,10 @@ pub struct Proc {
     /// `<dir>/uid_map` and `gid_map` lines, whitespace folded.
     pub uid_map: Vec<String>,
     pub gid_map: Vec<String>,
+    /// Interface names in `<dir>/net/dev`: the network namespace of this process,
+    /// whoever reads it.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
     /// More of status: what `nsx inspect` and `nsx doctor` show. Host-specific and not
     /// compared by the lessons, so it stays out of the lesson JSON.
     #[serde(skip)]
@@ -146,6 +156,16 @@ impl View {
     pub fn has_mount(&self, mount_point: &str) -> bool {
         self.mounts.nsx.iter().any(|m| m.mount_point == mount_point)
     }
+
+    /// An interface of the observer's own network namespace, by name.
+    pub fn link(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    /// The names of the observer's own interfaces.
+    pub fn link_names(&self) -> Vec<String> {
+        self.links.iter().map(|l| l.name.clone()).collect()
+    }
 }
 
 impl Proc {
@@ -171,6 +191,7 @@ pub fn observe(proc: &Path, subject: Subject) -> Result<View> {
         processes: read_processes(proc)?,
         mounts: read_mounts(&proc.join("self/mountinfo"))?,
         sysvipc: sysvipc::read_sysvipc(proc)?,
+        links: net::links(proc)?,
     })
 }
 
@@ -190,6 +211,7 @@ pub fn read_proc(dir: &Path) -> Result<Proc> {
         cgroup: read_lines(&dir.join("cgroup"))?,
         uid_map: read_lines(&dir.join("uid_map"))?,
         gid_map: read_lines(&dir.join("gid_map"))?,
+        interfaces: net::interfaces(&dir.join("net/dev"))?,
         extra: ProcExtra {
             name: status.name,
             euid: status.euid,

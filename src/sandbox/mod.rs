@@ -21,8 +21,13 @@
 //! 6. [`Child`] is a guard: dropping it without [`Child::finish`] SIGKILLs and reaps the
 //!    child, so an error or a signal in the parent leaves no process behind.
 
+mod join;
+pub mod netlink;
 pub mod signals;
 pub mod sysvipc;
+pub mod veth;
+
+pub use join::{enter_user_namespace_of, Join};
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -62,6 +67,9 @@ pub struct Spec {
     pub unshare: CloneFlags,
     /// Clock offsets for the time namespace in `unshare` (needs CLONE_NEWTIME there).
     pub time_offsets: Option<TimeOffsets>,
+    /// Namespaces of another process to join with setns(2) before the setup, as a pod's
+    /// containers join the namespaces its sandbox holds.
+    pub join: Option<Join>,
 }
 
 impl Default for Spec {
@@ -73,6 +81,7 @@ impl Default for Spec {
             id_map: IdMap::default(),
             unshare: CloneFlags::empty(),
             time_offsets: None,
+            join: None,
         }
     }
 }
@@ -158,6 +167,9 @@ impl Spec {
             return Err(Error::Other(
                 "internal: setting the hostname needs a new UTS namespace".into(),
             ));
+        }
+        if let Some(join) = &self.join {
+            join.check(ns)?;
         }
         Ok(())
     }
@@ -526,9 +538,7 @@ impl Child {
     /// Lets the probe run, waits for its result, and returns it. The probe stays alive
     /// until [`Child::finish`].
     pub fn run<T: DeserializeOwned>(&mut self) -> Result<T> {
-        if let Some(mut go) = self.go.take() {
-            retry(|| go.write(b"g")).ctx("write", "the probe's go pipe")?;
-        }
+        self.go()?;
         let mut buf = Vec::new();
         if let Some(mut data) = self.data.take() {
             loop {
@@ -567,6 +577,16 @@ impl Child {
                 "the probe's report is not valid JSON: {e}"
             ))),
         }
+    }
+
+    /// Lets the probe run without waiting for its result, for a parent that takes part in
+    /// what the probe does (answers its connection, say); [`Child::run`] then collects
+    /// the result. Calling it twice does nothing.
+    pub fn go(&mut self) -> Result<()> {
+        if let Some(mut go) = self.go.take() {
+            retry(|| go.write(b"g")).ctx("write", "the probe's go pipe")?;
+        }
+        Ok(())
     }
 
     /// Like [`Child::run`], but a probe that dies before reporting (an OOM kill, a
@@ -837,7 +857,13 @@ where
             private_mounts: false,
             actions: Vec::new(),
         };
-        let result = setup(spec, flags, parent, &mut inside).and_then(|()| probe(&mut inside));
+        let joined = match &spec.join {
+            Some(join) => join.enter(&mut inside),
+            None => Ok(()),
+        };
+        let result = joined
+            .and_then(|()| setup(spec, flags, parent, &mut inside))
+            .and_then(|()| probe(&mut inside));
         let message = match result {
             Ok(value) => Message::Ok {
                 actions: std::mem::take(&mut inside.actions),
