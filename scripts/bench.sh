@@ -27,6 +27,18 @@ PY
   fi
 }
 
+# delta NAME WITH WITHOUT: the cost of one step, as the difference of two medians.
+delta() {
+  local name=$1 with=$2 without=$3
+  hyperfine -N --warmup 10 --runs "$runs" --export-json "$out/$name.json" "$with" "$without" >/dev/null
+  python3 - "$out/$name.json" "$name" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+w, wo = (x["median"] * 1000 for x in r)
+print(f"{sys.argv[2]:<10} with {w:7.2f} ms   without {wo:7.2f} ms   the step costs {w - wo:7.2f} ms")
+PY
+}
+
 echo "median wall time over $runs runs (hyperfine -N)"
 bench pid "$nsx lesson pid --format json" "unshare --fork --pid --mount-proc true"
 # Each namespace lesson beside unshare(1) with the same namespace flag. The lesson does
@@ -42,6 +54,11 @@ for pair in \
   "$nsx" lesson "$id" --format json >/dev/null 2>&1 || { echo "$id: skipped (nsx lesson $id does not run here)"; continue; }
   bench "$id" "$nsx lesson $id --format json" "${pair#*|}"
 done
+# The net lesson's namespace steps against `unshare --net`; its veth step (a veth pair,
+# addresses, two TCP round trips, deletion) as a figure of its own.
+bench net "$nsx lesson net --no-veth --format json" "unshare --net true"
+delta veth "$nsx lesson net --format json" "$nsx lesson net --no-veth --format json"
+bench pod "$nsx lesson pod --format json" "unshare --net --ipc --uts true"
 
 if [ -x /usr/bin/time ]; then
   peak=$(/usr/bin/time -f %M "$nsx" lesson pid --format json 2>&1 >/dev/null | tail -1)

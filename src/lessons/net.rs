@@ -25,8 +25,8 @@ use crate::sandbox::{self, Inside, Spec};
 
 pub const LESSON: Lesson = Lesson {
     id: "net",
-    title: "network namespace: interfaces, routes and ports of its own",
-    mechanism: "CLONE_NEWNET, then a veth pair made over rtnetlink",
+    title: "Network namespace: interfaces, routes and ports of its own",
+    mechanism: "CLONE_NEWNET; as root, also a veth pair made over rtnetlink",
     man: "network_namespaces(7), veth(4), rtnetlink(7), netdevice(7), proc(5)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/net.md"),
@@ -168,8 +168,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         Fact::new(
             "host-sees-other-interfaces",
             format!(
-                "the host's own namespace lists {} interface(s) ({}), the probe's only {}",
-                host_own.len(),
+                "the host's own namespace lists {}, the probe's only {}",
                 join(&host_own),
                 join(&a_in.link_names())
             ),
@@ -238,16 +237,38 @@ fn veth_probe(inside: &mut Inside, plan: &Plan) -> Result<VethSeen> {
     ));
     rtnl.set_up(&plan.peer)?;
     inside.action(format!("ip link set {} up   (inside)", plan.peer));
+    // Listen only once the end is up: the host takes the listener as the sign to start.
+    wait_running(&plan.peer)?;
     let listener = tcp::listen(SocketAddr::from((addr, CONTAINER_PORT)))?;
     inside.action(format!("listen on {addr}:{CONTAINER_PORT}   (inside)"));
-    let client = tcp::call(SocketAddr::from((plan.subnet.host(), plan.host_port)))?;
     let server = tcp::serve_one(&listener)?;
+    let client = tcp::call(SocketAddr::from((plan.subnet.host(), plan.host_port)))?;
     Ok(VethSeen {
         view: inside.observe()?,
         routes: ipv4_routes(Path::new("/proc/net/route"))?,
         client,
         server,
     })
+}
+
+/// Waits until `name` is IFF_RUNNING (operationally up). The kernel attaches a working
+/// queueing discipline to an interface only once its carrier is up and the link watcher
+/// has run; a packet sent through it before that is dropped, and a lost ARP reply or SYN
+/// costs a one-second retransmission (seen here as 1 s runs, with the host end's TX
+/// "dropped" counter at 1).
+fn wait_running(name: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + tcp::TIMEOUT;
+    while crate::observe::net::link_flags(name).unwrap_or(0) & libc::IFF_RUNNING == 0 {
+        crate::sandbox::signals::check()?;
+        if std::time::Instant::now() > deadline {
+            return Err(crate::error::Error::Other(format!(
+                "{name} did not come up (IFF_RUNNING) within {}s",
+                tcp::TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    Ok(())
 }
 
 fn host_routes() -> Result<Vec<Route>> {
@@ -339,9 +360,13 @@ fn veth_step(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         "ip link set {peer} netns {pid}   (rtnetlink IFLA_NET_NS_PID)"
     ));
     child.go()?;
-    // The probe connects first, then waits for our connection.
-    let host_server = tcp::serve_one(&listener)?;
+    // No packet before both ends are up: the host waits for its end, and for the probe's
+    // listener, which the probe opens once its end is up. The host speaks first; the
+    // probe calls back when it has answered.
+    wait_running(&host_end)?;
+    tcp::wait_for_listener(pid, SocketAddr::from((subnet.container(), CONTAINER_PORT)))?;
     let host_client = tcp::call(SocketAddr::from((subnet.container(), CONTAINER_PORT)))?;
+    let host_server = tcp::serve_one(&listener)?;
     let seen: VethSeen = child.run()?;
     actions.append(&mut child.actions);
     let host = child.observe_from_host()?;

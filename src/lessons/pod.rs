@@ -8,8 +8,6 @@
 //! mounts.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
-use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
@@ -17,16 +15,15 @@ use serde_json::json;
 
 use super::tcp::{self, Leg};
 use super::{ns_label, Ctx, Lesson, Rootless};
-use crate::error::{Error, Result};
-use crate::observe::net::tcp_listeners;
+use crate::error::Result;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::netlink::Rtnl;
-use crate::sandbox::{self, signals, Inside, Join, Spec};
+use crate::sandbox::{self, Inside, Join, Spec};
 
 pub const LESSON: Lesson = Lesson {
     id: "pod",
-    title: "pod: two containers sharing one network, IPC and UTS namespace",
+    title: "Pod: two containers sharing network, IPC and UTS namespaces",
     mechanism: "a holder process owns CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS; workloads join them with setns(2)",
     man: "setns(2), namespaces(7), network_namespaces(7), nsenter(1)",
     rootless: Rootless::Yes,
@@ -80,28 +77,6 @@ fn client_probe(inside: &mut Inside) -> Result<Seen> {
         view: inside.observe()?,
         leg: Some(leg),
     })
-}
-
-/// Waits until the pod's network namespace has a listener on 127.0.0.1:PORT, read
-/// through the holder's /proc/<pid>/net/tcp: the holder never opened a socket, yet its
-/// namespace's table lists workload A's.
-fn wait_for_listener(holder: i32) -> Result<Vec<(Ipv4Addr, u16)>> {
-    let path = format!("/proc/{holder}/net/tcp");
-    let deadline = Instant::now() + tcp::TIMEOUT;
-    loop {
-        signals::check()?;
-        let listeners = tcp_listeners(Path::new(&path))?;
-        if listeners.contains(&(Ipv4Addr::LOCALHOST, PORT)) {
-            return Ok(listeners);
-        }
-        if Instant::now() > deadline {
-            return Err(Error::Other(format!(
-                "workload A did not listen on 127.0.0.1:{PORT} within {}s ({path} lists {listeners:?})",
-                tcp::TIMEOUT.as_secs()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn rows(host: &View, seen: &Seen, tcp_host: String, tcp_inside: String) -> Vec<Row> {
@@ -227,7 +202,10 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     };
     let mut a = sandbox::spawn(&workload, listener_probe)?;
     a.go()?;
-    let listeners = wait_for_listener(holder_pid)?;
+    // The holder never opened a socket, yet its /proc/<pid>/net/tcp lists workload A's
+    // listener: the table belongs to the network namespace.
+    let listeners =
+        tcp::wait_for_listener(holder_pid, SocketAddr::from((Ipv4Addr::LOCALHOST, PORT)))?;
     let mut b = sandbox::spawn(&workload, client_probe)?;
     let b_seen: Seen = b.run()?;
     let b_host = b.observe_from_host()?;

@@ -119,6 +119,32 @@ pub fn serve_one(listener: &TcpListener) -> Result<Leg> {
     Ok(leg)
 }
 
+/// Waits until process `pid`'s network namespace lists a TCP listener on `addr`, read
+/// from /proc/<pid>/net/tcp (proc(5)): the sign that a probe is ready for a connection.
+/// Returns every listener that file showed.
+pub fn wait_for_listener(pid: i32, addr: SocketAddr) -> Result<Vec<(std::net::Ipv4Addr, u16)>> {
+    let path = format!("/proc/{pid}/net/tcp");
+    let want = match addr {
+        SocketAddr::V4(a) => (*a.ip(), a.port()),
+        SocketAddr::V6(_) => return Err(Error::Other("internal: IPv4 listeners only".into())),
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        signals::check()?;
+        let listeners = crate::observe::net::tcp_listeners(std::path::Path::new(&path))?;
+        if listeners.contains(&want) {
+            return Ok(listeners);
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Other(format!(
+                "nothing listened on {addr} within {}s ({path} lists {listeners:?})",
+                TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
 /// A listener whose accept never blocks forever: [`serve_one`] polls it.
 pub fn listen(addr: SocketAddr) -> Result<TcpListener> {
     let listener = TcpListener::bind(addr).map_err(|e| io_sys("bind", &addr, e))?;

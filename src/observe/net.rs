@@ -101,6 +101,12 @@ pub fn links(proc: &Path) -> Result<Vec<Link>> {
         .collect())
 }
 
+/// The flags word of interface `name` in the caller's network namespace (SIOCGIFFLAGS),
+/// or `None` when there is no such interface.
+pub fn link_flags(name: &str) -> Option<i32> {
+    flags(&inet_socket()?, name)
+}
+
 /// netdevice(7): the interface ioctls work on any socket; a datagram socket is the usual
 /// handle. It belongs to the caller's network namespace.
 fn inet_socket() -> Option<OwnedFd> {

@@ -119,6 +119,29 @@ fn volatile_numbers(v: &Value, key: &str, out: &mut BTreeSet<u64>) {
     }
 }
 
+/// `nsx4242h` / `nsx4242c`: the veth ends of an nsx run (pid 4242).
+pub fn is_nsx_veth(name: &str) -> bool {
+    regex::Regex::new(r"^nsx\d+[hc]$").unwrap().is_match(name)
+}
+
+/// The host's interfaces (this test process runs in the host's network namespace),
+/// without the veth ends of nsx runs, which come and go while tests run in parallel.
+pub fn host_interfaces() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .skip(2)
+        .filter_map(|l| Some(l.split_once(':')?.0.trim().to_string()))
+        .filter(|n| !is_nsx_veth(n))
+        .collect()
+}
+
+/// True when `names`, less nsx veth ends, is the host's list of interfaces.
+fn is_host_list(names: &[String]) -> bool {
+    let rest: Vec<String> = names.iter().filter(|n| !is_nsx_veth(n)).cloned().collect();
+    !rest.is_empty() && rest == host_interfaces()
+}
+
 /// Text rules shared by both formats: host-specific names and numbers become placeholders.
 pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
     use std::sync::OnceLock;
@@ -132,6 +155,10 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
     });
     let rules = RULES.get_or_init(|| {
         let rules: &[(&str, &'static str)] = &[
+            // net: veth ends named after nsx's pid, the probe's pid, random tokens.
+            (r"\bnsx\d+([hc])\b", "nsx[PID]$1"),
+            (r"\bnetns \d+", "netns [PID]"),
+            (r"\b0x[0-9a-f]{8}\b", "0x[TOKEN]"),
             (
                 r"\b(cgroup|ipc|mnt|net|pid|time|user|uts):\[\d+\]",
                 "$1:[INODE]",
@@ -196,6 +223,31 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
             .collect()
     });
     let mut s = text.to_string();
+    // The host's interface list, with any nsx veth ends listed after it.
+    let host_list = host_interfaces()
+        .iter()
+        .map(|n| regex::escape(n))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if !host_list.is_empty() {
+        s = regex_replace(
+            &s,
+            &format!(r"\b{host_list}( nsx\d+[hc])*\b"),
+            "[HOST-INTERFACES]",
+        );
+    }
+    // Ports the kernel chose (a listener on port 0, a client's source port); 8080 is
+    // nsx's own choice and stays.
+    s = regex::Regex::new(r"\b((?:\d{1,3}\.){3}\d{1,3}):(\d+)\b")
+        .unwrap()
+        .replace_all(&s, |c: &regex::Captures| {
+            if &c[2] == "8080" {
+                c[0].to_string()
+            } else {
+                format!("{}:[PORT]", &c[1])
+            }
+        })
+        .into_owned();
     for (re, rep) in rules {
         s = re.replace_all(&s, *rep).into_owned();
     }
@@ -296,6 +348,36 @@ pub fn stable_json(report: &Value) -> Value {
                     && s.bytes().all(|b| b.is_ascii_hexdigit()) =>
             {
                 Value::String("[HASH]".into())
+            }
+            // Lists of the host's interfaces (names, or links with a name) and tables of
+            // the host's routes are the host's business.
+            Value::Array(a)
+                if !a.is_empty() && a.iter().all(|c| c.is_string()) && {
+                    let names: Vec<String> =
+                        a.iter().map(|c| c.as_str().unwrap().to_string()).collect();
+                    is_host_list(&names)
+                } =>
+            {
+                Value::String("[HOST-INTERFACES]".into())
+            }
+            Value::Array(a)
+                if !a.is_empty() && a.iter().all(|c| c["name"].is_string()) && {
+                    let names: Vec<String> = a
+                        .iter()
+                        .map(|c| c["name"].as_str().unwrap().to_string())
+                        .collect();
+                    is_host_list(&names)
+                } =>
+            {
+                Value::String("[HOST-INTERFACES]".into())
+            }
+            Value::Array(a)
+                if !a.is_empty()
+                    && a.iter().all(|c| c["destination"].is_string())
+                    && a.iter()
+                        .any(|c| !is_nsx_veth(c["dev"].as_str().unwrap_or(""))) =>
+            {
+                Value::String("[HOST-ROUTES]".into())
             }
             Value::Array(a) => Value::Array(a.iter().map(|c| walk(c, key, numbers)).collect()),
             Value::Number(n) if n.as_u64().is_some_and(|x| numbers.contains(&x)) => {
@@ -466,7 +548,20 @@ pub fn stable_human(text: &str) -> String {
     let s = renumber_peer_groups(&s);
     // Two host-dependent values read a moment apart (a process count) may differ or not:
     // whether such a row is marked ≠ is as volatile as the values themselves.
-    regex_replace(&s, r"(?m)^  ≠ (.*  \[N\]  \[N\])$", "    $1")
+    let s = regex_replace(&s, r"(?m)^  ≠ (.*  \[N\]  \[N\])$", "    $1");
+    // The host's hostname in the host column of any hostname row.
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if hostname.is_empty() {
+        return s;
+    }
+    regex_replace(
+        &s,
+        &format!(r"(?m)^([ ≠]*hostname  ){}", regex::escape(&hostname)),
+        "$1[HOST]",
+    )
 }
 
 /// A private copy of the binary, world-executable, for runs as another user or under a

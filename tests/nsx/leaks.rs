@@ -1,4 +1,5 @@
-//! Nothing nsx does may outlive it: mounts, hostname, processes, temp directories.
+//! Nothing nsx does may outlive it: mounts, hostname, network links and routes,
+//! processes, temp directories; also when it is interrupted.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -6,9 +7,14 @@ use std::process::Command;
 
 use crate::common::*;
 
+#[derive(Debug, PartialEq, Eq)]
 struct HostState {
     mountinfo: String,
     hostname: String,
+    /// Interface names of the host's network namespace (`ip -o link`, from /proc/net/dev).
+    links: Vec<String>,
+    /// The host's IPv4 routing table, /proc/net/route lines.
+    routes: Vec<String>,
 }
 
 fn host_state() -> HostState {
@@ -16,7 +22,51 @@ fn host_state() -> HostState {
     HostState {
         mountinfo: std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
         hostname: std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        links: std::fs::read_to_string("/proc/self/net/dev")
+            .unwrap()
+            .lines()
+            .skip(2)
+            .filter_map(|l| Some(l.split_once(':')?.0.trim().to_string()))
+            .collect(),
+        routes: std::fs::read_to_string("/proc/net/route")
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect(),
     }
+}
+
+/// `state` without the veth ends (and their routes) of nsx runs other tests started
+/// meanwhile: only the runs in `ours` count. Runs of this test are never filtered.
+fn only_ours(mut state: HostState, ours: &BTreeSet<u32>) -> HostState {
+    let foreign = |name: &str| {
+        is_nsx_veth(name)
+            && !ours.contains(&name[3..name.len() - 1].parse::<u32>().unwrap_or(u32::MAX))
+    };
+    state.links.retain(|l| !foreign(l));
+    state
+        .routes
+        .retain(|r| !foreign(r.split_whitespace().next().unwrap_or("")));
+    state
+}
+
+/// Asserts the host is as it was, with our runs' pids known.
+fn assert_unchanged(before: HostState, ours: &BTreeSet<u32>) {
+    let before = only_ours(before, ours);
+    let after = only_ours(host_state(), ours);
+    assert_eq!(
+        before.mountinfo, after.mountinfo,
+        "the host's mount table changed"
+    );
+    assert_eq!(
+        before.hostname, after.hostname,
+        "the host's hostname changed"
+    );
+    assert_eq!(
+        before.links, after.links,
+        "the host's network links changed"
+    );
+    assert_eq!(before.routes, after.routes, "the host's routes changed");
 }
 
 /// PIDs of processes running `exe`.
@@ -52,7 +102,7 @@ fn twenty_runs_of_each_lesson_leave_the_host_as_it_was() {
     let (_dir, exe) = copy_binary("nsx-leakcheck");
     let before = host_state();
     let mut pids = BTreeSet::new();
-    for id in ["pid", "mount", "uts"] {
+    for id in ["pid", "mount", "uts", "net", "pod"] {
         for _ in 0..20 {
             let child = spawn(
                 Command::new(&exe)
@@ -70,15 +120,7 @@ fn twenty_runs_of_each_lesson_leave_the_host_as_it_was() {
             );
         }
     }
-    let after = host_state();
-    assert_eq!(
-        before.mountinfo, after.mountinfo,
-        "the host's mount table changed"
-    );
-    assert_eq!(
-        before.hostname, after.hostname,
-        "the host's hostname changed"
-    );
+    assert_unchanged(before, &pids);
     assert!(
         processes_of(&exe).is_empty(),
         "nsx processes left: {:?}",
@@ -98,7 +140,8 @@ fn four_concurrent_runs_do_not_interfere() {
     }
     let (_dir, exe) = copy_binary("nsx-concurrent");
     let before = host_state();
-    for id in ["pid", "mount", "uts"] {
+    let mut pids = BTreeSet::new();
+    for id in ["pid", "mount", "uts", "net", "pod"] {
         let children: Vec<_> = (0..4)
             .map(|_| {
                 spawn(
@@ -108,6 +151,8 @@ fn four_concurrent_runs_do_not_interfere() {
                 )
             })
             .collect();
+        pids.extend(children.iter().map(|c| c.id()));
+        let mut subnets = BTreeSet::new();
         for child in children {
             let out = child.wait_with_output().unwrap();
             assert!(
@@ -117,12 +162,174 @@ fn four_concurrent_runs_do_not_interfere() {
             );
             let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             assert_eq!(report["ok"], true);
+            if let Some(veth) = report["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == "veth")
+            {
+                subnets.insert(veth["extra"]["subnet"].as_str().unwrap().to_string());
+            }
+        }
+        if id == "net" {
+            // Four runs at once, four different /30s: none had to share a route.
+            assert_eq!(subnets.len(), 4, "{subnets:?}");
         }
     }
-    let after = host_state();
-    assert_eq!(before.mountinfo, after.mountinfo);
-    assert_eq!(before.hostname, after.hostname);
+    assert_unchanged(before, &pids);
     assert!(processes_of(&exe).is_empty());
+}
+
+/// A pseudo-terminal for nsx's standard input, so that --step pauses; the master end
+/// is returned and must stay open.
+fn pty() -> (std::fs::File, std::process::Stdio) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two descriptors; the name, termios and winsize are optional.
+    let ret = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(ret, 0, "openpty: {}", std::io::Error::last_os_error());
+    // Not inherited by the processes other tests spawn meanwhile (the child's stdin is a
+    // dup2 of the slave, which clears the flag there).
+    for fd in [master, slave] {
+        // SAFETY: fcntl on descriptors we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    // SAFETY: both descriptors are new and owned here.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::process::Stdio::from(std::os::fd::OwnedFd::from_raw_fd(slave)),
+        )
+    }
+}
+
+fn send(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+}
+
+#[test]
+fn sigint_while_the_veth_is_up_removes_it() {
+    use std::io::{BufRead, BufReader, Write};
+    if !privileged("net interrupted") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-sigint");
+    let before = host_state();
+    let (mut master, stdin) = pty();
+    // --step waits for a line after each step: answer the first two, so nsx stops after
+    // the third, the veth step, with the pair and the probe alive.
+    master.write_all(b"\n\n").unwrap();
+    let mut child = spawn(
+        Command::new(&exe)
+            .args(["lesson", "net", "--step"])
+            .env("NO_COLOR", "1")
+            .stdin(stdin)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+    );
+    let pid = child.id();
+    let host_end = format!("/sys/class/net/nsx{pid}h");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("nsx ended before its veth step")
+            .unwrap();
+        let done = line.starts_with("step 3 · veth");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    // The step is printed while nsx waits for Enter: the pair exists now.
+    assert!(
+        Path::new(&host_end).exists(),
+        "{host_end} missing: {seen:#?}"
+    );
+    send(pid, libc::SIGINT);
+    for _ in lines.by_ref() {}
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("interrupted by SIGINT"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!Path::new(&host_end).exists(), "{host_end} left behind");
+    assert!(processes_of(&exe).is_empty(), "{:?}", processes_of(&exe));
+    assert_unchanged(before, &BTreeSet::from([pid]));
+    drop(master);
+}
+
+#[test]
+fn signals_at_any_point_of_net_and_pod_leave_nothing() {
+    use std::io::{BufRead, BufReader};
+    if !privileged("net/pod interrupted at several points") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-sigpoints");
+    let before = host_state();
+    let mut pids = BTreeSet::new();
+    let mut interrupted = 0;
+    for id in ["net", "pod"] {
+        for (i, delay_ms) in [0u64, 1, 3, 6, 10, 20, 40, 80].into_iter().enumerate() {
+            let sig = if i % 2 == 0 {
+                libc::SIGINT
+            } else {
+                libc::SIGTERM
+            };
+            let mut child = spawn(
+                Command::new(&exe)
+                    .args(["lesson", id])
+                    .env("NO_COLOR", "1")
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped()),
+            );
+            let pid = child.id();
+            pids.insert(pid);
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            // Mid-lesson: after the first step's line has appeared.
+            for line in lines.by_ref() {
+                if line.unwrap().starts_with("step 1 ·") {
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            send(pid, sig);
+            // Keep reading so nsx never blocks on a full pipe.
+            for _ in lines.by_ref() {}
+            let out = child.wait_with_output().unwrap();
+            match out.status.code() {
+                Some(0) => {}
+                Some(c) if c == 128 + sig => interrupted += 1,
+                other => panic!("{id} after {delay_ms} ms: {other:?}: {}", stderr(&out)),
+            }
+            assert!(
+                !Path::new(&format!("/sys/class/net/nsx{pid}h")).exists(),
+                "{id}: nsx{pid}h left after a signal at {delay_ms} ms"
+            );
+            assert!(
+                processes_of(&exe).is_empty(),
+                "{id} {delay_ms} ms: {:?}",
+                processes_of(&exe)
+            );
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "no run was interrupted: the test proved nothing"
+    );
+    assert_unchanged(before, &pids);
 }
 
 fn failed_facts(stdout: &[u8]) -> String {
@@ -371,4 +578,31 @@ fn four_concurrent_runs_of_ipc_user_cgroupns_and_time_do_not_interfere() {
     );
     assert!(cgroups_of(&pids).is_empty(), "{:?}", cgroups_of(&pids));
     assert!(temp_dirs_of(&pids).is_empty(), "{:?}", temp_dirs_of(&pids));
+}
+
+#[test]
+fn a_veth_left_by_a_dead_run_is_swept() {
+    if !privileged("veth sweep") {
+        return;
+    }
+    // A pid that is no nsx process any more: a child that has exited and been reaped.
+    let dead = Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    let _ = dead.wait_with_output();
+    let (host, peer) = (format!("nsx{pid}h"), format!("nsx{pid}c"));
+    // The test makes the leftover with iproute2, as a killed run would have left it.
+    let made = Command::new("ip")
+        .args(["link", "add", &host, "type", "veth", "peer", "name", &peer])
+        .status()
+        .expect("ip (iproute2)");
+    assert!(made.success());
+    assert!(Path::new(&format!("/sys/class/net/{host}")).exists());
+    let report = lesson_json("net", &[]);
+    assert_eq!(report["ok"], true);
+    let gone = !Path::new(&format!("/sys/class/net/{host}")).exists();
+    if !gone {
+        let _ = Command::new("ip").args(["link", "del", &host]).status();
+    }
+    assert!(gone, "{host} was not swept");
+    assert!(!Path::new(&format!("/sys/class/net/{peer}")).exists());
 }

@@ -120,3 +120,69 @@ fn rootless_user_maps_only_the_invoking_uid() {
         );
     }
 }
+
+#[test]
+fn net_runs_rootless_without_the_veth_step() {
+    let Some(report) = rootless_report("net") else {
+        return;
+    };
+    assert_eq!(report["privilege"], "rootless");
+    assert_facts(
+        &report,
+        &[
+            "before-same-interfaces",
+            "only-lo",
+            "lo-down",
+            "host-reads-probe-net-dev",
+            "host-sees-other-interfaces",
+            "net-ns-differs",
+        ],
+    );
+    // The veth step is skipped, said so, and none of its facts is claimed.
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["before", "after"]);
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("veth step was skipped") && notes.contains("CAP_NET_ADMIN"),
+        "{notes}"
+    );
+    for fact in report["facts"].as_array().unwrap() {
+        let id = fact["id"].as_str().unwrap();
+        assert!(!id.starts_with("tcp") && !id.contains("veth"), "{id}");
+    }
+}
+
+#[test]
+fn pod_runs_rootless() {
+    let Some(report) = rootless_report("pod") else {
+        return;
+    };
+    assert_eq!(report["privilege"], "rootless");
+    assert_facts(
+        &report,
+        &[
+            "pod-shares-net",
+            "pod-shares-ipc",
+            "pod-shares-uts",
+            "pod-hostname",
+            "pod-localhost-round-trip",
+            "workloads-own-pid",
+            "workloads-own-mnt",
+        ],
+    );
+    let holder = &report["steps"][0];
+    let actions = holder["actions"].to_string();
+    assert!(actions.contains("uid_map"), "{actions}");
+    assert!(
+        actions.contains("CLONE_NEWUSER)   (nsx itself)"),
+        "{actions}"
+    );
+    assert!(report["notes"]
+        .to_string()
+        .contains("entered that user namespace"));
+}
