@@ -17,7 +17,7 @@ use super::tcp::{self, Leg};
 use super::{join, ns_label, probe, Ctx, Lesson, Rootless};
 use crate::error::Result;
 use crate::observe::net::{interfaces, ipv4_routes, Route};
-use crate::observe::View;
+use crate::observe::{Link, View};
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::netlink::{self, Rtnl};
 use crate::sandbox::veth::{self, Subnet30, Veth};
@@ -63,6 +63,18 @@ fn routes_without_other_runs(routes: Vec<Route>) -> Vec<Route> {
         .into_iter()
         .filter(|r| keep.contains(&r.dev))
         .collect()
+}
+
+/// "lo UP 127.0.0.1/8, eth0 UP 10.0.0.2/24"
+fn links_label(links: &[Link]) -> String {
+    links
+        .iter()
+        .map(|l| match &l.ipv4 {
+            Some(a) => format!("{} {} {a}", l.name, l.state()),
+            None => format!("{} {}", l.name, l.state()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn lo_state(view: &View) -> String {
@@ -138,7 +150,14 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         |_| Ok(()),
     )?;
     let (a_in, a_host) = (&after.inside, &after.host);
-    let host_own = without_other_runs(&a_host.link_names());
+    // The host's interfaces, less the veth ends of other nsx runs that come and go.
+    let kept = without_other_runs(&a_host.link_names());
+    let host_links: Vec<Link> = a_host
+        .links
+        .iter()
+        .filter(|l| kept.contains(&l.name))
+        .cloned()
+        .collect();
     facts.extend([
         Fact::new(
             "only-lo",
@@ -168,12 +187,12 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         Fact::new(
             "host-sees-other-interfaces",
             format!(
-                "the host's own namespace lists {}, the probe's only {}",
-                join(&host_own),
-                join(&a_in.link_names())
+                "the host's own namespace has {}; the probe's has {}: other interfaces, even where a name is the same",
+                links_label(&host_links),
+                links_label(&a_in.links)
             ),
-            host_own != a_in.link_names() && host_own.iter().any(|n| n != "lo"),
-            json!({ "host": host_own, "inside": a_in.link_names() }),
+            host_links != a_in.links,
+            json!({ "host": host_links, "inside": a_in.links }),
         ),
         Fact::new(
             "net-ns-differs",

@@ -236,6 +236,20 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
             "[HOST-INTERFACES]",
         );
     }
+    // The same list as "name STATE address" items (a fact's claim).
+    let item = r" (?:UP|DOWN|\?)(?: [0-9./]+)?";
+    let host_items = host_interfaces()
+        .iter()
+        .map(|n| format!("{}{item}", regex::escape(n)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !host_items.is_empty() {
+        s = regex_replace(
+            &s,
+            &format!(r"\b{host_items}(?:, nsx\d+[hc]{item})*"),
+            "[HOST-INTERFACES]",
+        );
+    }
     // Ports the kernel chose (a listener on port 0, a client's source port); 8080 is
     // nsx's own choice and stays.
     s = regex::Regex::new(r"\b((?:\d{1,3}\.){3}\d{1,3}):(\d+)\b")
@@ -559,7 +573,7 @@ pub fn stable_human(text: &str) -> String {
     }
     regex_replace(
         &s,
-        &format!(r"(?m)^([ ≠]*hostname  ){}", regex::escape(&hostname)),
+        &format!(r"(?m)^([ ≠]*hostname  ){}\b", regex::escape(&hostname)),
         "$1[HOST]",
     )
 }
