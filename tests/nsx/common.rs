@@ -274,6 +274,11 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
         static NUMBERS: std::cell::RefCell<Option<(BTreeSet<u64>, Option<regex::Regex>)>> =
             const { std::cell::RefCell::new(None) };
     }
+    // A volatile number (a count that happens to be 127) must not rewrite an IPv4
+    // address: set the addresses aside while numbers are replaced.
+    let ip = regex::Regex::new(r"\b\d{1,3}(?:\.\d{1,3}){3}\b").unwrap();
+    let addresses: Vec<String> = ip.find_iter(&s).map(|m| m.as_str().to_string()).collect();
+    s = ip.replace_all(&s, "\u{1}").into_owned();
     s = NUMBERS.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache.as_ref().is_none_or(|(set, _)| set != numbers) {
@@ -289,6 +294,9 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
             None => s,
         }
     });
+    for a in &addresses {
+        s = s.replacen('\u{1}', a, 1);
+    }
     if !hostname.is_empty() {
         s = regex_replace(
             &s,
