@@ -172,8 +172,12 @@ fn four_concurrent_runs_do_not_interfere() {
             }
         }
         if id == "net" {
-            // Four runs at once, four different /30s: none had to share a route.
-            assert_eq!(subnets.len(), 4, "{subnets:?}");
+            // Runs whose veth steps overlap hold different /30s (lessons.rs checks the
+            // stepping deterministically); all of them stay in the default /24.
+            assert!(
+                subnets.iter().all(|n| n.starts_with("169.254.73.")),
+                "{subnets:?}"
+            );
         }
     }
     assert_unchanged(before, &pids);

@@ -433,6 +433,34 @@ fn net_refuses_a_subnet_another_run_holds() {
 }
 
 #[test]
+fn net_steps_past_a_default_subnet_another_run_holds() {
+    if !privileged("net default /30 busy") {
+        return;
+    }
+    // Hold 169.254.73.0/30 as a concurrent run would: the lesson must take another /30
+    // and say why, never share this one.
+    use std::os::linux::net::SocketAddrExt;
+    let name =
+        std::os::unix::net::SocketAddr::from_abstract_name(b"nsx-veth-169.254.73.0/30").unwrap();
+    let held = std::os::unix::net::UnixDatagram::bind_addr(&name);
+    if held.is_err() {
+        // Another test's run holds it right now: that is the situation under test too.
+        eprintln!("169.254.73.0/30 is held by a concurrent run already");
+    }
+    let report = lesson_json("net", &[]);
+    assert_eq!(report["ok"], true);
+    let veth = &report["steps"][2];
+    let subnet = veth["extra"]["subnet"].as_str().unwrap();
+    assert_ne!(subnet, "169.254.73.0/30");
+    assert!(subnet.starts_with("169.254.73."), "{subnet}");
+    let notes = veth["notes"].to_string();
+    assert!(
+        notes.contains("169.254.73.0/30: another nsx run is using it"),
+        "{notes}"
+    );
+}
+
+#[test]
 fn pod() {
     check(
         "pod",
