@@ -35,6 +35,62 @@ fn wait_none_running(exe: &Path, within: Duration) -> Vec<u32> {
     }
 }
 
+/// Everything named after run `pid` that nsx creates: temp dirs, cgroup dirs
+/// (`nsx-<pid>-*`, at any depth of the cgroup tree), veth ends (`nsx<pid>h`) and System V
+/// IPC objects with the ipc lesson's key (`0x6e000000 | pid`).
+fn leftovers_of(pid: u32) -> Vec<String> {
+    let mut left = temp_dirs_of(pid);
+    fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(prefix) {
+                    out.push(e.path().display().to_string());
+                } else if depth > 0 {
+                    walk(&e.path(), prefix, depth - 1, out);
+                }
+            }
+        }
+    }
+    walk(
+        Path::new("/sys/fs/cgroup"),
+        &format!("nsx-{pid}-"),
+        8,
+        &mut left,
+    );
+    let link = format!("nsx{pid}h");
+    if Path::new("/sys/class/net").join(&link).exists() {
+        left.push(link);
+    }
+    let key = format!("{:08x}", 0x6e00_0000u32 | pid);
+    for table in ["shm", "msg"] {
+        let text = std::fs::read_to_string(format!("/proc/sysvipc/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let k = line.split_whitespace().next().unwrap_or("");
+            if k.parse::<i64>()
+                .is_ok_and(|k| format!("{:08x}", k as u32) == key)
+            {
+                left.push(format!("{table} key 0x{key}"));
+            }
+        }
+    }
+    left
+}
+
+/// Every lesson this build has, in curriculum order.
+fn all_lessons() -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(&["lessons", "--format", "json"]).stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn temp_dirs_of(pid: u32) -> Vec<String> {
     std::fs::read_dir(std::env::temp_dir())
         .unwrap()
@@ -52,7 +108,8 @@ fn sigint_and_sigterm_at_any_moment_leave_nothing() {
     let (_dir, exe) = copy_binary("nsx-sigtest");
     let (mounts, name) = (mountinfo(), hostname());
     let mut interrupted = 0;
-    for id in ["pid", "mount", "uts"] {
+    for id in all_lessons() {
+        let id = id.as_str();
         for (i, delay_us) in [0u64, 300, 700, 1200, 2000, 3000, 4500, 7000]
             .into_iter()
             .enumerate()
@@ -93,9 +150,9 @@ fn sigint_and_sigterm_at_any_moment_leave_nothing() {
             );
             if code.is_some() {
                 assert!(
-                    temp_dirs_of(pid).is_empty(),
-                    "{id}: left {:?}",
-                    temp_dirs_of(pid)
+                    leftovers_of(pid).is_empty(),
+                    "{id} after {delay_us}µs left {:?}",
+                    leftovers_of(pid)
                 );
             }
             assert_eq!(
@@ -207,7 +264,8 @@ fn interrupting_a_paused_lesson_removes_everything() {
     }
     let (_dir, exe) = copy_binary("nsx-pausetest");
     let (mounts, name) = (mountinfo(), hostname());
-    for id in ["pid", "mount", "uts"] {
+    for id in all_lessons() {
+        let id = id.as_str();
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             let (child, _master, _out) = paused_at_first_step(&exe, id);
             let pid = child.id();
@@ -221,9 +279,9 @@ fn interrupting_a_paused_lesson_removes_everything() {
                 stderr(&out)
             );
             assert!(
-                temp_dirs_of(pid).is_empty(),
+                leftovers_of(pid).is_empty(),
                 "{id}: left {:?}",
-                temp_dirs_of(pid)
+                leftovers_of(pid)
             );
             assert!(wait_none_running(&exe, Duration::from_secs(2)).is_empty());
             assert_eq!(mountinfo(), mounts);
