@@ -199,6 +199,45 @@ pub fn parse_cgroup_name(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
+/// Checks, creating nothing, whether this process could create the lesson cgroup for
+/// `controllers` on this machine: the same placement and permission rules as
+/// [`LessonCgroup::create`]. `nsx lessons` uses it to say "blocked" with the reason, and
+/// the limit lessons call it before they start.
+pub fn preflight(lesson: &str, controllers: &[Controller]) -> Result<()> {
+    let layout = Layout::detect()?;
+    preflight_with(
+        &layout,
+        lesson,
+        controllers,
+        Options::current(),
+        Box::new(RealFs),
+    )
+}
+
+/// [`preflight`] on a given layout and file system (tests pass a fixture). Reads, never
+/// writes.
+pub fn preflight_with(
+    layout: &Layout,
+    lesson: &str,
+    controllers: &[Controller],
+    opts: Options,
+    fs: Box<dyn CgroupFs>,
+) -> Result<()> {
+    let name = cgroup_name(opts.pid, lesson);
+    let mut rec = Recorder::new(fs);
+    match layout.mode {
+        Mode::V1 | Mode::Hybrid => v1::V1::plan(layout, &name, controllers)?.check_writable(
+            &rec,
+            layout.mode,
+            lesson,
+            opts.rootless,
+        ),
+        Mode::V2 => {
+            v2::V2::plan(layout, lesson, &name, controllers, opts.rootless)?.preflight(&mut rec)
+        }
+    }
+}
+
 /// A cgroup created for one lesson run; removed by [`LessonCgroup::remove`] or on drop.
 #[derive(Debug)]
 pub struct LessonCgroup {
@@ -247,8 +286,16 @@ impl LessonCgroup {
         }
         let controllers = unique;
         let name = cgroup_name(opts.pid, lesson);
+        let rec = Recorder::new(fs);
         let backend = match layout.mode {
-            Mode::V1 | Mode::Hybrid => AnyBackend::V1(v1::V1::plan(layout, &name, &controllers)?),
+            Mode::V1 | Mode::Hybrid => {
+                let plan = v1::V1::plan(layout, &name, &controllers)?;
+                if opts.rootless {
+                    // Without root the mkdir would fail with EACCES: say why and what to do.
+                    plan.check_writable(&rec, layout.mode, lesson, true)?;
+                }
+                AnyBackend::V1(plan)
+            }
             Mode::V2 => AnyBackend::V2(v2::V2::plan(
                 layout,
                 lesson,
@@ -261,7 +308,7 @@ impl LessonCgroup {
             name,
             mode: layout.mode,
             backend,
-            rec: Recorder::new(fs),
+            rec,
             removed: false,
         };
         if let Err(e) = cg.backend.create(&mut cg.rec) {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::fs::Recorder;
-use super::layout::Layout;
+use super::layout::{Layout, Mode};
 use super::stats::{
     self, parse_cpu_stat_v1, parse_oom_control, parse_pids_events, parse_u64, CpuStats,
     MemoryStats, PidsStats,
@@ -79,6 +79,45 @@ impl V1 {
 
     fn need(&self, sub: &str, c: Controller) -> Result<&Path> {
         self.dir_of(sub).ok_or_else(|| not_requested(c))
+    }
+
+    /// Checks, creating nothing, that this process may mkdir the lesson cgroup in every
+    /// hierarchy: the parent (nsx's own cgroup there) must be writable. v1 has no
+    /// delegation protocol, so without root this is where a lesson stops, with the way out.
+    pub(crate) fn check_writable(
+        &self,
+        rec: &Recorder,
+        mode: Mode,
+        lesson: &str,
+        rootless: bool,
+    ) -> Result<()> {
+        for dir in self.unique_dirs() {
+            let Some(parent) = dir.parent() else { continue };
+            if rec.writable(parent) {
+                continue;
+            }
+            return Err(if rootless {
+                Error::unsupported(
+                    format!(
+                        "cgroup {mode} here: a lesson cgroup is a directory in each v1 hierarchy, and {} is not writable by uid {}; v1 hierarchies belong to root (systemd delegates only cgroup v2 subtrees to users)",
+                        parent.display(),
+                        nix::unistd::geteuid()
+                    ),
+                    format!(
+                        "run it as root: sudo nsx lesson {lesson} (on a machine with cgroup v2 an unprivileged user can run it in a delegated scope: systemd-run --user --scope -p Delegate=yes nsx lesson {lesson})"
+                    ),
+                )
+            } else {
+                Error::unsupported(
+                    format!(
+                        "{} is not writable although nsx runs as root: the cgroup file system is read-only here (e.g. inside a container)",
+                        parent.display()
+                    ),
+                    "run nsx on the host, or in a container that has a writable cgroup (a privileged container, or one with a delegated cgroup)",
+                )
+            });
+        }
+        Ok(())
     }
 }
 
