@@ -230,16 +230,31 @@ fn run_one(
 fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
     let lesson = lessons::find(&args.id)
         .ok_or_else(|| Error::Usage(format!("unknown lesson {}", args.id)))?;
+    // A limit flag for another lesson would be silently ignored: refuse it instead.
+    for (flag, owner) in args.limit_flags() {
+        if owner != lesson.id {
+            return Err(Error::Usage(format!(
+                "{flag} belongs to the {owner} lesson (nsx lesson {owner} {flag} ...), not to {}",
+                lesson.id
+            )));
+        }
+    }
+    let defaults = Options::default();
+    let options = Options {
+        hostname: args.hostname.clone(),
+        veth_net: args.veth_net,
+        veth: !args.no_veth,
+        memory: args.memory.unwrap_or(defaults.memory),
+        alloc: args.alloc.unwrap_or(defaults.alloc),
+        cpus: args.cpus.unwrap_or(defaults.cpus),
+        pids: args.pids.unwrap_or(defaults.pids),
+    };
+    lessons::check_options(lesson, &options)?;
     let pause = can_pause(args.step, format);
     if args.explain && format == Format::Human {
         out(lesson.narrative)?;
         out("\n")?;
     }
-    let options = Options {
-        hostname: args.hostname.clone(),
-        veth_net: args.veth_net,
-        veth: !args.no_veth,
-    };
     let report = run_one(lesson, options, format, pause)?;
     if format == Format::Json {
         let mut value = serde_json::to_value(&report).expect("serialisable");

@@ -3,14 +3,18 @@
 //! A lesson runs probes through the sandbox, turns what both sides saw into steps and
 //! facts, and never prints: the renderer does, as each step arrives.
 
+pub mod cgroup_steps;
 pub mod cgroupns;
 pub mod cost;
+pub mod cpu;
 pub mod init;
 pub mod ipc;
+pub mod memory;
 pub mod mount;
 pub mod needs;
 pub mod net;
 pub mod pid;
+pub mod pids;
 pub mod pod;
 pub mod rootfs;
 pub mod tcp;
@@ -21,6 +25,7 @@ pub mod uts;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::limits::Cpus;
 use crate::observe::{self, Subject, View};
 use crate::report::{Fact, Privilege, Report, Step};
 use crate::sandbox::signals;
@@ -34,6 +39,7 @@ pub enum Rootless {
     /// Needs root on the host, with the reason.
     No(&'static str),
 }
+
 
 /// One lesson: what it is, and the function that runs it.
 pub struct Lesson {
@@ -58,11 +64,25 @@ pub static LESSONS: &[Lesson] = &[
     user::LESSON,
     cgroupns::LESSON,
     time::LESSON,
+    memory::LESSON,
+    cpu::LESSON,
+    pids::LESSON,
     rootfs::LESSON,
     init::LESSON,
     pod::LESSON,
     cost::LESSON,
 ];
+
+/// Checks the limit options against what `lesson` can do (the grammar was checked when
+/// parsing): a usage error (exit 2) names the accepted range.
+pub fn check_options(lesson: &Lesson, options: &Options) -> Result<()> {
+    match lesson.id {
+        "memory" => memory::check_options(options.memory, options.alloc),
+        "cpu" => cpu::check_options(options.cpus),
+        "pids" => pids::check_options(options.pids),
+        _ => Ok(()),
+    }
+}
 
 pub fn find(id: &str) -> Option<&'static Lesson> {
     LESSONS.iter().find(|l| l.id == id)
@@ -81,6 +101,14 @@ pub struct Options {
     pub veth_net: Option<crate::sandbox::veth::Subnet30>,
     /// Whether the net lesson runs its veth step (when root).
     pub veth: bool,
+    /// The memory lesson's limit, in bytes.
+    pub memory: u64,
+    /// How much the memory lesson's probe allocates and touches, in bytes.
+    pub alloc: u64,
+    /// The cpu lesson's quota.
+    pub cpus: Cpus,
+    /// The pids lesson's pids.max.
+    pub pids: u64,
 }
 
 impl Default for Options {
@@ -89,6 +117,10 @@ impl Default for Options {
             hostname: "nsx-demo".to_string(),
             veth_net: None,
             veth: true,
+            memory: memory::DEFAULT_LIMIT,
+            alloc: memory::DEFAULT_ALLOC,
+            cpus: cpu::DEFAULT_CPUS,
+            pids: pids::DEFAULT_PIDS,
         }
     }
 }
@@ -285,8 +317,8 @@ mod tests {
         assert_eq!(
             ids(),
             [
-                "pid", "mount", "uts", "ipc", "net", "user", "cgroupns", "time", "rootfs", "init",
-                "pod", "cost"
+                "pid", "mount", "uts", "ipc", "net", "user", "cgroupns", "time", "memory", "cpu",
+                "pids", "rootfs", "init", "pod", "cost"
             ]
         );
     }

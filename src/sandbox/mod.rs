@@ -550,11 +550,10 @@ impl Child {
             }
         }
         if buf.is_empty() {
+            // The probe died before writing its report (an OOM kill, a signal): the status
+            // is the news, and run_or_exit hands it to the lesson as an outcome.
             let status = self.wait()?;
-            return Err(Error::Other(format!(
-                "the probe exited without a report: {}",
-                describe(status)
-            )));
+            return Err(Error::ProbeExited(status));
         }
         match serde_json::from_slice::<Message<T>>(&buf) {
             Ok(Message::Ok { actions, value }) => {
