@@ -100,6 +100,10 @@ pub trait Backend {
     fn create(&mut self, rec: &mut Recorder) -> Result<()>;
     fn set_memory_max(&self, rec: &mut Recorder, bytes: u64) -> Result<()>;
     fn set_cpu_quota(&self, rec: &mut Recorder, quota_us: u64, period_us: u64) -> Result<()>;
+    /// The group's relative CPU weight, in v2 units (1..10000, default 100).
+    fn set_cpu_weight(&self, rec: &mut Recorder, weight: u64) -> Result<()>;
+    /// The CPU quota in µs per period; `None` when there is none.
+    fn cpu_quota(&self, rec: &mut Recorder) -> Result<Option<u64>>;
     fn set_pids_max(&self, rec: &mut Recorder, max: u64) -> Result<()>;
     fn add_process(&self, rec: &mut Recorder, pid: i32) -> Result<()>;
     fn memory_stats(&self, rec: &mut Recorder) -> Result<MemoryStats>;
@@ -143,6 +147,12 @@ impl Backend for AnyBackend {
     }
     fn set_cpu_quota(&self, rec: &mut Recorder, quota_us: u64, period_us: u64) -> Result<()> {
         dispatch!(self, b => b.set_cpu_quota(rec, quota_us, period_us))
+    }
+    fn set_cpu_weight(&self, rec: &mut Recorder, weight: u64) -> Result<()> {
+        dispatch!(self, b => b.set_cpu_weight(rec, weight))
+    }
+    fn cpu_quota(&self, rec: &mut Recorder) -> Result<Option<u64>> {
+        dispatch!(self, b => b.cpu_quota(rec))
     }
     fn set_pids_max(&self, rec: &mut Recorder, max: u64) -> Result<()> {
         dispatch!(self, b => b.set_pids_max(rec, max))
@@ -360,6 +370,19 @@ impl LessonCgroup {
     pub fn set_cpu_quota(&mut self, quota_us: u64, period_us: u64) -> Result<()> {
         self.backend
             .set_cpu_quota(&mut self.rec, quota_us, period_us)
+    }
+
+    /// CPU weight, the group's share of CPU time against its siblings when they compete
+    /// (relative, unlike the quota): v1 cpu.shares (weight × 1024 / 100), v2 cpu.weight.
+    /// In v2 units: 1..10000, default 100.
+    pub fn set_cpu_weight(&mut self, weight: u64) -> Result<()> {
+        self.backend.set_cpu_weight(&mut self.rec, weight)
+    }
+
+    /// The CPU quota now in force, µs per period (v1 cpu.cfs_quota_us, v2 cpu.max);
+    /// `None` for no limit.
+    pub fn cpu_quota(&mut self) -> Result<Option<u64>> {
+        self.backend.cpu_quota(&mut self.rec)
     }
 
     /// Process-count limit: pids.max on both versions.

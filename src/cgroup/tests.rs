@@ -931,3 +931,57 @@ fn preflight_refuses_what_create_would_refuse() {
         preflight_with(&fx.layout, "cpu", &[Controller::Cpu], opts(), fx.boxed_fs()).unwrap_err();
     assert!(e.to_string().contains("not available"), "{e}");
 }
+
+// ---------------------------------------------------------------- cpu weight and quota
+
+#[test]
+fn cpu_weight_and_quota_on_both_versions() {
+    let fx = testutil::hybrid(false);
+    let mut cg = create(&fx, "cpu", &[Controller::Cpu]).unwrap();
+    cg.take_actions();
+    assert_eq!(cg.cpu_quota().unwrap(), None);
+    cg.set_cpu_weight(10_000).unwrap();
+    cg.set_cpu_quota(20_000, 100_000).unwrap();
+    assert_eq!(cg.cpu_quota().unwrap(), Some(20_000));
+    assert_eq!(
+        shell(&cg.take_actions(), &fx.root),
+        [
+            "cat $CG/cpu/nsx-77-cpu/cpu.cfs_quota_us",
+            "echo 102400 > $CG/cpu/nsx-77-cpu/cpu.shares",
+            "echo 100000 > $CG/cpu/nsx-77-cpu/cpu.cfs_period_us",
+            "echo 20000 > $CG/cpu/nsx-77-cpu/cpu.cfs_quota_us",
+            "cat $CG/cpu/nsx-77-cpu/cpu.cfs_quota_us",
+        ]
+    );
+    cg.remove().unwrap();
+
+    let fx = testutil::v2(SCOPE, false);
+    let mut cg = create(&fx, "cpu", &[Controller::Cpu]).unwrap();
+    cg.take_actions();
+    assert_eq!(cg.cpu_quota().unwrap(), None);
+    cg.set_cpu_weight(10_000).unwrap();
+    cg.set_cpu_quota(20_000, 100_000).unwrap();
+    assert_eq!(cg.cpu_quota().unwrap(), Some(20_000));
+    let leaf = "$CG/user.slice/user-1000.slice/nsx/nsx-77-cpu";
+    assert_eq!(
+        shell(&cg.take_actions(), &fx.root),
+        [
+            format!("cat {leaf}/cpu.max"),
+            format!("echo 10000 > {leaf}/cpu.weight"),
+            format!("echo '20000 100000' > {leaf}/cpu.max"),
+            format!("cat {leaf}/cpu.max"),
+        ]
+    );
+    // The weight is clamped to each version's range.
+    cg.set_cpu_weight(0).unwrap();
+    assert_eq!(
+        fs::read_to_string(
+            fx.root
+                .join("user.slice/user-1000.slice/nsx/nsx-77-cpu/cpu.weight")
+        )
+        .unwrap()
+        .trim(),
+        "1"
+    );
+    cg.remove().unwrap();
+}

@@ -106,6 +106,7 @@ impl FakeFs {
                 "cpu" => {
                     Self::put(dir, "cpu.cfs_period_us", "100000\n");
                     Self::put(dir, "cpu.cfs_quota_us", "-1\n");
+                    Self::put(dir, "cpu.shares", "1024\n");
                     Self::put(
                         dir,
                         "cpu.stat",
@@ -149,6 +150,7 @@ impl FakeFs {
             }
             "cpu" => {
                 Self::put(dir, "cpu.max", "max 100000\n");
+                Self::put(dir, "cpu.weight", "100\n");
                 Self::put(
                     dir,
                     "cpu.stat",

@@ -197,6 +197,19 @@ impl Backend for V1 {
         rec.write(&dir.join("cpu.cfs_quota_us"), &quota_us.to_string())
     }
 
+    fn set_cpu_weight(&self, rec: &mut Recorder, weight: u64) -> Result<()> {
+        let dir = self.need("cpu", Controller::Cpu)?;
+        // cpu.shares is the group's relative weight against its siblings (default 1024,
+        // 2..262144). v2's cpu.weight 100 is shares 1024, the mapping systemd uses.
+        let shares = (weight.saturating_mul(1024) / 100).clamp(2, 262_144);
+        rec.write(&dir.join("cpu.shares"), &shares.to_string())
+    }
+
+    fn cpu_quota(&self, rec: &mut Recorder) -> Result<Option<u64>> {
+        let dir = self.need("cpu", Controller::Cpu)?;
+        parsed(rec, &dir.join("cpu.cfs_quota_us"), stats::parse_cfs_quota)
+    }
+
     fn set_pids_max(&self, rec: &mut Recorder, max: u64) -> Result<()> {
         let dir = self.need("pids", Controller::Pids)?;
         rec.write(&dir.join("pids.max"), &max.to_string())

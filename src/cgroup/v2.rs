@@ -41,7 +41,8 @@ use nix::errno::Errno;
 use super::fs::Recorder;
 use super::layout::Layout;
 use super::stats::{
-    parse_cpu_stat_v2, parse_memory_events, parse_u64, CpuStats, MemoryStats, PidsStats,
+    parse_cpu_max, parse_cpu_stat_v2, parse_memory_events, parse_u64, CpuStats, MemoryStats,
+    PidsStats,
 };
 use super::v1::{not_requested, pids_stats_at};
 use super::{mkdir_fresh, parsed, parsed_optional, Backend, Controller, Version};
@@ -311,6 +312,20 @@ impl Backend for V2 {
         let dir = self.need(Controller::Cpu)?;
         // cpu.max is "$MAX $PERIOD": quota and period in one write.
         rec.write(&dir.join("cpu.max"), &format!("{quota_us} {period_us}"))
+    }
+
+    fn set_cpu_weight(&self, rec: &mut Recorder, weight: u64) -> Result<()> {
+        let dir = self.need(Controller::Cpu)?;
+        // cpu.weight: the group's share against its siblings, 1..10000 (default 100).
+        rec.write(
+            &dir.join("cpu.weight"),
+            &weight.clamp(1, 10_000).to_string(),
+        )
+    }
+
+    fn cpu_quota(&self, rec: &mut Recorder) -> Result<Option<u64>> {
+        let dir = self.need(Controller::Cpu)?;
+        parsed(rec, &dir.join("cpu.max"), parse_cpu_max).map(|(max, _)| max)
     }
 
     fn set_pids_max(&self, rec: &mut Recorder, max: u64) -> Result<()> {
