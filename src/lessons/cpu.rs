@@ -9,6 +9,7 @@
 //! CLOCK_PROCESS_CPUTIME_ID; without a quota it gets what the machine can give, with one
 //! about quota/period of its wall time.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 
 use super::cgroup_steps::{self as cs, Log};
 use super::{Ctx, Lesson, Rootless};
-use crate::cgroup::{Controller, CpuStats, LessonCgroup, Version};
+use crate::cgroup::{Action, Controller, CpuStats, Layout, LessonCgroup, Mode, Op, Version};
 use crate::error::{sys, Error, Result};
 use crate::limits::{Cpus, CPU_PERIOD_US};
 use crate::observe::View;
@@ -55,10 +56,19 @@ pub fn check_options(cpus: Cpus) -> Result<()> {
     Ok(())
 }
 
+/// The weight both runs get (v2 units; v1 cpu.shares 102400): the highest v2 allows. It
+/// decides how CPU time is shared among groups that compete for it, so other work on a
+/// busy machine barely slows the unlimited run; the quota then caps the limited one all
+/// the same: a weight is relative, a quota absolute.
+pub const WEIGHT: u64 = 10_000;
+
 /// What the probe measured.
 #[derive(Debug, Serialize, Deserialize)]
 struct Spun {
     view: View,
+    /// The quota file of its own cgroup as the probe reads it (`cat` from inside).
+    quota_file: String,
+    quota_seen: String,
     /// Wall-clock time of the spin (CLOCK_MONOTONIC).
     wall_us: u64,
     /// CPU time the spin got (CLOCK_PROCESS_CPUTIME_ID, before and after).
@@ -85,9 +95,33 @@ fn process_cpu_time() -> Result<Duration> {
     Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
-/// The probe: look at itself, then spin on the clock for [`SPIN`].
+/// The file holding the CPU quota of the caller's own cgroup, found the way any program
+/// inside can (JVMs and Go runtimes do this to size themselves): its cgroup path from
+/// /proc/self/cgroup, the hierarchy's mount point from /proc/self/mountinfo.
+fn own_quota_file() -> Result<PathBuf> {
+    let layout = Layout::detect()?;
+    match layout.mode {
+        Mode::V2 => Ok(layout.v2_own_dir()?.0.join("cpu.max")),
+        Mode::V1 | Mode::Hybrid => layout
+            .v1_own_dir("cpu")?
+            .map(|d| d.join("cpu.cfs_quota_us"))
+            .ok_or_else(|| Error::Other("no cpu hierarchy is mounted".into())),
+    }
+}
+
+/// The probe: read its own quota file, then spin on the clock for [`SPIN`].
 fn spin(inside: &mut Inside) -> Result<Spun> {
     let view = inside.observe()?;
+    let (quota_file, quota_seen) = match own_quota_file() {
+        Ok(f) => {
+            let seen = std::fs::read_to_string(&f)
+                .map(|t| t.trim().to_string())
+                .unwrap_or_else(|e| format!("unreadable: {e}"));
+            inside.action(format!("(the probe) cat {}", f.display()));
+            (f.display().to_string(), seen)
+        }
+        Err(e) => (String::new(), format!("not found: {e}")),
+    };
     let cpu0 = process_cpu_time()?;
     // std's Instant is CLOCK_MONOTONIC: wall-clock time that keeps running while the
     // probe is throttled, which is what makes the throttling visible.
@@ -104,10 +138,20 @@ fn spin(inside: &mut Inside) -> Result<Spun> {
     ));
     Ok(Spun {
         view,
+        quota_file,
+        quota_seen,
         wall_us: wall.as_micros() as u64,
         cpu_us: (cpu1.saturating_sub(cpu0)).as_micros() as u64,
         total_cpu_us: cpu1.as_micros() as u64,
     })
+}
+
+/// One clock tick (USER_HZ), the unit of utime and stime, in µs.
+fn host_tick_us() -> u64 {
+    // sysconf(3): clock ticks per second (USER_HZ, 100 on Linux).
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    1_000_000 / u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100)
 }
 
 /// utime + stime of `/proc/<pid>/stat` in µs (proc(5): fields 14 and 15, in clock ticks).
@@ -118,47 +162,59 @@ fn host_cpu_us(pid: i32) -> Option<u64> {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    // sysconf(3): clock ticks per second (USER_HZ, 100 on Linux).
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
-    Some((utime + stime) * 1_000_000 / hz)
+    Some((utime + stime) * host_tick_us())
 }
 
 struct Ran {
     log: Log,
     host: View,
     spun: Spun,
+    /// The quota file's content, as the host read it before the probe ran.
+    quota_host: String,
     host_cpu_us: Option<u64>,
-    stats: Option<CpuStats>,
+    /// The cgroup's counters after this run (cumulative since the cgroup was made).
+    stats: CpuStats,
 }
 
-fn run_probe(mut cg: Option<&mut LessonCgroup>, mut log: Log) -> Result<Ran> {
+/// The last value read from the quota file in `actions`.
+fn quota_read(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .rev()
+        .find(|a| {
+            a.op == Op::Read
+                && a.path
+                    .file_name()
+                    .is_some_and(|f| f == "cpu.cfs_quota_us" || f == "cpu.max")
+        })
+        .and_then(|a| a.value.clone())
+        .unwrap_or_default()
+}
+
+/// Reads the quota (so both sides show it), spawns the probe into the lesson cgroup
+/// before it runs, lets it spin, and reads it and the cgroup from outside.
+fn run_probe(cg: &mut LessonCgroup, mut log: Log) -> Result<Ran> {
+    cg.cpu_quota()?;
+    log.cgroup(cg);
+    let quota_host = quota_read(&log.cgroup);
     let mut child = sandbox::spawn(&Spec::default(), spin)?;
     log.extend(std::mem::take(&mut child.actions));
-    if let Some(cg) = cg.as_deref_mut() {
-        // Held until `go`: the probe joins before it has used any CPU time.
-        cg.add_process(child.pid())?;
-        log.cgroup(cg);
-    }
+    // Held until `go`: the probe joins before it has used any CPU time.
+    cg.add_process(child.pid())?;
+    log.cgroup(cg);
     let spun: Spun = child.run()?;
     log.extend(std::mem::take(&mut child.actions));
     // The probe waits for its release: read it from outside while it is alive.
     let host = child.observe_from_host()?;
     let host_cpu_us = host_cpu_us(child.pid());
-    let stats = match cg {
-        Some(cg) => {
-            let s = cg.cpu_stats()?;
-            log.cgroup(cg);
-            Some(s)
-        }
-        None => None,
-    };
+    let stats = cg.cpu_stats()?;
+    log.cgroup(cg);
     child.finish()?;
     Ok(Ran {
         log,
         host,
         spun,
+        quota_host,
         host_cpu_us,
         stats,
     })
@@ -193,19 +249,42 @@ fn share(spun: &Spun) -> String {
     )
 }
 
-fn measured(ran: &Ran) -> Value {
+/// The counters of one run: the difference between two readings.
+fn delta(now: &CpuStats, before: Option<&CpuStats>) -> CpuStats {
+    let Some(b) = before else { return *now };
+    CpuStats {
+        nr_periods: now.nr_periods.saturating_sub(b.nr_periods),
+        nr_throttled: now.nr_throttled.saturating_sub(b.nr_throttled),
+        throttled_usec: now.throttled_usec.saturating_sub(b.throttled_usec),
+        usage_usec: match (now.usage_usec, b.usage_usec) {
+            (Some(n), Some(b)) => Some(n.saturating_sub(b)),
+            (n, _) => n,
+        },
+    }
+}
+
+fn measured(ran: &Ran, stats: &CpuStats) -> Value {
     json!({
         "wall_us": ran.spun.wall_us,
         "cpu_us": ran.spun.cpu_us,
         "total_cpu_us": ran.spun.total_cpu_us,
         "host_utime_stime_us": ran.host_cpu_us,
-        "stats": ran.stats,
+        "stats": stats,
     })
 }
 
-fn rows(ran: &Ran, label: &str, path: &dyn Fn(&View) -> String) -> Vec<Row> {
+fn rows(ran: &Ran, version: Version, label: &str, path: &dyn Fn(&View) -> String) -> Vec<Row> {
+    let file = match version {
+        Version::V1 => "cpu.cfs_quota_us",
+        Version::V2 => "cpu.max",
+    };
     vec![
         Row::new(label, path(&ran.host), path(&ran.spun.view)),
+        Row::new(
+            format!("{file} of that cgroup"),
+            &ran.quota_host,
+            &ran.spun.quota_seen,
+        ),
         Row::new(
             "CPU time of the probe",
             match ran.host_cpu_us {
@@ -227,12 +306,16 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     check_options(cpus)?;
     let (quota_us, period_us) = (cpus.quota_us(), CPU_PERIOD_US);
     let mut cg = cs::open(ctx, Controller::Cpu)?;
-    cg.set_cpu_quota(quota_us, period_us)?;
+    cg.set_cpu_weight(WEIGHT)?;
     let mut setup = Log::default();
     setup.cgroup(&mut cg);
     let version = cg.version();
     let label = cs::cgroup_label(Controller::Cpu, version);
     let path = |v: &View| cs::cgroup_path(v, Controller::Cpu, version);
+    let (weight_file, weight_value) = match version {
+        Version::V1 => ("cpu.shares", WEIGHT * 1024 / 100),
+        Version::V2 => ("cpu.weight", WEIGHT),
+    };
     let setting = match version {
         Version::V1 => format!(
             "cpu.cfs_quota_us = {quota_us} per cpu.cfs_period_us = {period_us} ({cpus} of a CPU)"
@@ -240,44 +323,56 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         Version::V2 => format!("cpu.max = \"{quota_us} {period_us}\" ({cpus} of a CPU)"),
     };
 
-    // ---- before: nsx's own cgroup, no lesson quota.
-    let before = run_probe(None, Log::default())?;
+    // ---- before: the lesson cgroup, no quota yet.
+    let before = run_probe(&mut cg, setup)?;
+    let stats0 = before.stats;
+    let no_quota = matches!(before.quota_host.as_str(), "-1" | "max 100000")
+        || before.quota_host.starts_with("max ");
     let (u, w0) = (before.spun.cpu_us, before.spun.wall_us);
     let (_, hi0) = band(cpus, w0);
     let before_fact = Fact::new(
         "unlimited-exceeds-the-quota",
         format!(
-            "before, with no lesson quota, the probe used {} of CPU in {} of spinning ({} of one CPU), more than {cpus} of a CPU allows in that time (at most {} with the tolerance): on this shared machine that is what it could get, and the quota will have something to cut",
+            "before, in the lesson cgroup with no quota ({} reads {}), the probe used {} of CPU in {} of spinning ({} of one CPU), more than {cpus} of a CPU allows in that time (at most {} with the tolerance): the quota will have something to cut",
+            match version {
+                Version::V1 => "cpu.cfs_quota_us",
+                Version::V2 => "cpu.max",
+            },
+            before.quota_host,
             ms(u),
             ms(w0),
             share(&before.spun),
             ms(hi0)
         ),
-        u > hi0,
-        json!({ "cpus": cpus.to_string(), "measured": measured(&before) }),
+        no_quota && before.spun.quota_seen == before.quota_host && u > hi0,
+        json!({ "cpus": cpus.to_string(), "quota": before.quota_host, "measured": measured(&before, &stats0) }),
     );
-    let step_rows = rows(&before, &label, &path);
-    let measured_before = measured(&before);
-    let extra = json!({ "measured": measured_before });
+    let step_rows = rows(&before, version, &label, &path);
+    let measured_before = measured(&before, &stats0);
+    let before_cgroup_actions = before.log.cgroup.clone();
+    let extra = json!({ "weight": WEIGHT, "measured": measured_before });
     ctx.step(Step {
         id: "before".into(),
         title: format!(
-            "before: the probe spins for {} ms in nsx's own cgroup, with no lesson quota",
+            "before: the probe spins for {} ms in the lesson cgroup, with no quota",
             SPIN.as_millis()
         ),
         actions: before.log.lines,
         rows: step_rows,
-        notes: vec![],
+        notes: vec![format!(
+            "nsx gave the lesson cgroup the highest weight ({weight_file} = {weight_value}), for both runs: a weight decides how CPU time is shared among groups that want it at the same time, so other work on this machine barely slows the probe; the quota, next, is a cap no weight gets around"
+        )],
         extra,
         host: before.host,
         container: before.spun.view,
     })?;
 
-    // ---- after: in the lesson cgroup, under the quota.
-    let mut after = run_probe(Some(&mut cg), setup)?;
-    let stats = after
-        .stats
-        .ok_or_else(|| Error::Other("internal: cpu.stat was not read".into()))?;
+    // ---- after: the same cgroup, now with the quota.
+    cg.set_cpu_quota(quota_us, period_us)?;
+    let mut quota_log = Log::default();
+    quota_log.cgroup(&mut cg);
+    let mut after = run_probe(&mut cg, quota_log)?;
+    let stats = delta(&after.stats, Some(&stats0));
     let mode_note = cs::mode_note(&cg, Controller::Cpu);
     cg.remove()?;
     after.log.cgroup(&mut cg);
@@ -289,17 +384,26 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         Version::V1 => "throttled_time",
         Version::V2 => "throttled_usec",
     };
+    let usage_file = match version {
+        Version::V1 => "cpuacct.usage",
+        Version::V2 => "cpu.stat usage_usec",
+    };
     let counters = format!(
-        "cpu.stat nr_periods {}, nr_throttled {}, {throttled_file} {}",
+        "cpu.stat nr_periods {}, nr_throttled {}, {throttled_file} {}{}",
         stats.nr_periods,
         stats.nr_throttled,
-        ms(stats.throttled_usec)
+        ms(stats.throttled_usec),
+        match stats.usage_usec {
+            Some(us) => format!(", {usage_file} {}", ms(us)),
+            None => String::new(),
+        }
     );
     let observed = |extra: Value| {
         let mut o = json!({
             "quota_us": quota_us,
             "period_us": period_us,
-            "measured": measured(&after),
+            "quota": after.quota_host,
+            "measured": measured(&after, &stats),
             "measured_before": measured_before,
         });
         if let (Value::Object(o), Value::Object(e)) = (&mut o, extra) {
@@ -327,11 +431,20 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         Fact::new(
             "far-below-unlimited",
             format!(
-                "that is less than half of the {} the same probe used without the quota",
+                "that is less than half of the {} the same probe used without the quota, at the same weight",
                 ms(u)
             ),
             l.saturating_mul(2) < u,
             observed(json!({})),
+        ),
+        Fact::new(
+            "quota-seen-inside",
+            format!(
+                "inside, the probe read its own cgroup's quota file and found {:?}, what the host wrote",
+                after.spun.quota_seen
+            ),
+            after.spun.quota_seen == after.quota_host && after.quota_host.starts_with(&quota_us.to_string()),
+            observed(json!({ "file": after.spun.quota_file })),
         ),
         Fact::new(
             "host-sees-throttling",
@@ -345,33 +458,31 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
             observed(json!({})),
         ),
     ];
-    let usage_file = match version {
-        Version::V1 => "cpuacct.usage",
-        Version::V2 => "cpu.stat usage_usec",
-    };
     if let Some(usage) = stats.usage_usec {
-        // The cgroup holds only the probe, from before its first instruction after `go`:
-        // its account covers the spin and, at most, the rest of the probe's own time
-        // (plus the little it spends writing its report after its last clock reading).
-        const REPORT_SLACK_US: u64 = 20_000;
+        // The cgroup held only this probe during this run (the counters are differences
+        // from after the first run): its account covers the spin, and no more than the
+        // probe's whole CPU time, which the host read in /proc/<pid>/stat at the same
+        // moment (after the probe had gone quiet), in ticks that round down (utime and
+        // stime each: two ticks).
+        let tick = host_tick_us();
+        let whole = after.host_cpu_us;
         facts.push(Fact::new(
             "host-counts-the-cpu-time",
             format!(
-                "the host's {usage_file} for the cgroup reads {}: the probe's {} of spinning, plus its start and its report (it used {} in all by its own clock)",
+                "the host's {usage_file} for the cgroup grew by {}: at least the probe's {} of spinning, and no more than the {} /proc/{}/stat shows for the whole probe (counted in {} ticks)",
                 ms(usage),
                 ms(l),
-                ms(after.spun.total_cpu_us)
+                whole.map_or("(unreadable)".into(), ms),
+                after.host.probe.pid,
+                ms(tick)
             ),
-            usage + 1000 >= l && usage <= after.spun.total_cpu_us + REPORT_SLACK_US,
+            usage + 1000 >= l && whole.is_some_and(|w| usage <= w + 2 * tick),
             observed(json!({ "usage_us": usage })),
         ));
     }
 
     let mut notes = vec![
-        format!("the host read the cgroup's counters: {counters}{}", match stats.usage_usec {
-            Some(us) => format!(", {usage_file} {}", ms(us)),
-            None => String::new(),
-        }),
+        format!("the host read the cgroup's counters for this run: {counters}"),
         format!(
             "why a tolerance: the quota is handed out per {} ms period, and the {} ms spin starts and ends at arbitrary points of one; the cgroup starts with a full period's quota; and a busy machine may give the probe less than its quota",
             period_us / 1000,
@@ -379,19 +490,22 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         ),
         mode_note,
     ];
-    let rosetta = cs::rosetta(Controller::Cpu, version, &after.log.cgroup);
+    let mut all = before_cgroup_actions;
+    all.extend(after.log.cgroup.iter().cloned());
+    let rosetta = cs::rosetta(Controller::Cpu, version, &all);
     notes.push(cs::rosetta_note(&rosetta));
-    let step_rows = rows(&after, &label, &path);
+    let step_rows = rows(&after, version, &label, &path);
     let extra = json!({
         "quota_us": quota_us,
         "period_us": period_us,
-        "measured": measured(&after),
-        "cgroup": cs::extra(&cg, &after.log.cgroup, &rosetta),
+        "weight": WEIGHT,
+        "measured": measured(&after, &stats),
+        "cgroup": cs::extra(&cg, &all, &rosetta),
     });
     ctx.step(Step {
         id: "after".into(),
         title: format!(
-            "after: the probe spins for {} ms in a cgroup with a quota of {cpus} CPU",
+            "after: the probe spins for {} ms in the same cgroup, now with a quota of {cpus} CPU",
             SPIN.as_millis()
         ),
         actions: after.log.lines,

@@ -338,8 +338,17 @@ fn regex_replace(s: &str, re: &str, rep: &str) -> String {
 
 /// A JSON report with its volatile values replaced, ready for a snapshot.
 pub fn stable_json(report: &Value) -> Value {
+    stable_json_except(report, &[])
+}
+
+/// [`stable_json`], never replacing the numbers in `keep` (the limits a lesson set: a
+/// host PID that happens to equal a quota must not hide the quota).
+pub fn stable_json_except(report: &Value, keep: &[u64]) -> Value {
     let mut numbers = BTreeSet::new();
     volatile_numbers(report, "", &mut numbers);
+    for k in keep {
+        numbers.remove(k);
+    }
     fn walk(v: &Value, key: &str, numbers: &BTreeSet<u64>) -> Value {
         match v {
             Value::Object(m) => {
@@ -523,6 +532,11 @@ pub fn renumber_peer_groups(text: &str) -> String {
 /// Human output with its volatile values replaced, taken from the same text: the PIDs in
 /// `clone(...) = N` lines and `/proc/N`, the host's counts in its column, inodes.
 pub fn stable_human(text: &str) -> String {
+    stable_human_except(text, &[])
+}
+
+/// [`stable_human`], never replacing the numbers in `keep`.
+pub fn stable_human_except(text: &str, keep: &[u64]) -> String {
     let mut numbers = BTreeSet::new();
     for re in [
         r"\) = (\d+)",
@@ -551,7 +565,7 @@ pub fn stable_human(text: &str) -> String {
             }
         }
     }
-    numbers.retain(|n| *n >= 10);
+    numbers.retain(|n| *n >= 10 && !keep.contains(n));
     // The mount count inside differs from the host's by what the probe mounted: keep that
     // difference, which is the lesson, and hide only the host's own count.
     let mount_row =

@@ -10,6 +10,7 @@ mod fuzz;
 mod inspect;
 mod leaks;
 mod lessons;
+mod limits;
 mod manual;
 mod matrix;
 mod rootless;
