@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Benchmarks: nsx's whole lesson (both views and rendering) against the bare `unshare`
-# that does the same isolation, in one hyperfine run, with the ratio and peak memory.
-# Needs root and hyperfine (Debian: apt-get install hyperfine).
+# Benchmarks, as root:
+#  1. the memory lesson's cgroup handling (create, limit, join, remove) against bare
+#     mkdir/write/rmdir of the same files (examples/nsx-cgroup-cost.rs; no extra tools);
+#  2. nsx's whole lesson (both views and rendering) against the bare `unshare` that does
+#     the same isolation, in one hyperfine run, with the ratio and peak memory (needs
+#     hyperfine; Debian: apt-get install hyperfine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing: apt-get install hyperfine" >&2; exit 77; }
-[ "$(id -u)" -eq 0 ] || { echo "bench: run as root, so both sides create the same namespaces" >&2; exit 77; }
-cargo build --release --quiet
+[ "$(id -u)" -eq 0 ] || { echo "bench: run as root, so both sides create the same namespaces and cgroups" >&2; exit 77; }
+cargo build --release --quiet --bins --example nsx-cgroup-cost
 nsx=./target/release/nsx
+
+echo "== cgroup cost of the memory lesson (goal: at most 1.5x the bare system calls)"
+./target/release/examples/nsx-cgroup-cost "${CGROUP_RUNS:-300}"
+echo
+
+command -v hyperfine >/dev/null || { echo "bench: hyperfine is missing (apt-get install hyperfine): skipping the whole-lesson benchmark" >&2; exit 77; }
 runs=${RUNS:-300}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

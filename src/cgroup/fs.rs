@@ -248,24 +248,36 @@ impl Recorder {
 
     /// Removes the cgroup at `dir` and every child cgroup under it, children first.
     ///
-    /// rmdir fails with EBUSY while a cgroup still has processes. A process that was just
-    /// killed leaves its cgroup only once it has finished exiting, so EBUSY is retried
-    /// until `deadline`, after which the error is returned.
+    /// rmdir fails with EBUSY while a cgroup still has child cgroups or processes. The
+    /// rmdir is tried first (a lesson cgroup rarely has children, and listing a cgroup's
+    /// directory costs as much as removing it); on EBUSY the children are removed and the
+    /// rmdir tried again. A process that was just killed leaves its cgroup only once it
+    /// has finished exiting, so EBUSY without children is retried until `deadline`, after
+    /// which the error is returned.
     pub fn remove_tree(&mut self, dir: &Path, deadline: Instant) -> Result<()> {
-        if !self.fs.exists(dir) {
-            return Ok(());
-        }
-        for child in self.subdirs(dir)? {
-            self.remove_tree(&child, deadline)?;
-        }
         loop {
-            match self.rmdir(dir) {
+            let e = match self.rmdir(dir) {
+                // Removed, or already gone.
                 Ok(_) => return Ok(()),
-                Err(e) if e.errno() == Some(Errno::EBUSY) && Instant::now() < deadline => {
-                    thread::sleep(Duration::from_millis(5));
-                }
+                Err(e) if matches!(e.errno(), Some(Errno::EBUSY | Errno::ENOTEMPTY)) => e,
                 Err(e) => return Err(e),
+            };
+            let children = match self.fs.subdirs(dir) {
+                Ok(c) => c,
+                // Removed meanwhile: the next rmdir says so.
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => Vec::new(),
+                Err(err) => return Err(err).ctx("list", dir.display()),
+            };
+            if !children.is_empty() {
+                for child in children {
+                    self.remove_tree(&child, deadline)?;
+                }
+                continue;
             }
+            if Instant::now() >= deadline {
+                return Err(e);
+            }
+            thread::sleep(Duration::from_millis(5));
         }
     }
 }

@@ -306,6 +306,23 @@ impl Layout {
         Ok(layout)
     }
 
+    /// [`Layout::detect`] once per process: later calls return the first answer.
+    ///
+    /// A lesson needs the layout several times (to check it can run, to sweep leftovers,
+    /// to create its cgroup), and detection reads three /proc files and two statfs(2):
+    /// as much as creating, joining and removing a cgroup together. Neither the mounts
+    /// nor nsx's own cgroup change while nsx runs. A process that moves itself to another
+    /// cgroup (a probe) must call [`Layout::detect`] instead: a forked child inherits this
+    /// cache.
+    pub fn current() -> Result<&'static Layout> {
+        static CURRENT: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
+        if let Some(layout) = CURRENT.get() {
+            return Ok(layout);
+        }
+        let layout = Layout::detect()?;
+        Ok(CURRENT.get_or_init(|| layout))
+    }
+
     /// A layout from a known mode and the text of mountinfo and `/proc/<pid>/cgroup`.
     pub fn from_parts(
         mode: Mode,
@@ -557,6 +574,19 @@ mod tests {
         assert_eq!(by_statfs, by_mounts);
         let layout = Layout::detect().unwrap();
         assert_eq!(layout.mode, by_statfs);
+    }
+
+    #[test]
+    fn current_is_detected_once_and_matches_a_fresh_detection() {
+        let Ok(first) = Layout::current() else {
+            eprintln!("skipping: no cgroup file system here");
+            return;
+        };
+        let again = Layout::current().unwrap();
+        assert!(std::ptr::eq(first, again), "detected twice");
+        let fresh = Layout::detect().unwrap();
+        assert_eq!(first.mode, fresh.mode);
+        assert_eq!(first.mounts, fresh.mounts);
     }
 
     #[test]

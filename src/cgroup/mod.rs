@@ -214,9 +214,9 @@ pub fn parse_cgroup_name(name: &str) -> Option<u32> {
 /// [`LessonCgroup::create`]. `nsx lessons` uses it to say "blocked" with the reason, and
 /// the limit lessons call it before they start.
 pub fn preflight(lesson: &str, controllers: &[Controller]) -> Result<()> {
-    let layout = Layout::detect()?;
+    let layout = Layout::current()?;
     preflight_with(
-        &layout,
+        layout,
         lesson,
         controllers,
         Options::current(),
@@ -261,9 +261,9 @@ pub struct LessonCgroup {
 impl LessonCgroup {
     /// Creates `nsx-<our pid>-<lesson>` on this machine for `controllers`.
     pub fn create(lesson: &str, controllers: &[Controller]) -> Result<LessonCgroup> {
-        let layout = Layout::detect()?;
+        let layout = Layout::current()?;
         LessonCgroup::create_with(
-            &layout,
+            layout,
             lesson,
             controllers,
             Options::current(),

@@ -32,9 +32,9 @@ pub struct Kept {
 
 /// Sweeps this machine, judging liveness from /proc.
 pub fn sweep() -> Result<Sweep> {
-    let layout = Layout::detect()?;
+    let layout = Layout::current()?;
     sweep_with(
-        &layout,
+        layout,
         Box::new(RealFs),
         &|pid| is_nsx_alive(Path::new("/proc"), pid),
         Options::current(),
