@@ -331,7 +331,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     let (u, w0) = (before.spun.cpu_us, before.spun.wall_us);
     let (_, hi0) = band(cpus, w0);
     let before_fact = Fact::new(
-        "unlimited-exceeds-the-quota",
+        "before-unlimited-exceeds-the-quota",
         format!(
             "before, in the lesson cgroup with no quota ({} reads {}), the probe used {} of CPU in {} of spinning ({} of one CPU), more than {cpus} of a CPU allows in that time (at most {} with the tolerance): the quota will have something to cut",
             match version {
@@ -400,8 +400,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     );
     let observed = |extra: Value| {
         let mut o = json!({
-            "quota_us": quota_us,
-            "period_us": period_us,
+            "quota_usec": quota_us,
+            "period_usec": period_us,
             "quota": after.quota_host,
             "measured": measured(&after, &stats),
             "measured_before": measured_before,
@@ -496,8 +496,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     notes.push(cs::rosetta_note(&rosetta));
     let step_rows = rows(&after, version, &label, &path);
     let extra = json!({
-        "quota_us": quota_us,
-        "period_us": period_us,
+        "quota_usec": quota_us,
+        "period_usec": period_us,
         "weight": WEIGHT,
         "measured": measured(&after, &stats),
         "cgroup": cs::extra(&cg, &all, &rosetta),

@@ -265,6 +265,9 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
     for (re, rep) in rules {
         s = re.replace_all(&s, *rep).into_owned();
     }
+    // The limit lessons' measurements, before nsx's own cgroup path is replaced below
+    // (their rules read the path's shape).
+    s = stabilize_measurements(&s);
     // cgroupns: where nsx (like this test) sits in the host's cgroup tree.
     for path in own_cgroup_paths() {
         s = s.replace(&path, "[HOST-CGROUP]");
@@ -327,6 +330,159 @@ fn own_cgroup_paths() -> Vec<String> {
     paths.sort_by_key(|p| std::cmp::Reverse(p.len()));
     paths.dedup();
     paths
+}
+
+/// The limit lessons' measurements (sizes, counters, shares, durations) become
+/// placeholders; their settings (the limits written, the 500 ms spin, the 100 ms period,
+/// the ±50 % tolerance) and the counts the lesson determines (forks, pids.current,
+/// oom_kill) stay, and so do the verdicts.
+fn stabilize_measurements(text: &str) -> String {
+    let mut s = text.to_string();
+    for (re, rep) in [
+        // Where the lesson cgroup's parent is (no "nsx-" in the path, unlike the rule above).
+        (
+            r"(at /sys/fs/cgroup/(?:memory|cpu|cpuacct|pids))(?:/[^\s'\x22,)]*)? and used",
+            "$1/[OWN-CGROUP] and used",
+        ),
+        (
+            r"own subtree /sys/fs/cgroup/\S*",
+            "own subtree /sys/fs/cgroup/[BASE]/nsx",
+        ),
+        (r"\b\d+(\.\d+)? (MiB|KiB)\b", "[SIZE]"),
+        (
+            r"(memory\.failcnt|memory\.events max|nr_periods|nr_throttled) \d+",
+            "$1 [N]",
+        ),
+        (
+            r"throttled in \d+ of \d+ periods",
+            "throttled in [N] of [N] periods",
+        ),
+    ] {
+        s = regex_replace(&s, re, rep);
+    }
+    // Shares measured; the tolerance (±50 %) is a setting.
+    s = regex::Regex::new(r"(±)?\b\d+ %")
+        .unwrap()
+        .replace_all(&s, |c: &regex::Captures| match c.get(1) {
+            Some(_) => c[0].to_string(),
+            None => "[PCT] %".to_string(),
+        })
+        .into_owned();
+    // Durations measured; the 500 ms spin, the 100 ms period and 10 ms ticks are settings.
+    regex::Regex::new(r"(spins? for |per )?\b(\d+) ms\b( spin| period| ticks)?")
+        .unwrap()
+        .replace_all(&s, |c: &regex::Captures| {
+            if c.get(1).is_some() || c.get(3).is_some() {
+                c[0].to_string()
+            } else {
+                "[MS]".to_string()
+            }
+        })
+        .into_owned()
+}
+
+/// A note that a run removed a cgroup left by a killed one: whether a run sees one depends
+/// on what ran before it (another test's SIGKILL), so snapshots leave it out.
+const SWEEP_NOTE: &str = "removed a cgroup left by an nsx run that was killed";
+
+/// Keys whose whole value is a measurement in the limit lessons.
+const MEASURED: &[&str] = &[
+    "measured",
+    "measured_before",
+    "expected_us",
+    "band_us",
+    "usage_us",
+];
+
+/// The limit lessons' cgroup rows show a path as /proc/…/cgroup does: nsx's own cgroup
+/// (host specific) becomes [OWN-CGROUP]; the lesson cgroup's name stays.
+fn is_cgroup_row(label: &str) -> bool {
+    label.contains("hierarchy (/proc/…/cgroup)") || label.contains("(/proc/…/cgroup, 0:: line)")
+}
+
+fn stable_cgroup_value(v: &str) -> String {
+    match v.find("/nsx-") {
+        Some(i) => format!("[OWN-CGROUP]{}", &v[i..]),
+        // "/" or nsx's own path, which the rules above may have made [HOST-CGROUP].
+        None if v.starts_with('/') || v.starts_with("[HOST-CGROUP]") => "[OWN-CGROUP]".to_string(),
+        None => v.to_string(),
+    }
+}
+
+/// JSON parts of the limit lessons: measurements, what nsx read from cgroup files (the
+/// counters), cgroup rows, and the sweep note.
+fn stabilize_limits_json(v: &mut Value) {
+    fn measured(v: &mut Value) {
+        match v {
+            Value::Number(_) => *v = Value::String("[MEASURED]".into()),
+            Value::Array(a) => a.iter_mut().for_each(measured),
+            Value::Object(m) => m.values_mut().for_each(measured),
+            _ => {}
+        }
+    }
+    match v {
+        Value::Object(m) => {
+            if m.get("op").and_then(Value::as_str) == Some("read") {
+                m.insert("value".into(), Value::String("[READ]".into()));
+            }
+            if m.get("label")
+                .and_then(Value::as_str)
+                .is_some_and(is_cgroup_row)
+            {
+                for side in ["host", "container"] {
+                    if let Some(Value::String(s)) = m.get_mut(side) {
+                        *s = stable_cgroup_value(s);
+                    }
+                }
+            }
+            for (k, child) in m.iter_mut() {
+                if MEASURED.contains(&k.as_str()) {
+                    measured(child);
+                } else {
+                    stabilize_limits_json(child);
+                }
+            }
+        }
+        Value::Array(a) => {
+            a.retain(|x| !x.as_str().is_some_and(|s| s.contains(SWEEP_NOTE)));
+            a.iter_mut().for_each(stabilize_limits_json);
+        }
+        _ => {}
+    }
+}
+
+/// Human lines of the limit lessons: the sweep note goes, cgroup rows as in the JSON.
+fn stabilize_limits_human(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line.contains(SWEEP_NOTE) {
+            if out.last().is_some_and(|l| l.is_empty()) {
+                out.pop();
+            }
+            continue;
+        }
+        let end = line
+            .find("cgroup)")
+            .map(|i| i + "cgroup)".len())
+            .or_else(|| line.find("0:: line)").map(|i| i + "0:: line)".len()));
+        match end {
+            Some(end) if is_cgroup_row(line) => {
+                let (label, values) = line.split_at(end);
+                let values: Vec<String> = values
+                    .split("  ")
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| stable_cgroup_value(v.trim()))
+                    .collect();
+                out.push(format!("{label}  {}", values.join("  ")));
+            }
+            _ => out.push(line.to_string()),
+        }
+    }
+    let mut s = out.join("\n");
+    if text.ends_with('\n') {
+        s.push('\n');
+    }
+    s
 }
 
 fn regex_replace(s: &str, re: &str, rep: &str) -> String {
@@ -442,6 +598,7 @@ pub fn stable_json_except(report: &Value, keep: &[u64]) -> Value {
         .filter_map(|s| s["extra"].get("ipc_key").cloned())
         .collect();
     let mut out = walk(report, "", &numbers);
+    stabilize_limits_json(&mut out);
     // Host-specific tables nobody asserts on: the host's own cgroup paths, capabilities
     // and System V IPC objects. A view taken from inside a namespace nsx made is the
     // lesson and stays.
@@ -579,6 +736,7 @@ pub fn stable_human_except(text: &str, keep: &[u64]) -> String {
         format!("{}[M]{}{delta}", &c[1], &c[3])
     });
     let s = stabilize_text(&text, &numbers);
+    let s = stabilize_limits_human(&s);
     // Column widths follow the widths of the real values; keep the words, not the padding.
     let s = regex_replace(&s, r"(\S)  +", "$1  ");
     let s = renumber_peer_groups(&s);

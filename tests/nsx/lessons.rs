@@ -478,3 +478,30 @@ fn pod() {
         ],
     );
 }
+
+// The limit lessons: their checks live in limits.rs; their snapshots are pinned here,
+// beside the other lessons' (the book includes nsx__lessons__<id>_human.snap).
+
+#[test]
+fn memory() {
+    if let Some((json, human)) = crate::limits::check_memory() {
+        insta::assert_json_snapshot!("memory_json", json);
+        insta::assert_snapshot!("memory_human", human);
+    }
+}
+
+#[test]
+fn cpu() {
+    if let Some((json, human)) = crate::limits::check_cpu() {
+        insta::assert_json_snapshot!("cpu_json", json);
+        insta::assert_snapshot!("cpu_human", human);
+    }
+}
+
+#[test]
+fn pids() {
+    if let Some((json, human)) = crate::limits::check_pids() {
+        insta::assert_json_snapshot!("pids_json", json);
+        insta::assert_snapshot!("pids_human", human);
+    }
+}

@@ -11,163 +11,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-// ------------------------------------------------------------------ stable output
-
-/// Keys whose whole value is a measurement (times, sizes, counters that vary per run).
-const MEASURED: &[&str] = &[
-    "measured",
-    "measured_before",
-    "expected_us",
-    "band_us",
-    "usage_us",
-];
-
-const SWEEP_NOTE: &str = "removed a cgroup left by an nsx run that was killed";
-
-fn re(pattern: &str) -> regex::Regex {
-    regex::Regex::new(pattern).expect("valid regex")
-}
-
-/// Text rules for the limit lessons, after the common ones: nsx's own cgroup path (host
-/// specific) and measured figures become placeholders. Limits, counts that the lesson
-/// determines (forks, pids.current, oom_kill) and verdicts stay.
-fn stable_limits_text(s: &str) -> String {
-    let mut s = s.to_string();
-    // /sys/fs/cgroup/memory/<nsx's own cgroup>/nsx-[PID]-memory (v1), or
-    // /sys/fs/cgroup/<base>/nsx/nsx-[PID]-memory (v2).
-    s = re(r"(/sys/fs/cgroup/(?:memory|cpu|cpuacct|pids))(?:/[^\s'\x22,)]*?)?/(nsx-\[PID\]-)")
-        .replace_all(&s, "$1/[OWN]/$2")
-        .into_owned();
-    s = re(r"/sys/fs/cgroup(?:/[^\s'\x22,)]*?)?/nsx/(nsx-\[PID\]-)")
-        .replace_all(&s, "/sys/fs/cgroup/[BASE]/nsx/$1")
-        .into_owned();
-    s = re(r"(at /sys/fs/cgroup/(?:memory|cpu|cpuacct|pids))(?:/[^\s'\x22,)]*)? and used")
-        .replace_all(&s, "$1/[OWN] and used")
-        .into_owned();
-    s = re(r"(own subtree /sys/fs/cgroup)[^\s]* ")
-        .replace_all(&s, "$1/[BASE] ")
-        .into_owned();
-    // Measured sizes, counters and shares.
-    s = re(r"\b\d+(\.\d+)? (MiB|KiB)\b")
-        .replace_all(&s, "[SIZE]")
-        .into_owned();
-    s = re(r"(memory\.failcnt|memory\.events max|nr_periods|nr_throttled) \d+")
-        .replace_all(&s, "$1 [N]")
-        .into_owned();
-    s = re(r"throttled in \d+ of \d+ periods")
-        .replace_all(&s, "throttled in [N] of [N] periods")
-        .into_owned();
-    // Measured shares; the tolerance (±50 %) is a setting.
-    s = re(r"(±)?\b\d+ %")
-        .replace_all(&s, |c: &regex::Captures| {
-            if c.get(1).is_some() {
-                c[0].to_string()
-            } else {
-                "[PCT] %".to_string()
-            }
-        })
-        .into_owned();
-    // Durations: measured ones go; the settings (the 500 ms spin, the 100 ms period) stay.
-    s = re(r"(spins? for |per )?\b(\d+) ms\b( spin| period| ticks)?")
-        .replace_all(&s, |c: &regex::Captures| {
-            if c.get(1).is_some() || c.get(3).is_some() {
-                c[0].to_string()
-            } else {
-                "[MS]".to_string()
-            }
-        })
-        .into_owned();
-    s
-}
-
-fn is_cgroup_row(label: &str) -> bool {
-    label.contains("(/proc/…/cgroup")
-}
-
-/// A cgroup path as /proc/…/cgroup shows it: nsx's own cgroup (host specific) becomes
-/// [OWN]; the lesson cgroup's name stays.
-fn stable_cgroup_value(v: &str) -> String {
-    match v.find("/nsx-") {
-        Some(i) => format!("[OWN]{}", &v[i..]),
-        None if v.starts_with('/') => "[OWN]".to_string(),
-        None => v.to_string(),
-    }
-}
-
-fn stable_limits_human(text: &str, keep: &[u64]) -> String {
-    let s = stable_human_except(text, keep);
-    let mut out = Vec::new();
-    for line in s.lines() {
-        if line.contains(SWEEP_NOTE) {
-            // A concurrent test's SIGKILL left a cgroup that this run swept.
-            if out.last().is_some_and(|l: &String| l.is_empty()) {
-                out.pop();
-            }
-            continue;
-        }
-        let label_end = line.find("cgroup)").or_else(|| line.find("0:: line)"));
-        if let (true, Some(end)) = (is_cgroup_row(line), label_end) {
-            let end = line[end..].find(')').map_or(line.len(), |i| end + i + 1);
-            let (label, values) = line.split_at(end);
-            let values: Vec<String> = values
-                .split("  ")
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| stable_cgroup_value(v.trim()))
-                .collect();
-            out.push(format!("{label}  {}", values.join("  ")));
-            continue;
-        }
-        out.push(stable_limits_text(line));
-    }
-    out.join("\n") + "\n"
-}
-
-fn stable_limits_json(report: &Value, keep: &[u64]) -> Value {
-    fn measured(v: &mut Value) {
-        match v {
-            Value::Number(_) => *v = Value::String("[MEASURED]".into()),
-            Value::Array(a) => a.iter_mut().for_each(measured),
-            Value::Object(m) => m.values_mut().for_each(measured),
-            _ => {}
-        }
-    }
-    fn walk(v: &mut Value) {
-        match v {
-            Value::Object(m) => {
-                if m.get("op").and_then(Value::as_str) == Some("read") {
-                    m.insert("value".into(), Value::String("[READ]".into()));
-                }
-                if m.get("label")
-                    .and_then(Value::as_str)
-                    .is_some_and(is_cgroup_row)
-                {
-                    for side in ["host", "container"] {
-                        if let Some(Value::String(s)) = m.get_mut(side) {
-                            *s = stable_cgroup_value(s);
-                        }
-                    }
-                }
-                for (k, child) in m.iter_mut() {
-                    if MEASURED.contains(&k.as_str()) {
-                        measured(child);
-                    } else {
-                        walk(child);
-                    }
-                }
-            }
-            Value::Array(a) => {
-                a.retain(|x| !x.as_str().is_some_and(|s| s.contains(SWEEP_NOTE)));
-                a.iter_mut().for_each(walk);
-            }
-            Value::String(s) => *s = stable_limits_text(s),
-            _ => {}
-        }
-    }
-    let mut v = stable_json_except(report, keep);
-    walk(&mut v);
-    v
-}
-
 // ------------------------------------------------------------------ running
 
 /// Held by every test that runs the cpu lesson. Its facts compare a spinning probe with
@@ -263,22 +106,23 @@ fn the_limit_facts_hold(report: &Value, facts: &[&str]) {
     assert!(gone.is_empty(), "the lesson left its cgroup: {gone:?}");
 }
 
-/// Snapshots of both formats (the JSON one from `report`).
-fn snapshots(id: &str, report: &Value, keep: &[u64]) {
-    insta::assert_json_snapshot!(format!("{id}_json"), stable_limits_json(report, keep));
+/// Both formats, stable, for the snapshots tests/nsx/lessons.rs pins (the book includes
+/// the human one): the JSON from `report`, the human output from a second run.
+fn stable_outputs(id: &str, report: &Value, keep: &[u64]) -> (Value, String) {
+    let json = stable_json_except(report, keep);
     let out = run(&["lesson", id]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(!text.contains('\u{1b}'));
-    insta::assert_snapshot!(format!("{id}_human"), stable_limits_human(&text, keep));
+    (json, stable_human_except(&text, keep))
 }
 
 // ------------------------------------------------------------------ the lessons
 
-#[test]
-fn memory() {
+/// `nsx lesson memory`: its facts and details; the stable outputs for the snapshots.
+pub fn check_memory() -> Option<(Value, String)> {
     if !privileged("lesson memory") {
-        return;
+        return None;
     }
     let (r, out) = lesson("memory", &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -320,7 +164,7 @@ fn memory() {
     assert!(acts.last().unwrap().starts_with("rmdir /sys/fs/cgroup/"));
     let stats = &after["extra"]["measured"]["stats"];
     assert!(stats["oom_kill"].as_u64().unwrap() >= 1, "{stats}");
-    snapshots("memory", &r, &[32 << 20, 64 << 20]);
+    Some(stable_outputs("memory", &r, &[32 << 20, 64 << 20]))
 }
 
 #[test]
@@ -393,16 +237,16 @@ fn memory_limit_too_small_to_start_is_explained_not_a_hang() {
     assert_eq!(r["ok"], false);
 }
 
-#[test]
-fn cpu() {
+/// `nsx lesson cpu`: its facts and details; the stable outputs for the snapshots.
+pub fn check_cpu() -> Option<(Value, String)> {
     if !privileged("lesson cpu") {
-        return;
+        return None;
     }
     let _cpu = cpu_lock();
     let (r, out) = lesson("cpu", &[]);
     assert_eq!(out.status.code(), Some(0), "{}\n{r:#}", stderr(&out));
     let mut facts = vec![
-        "unlimited-exceeds-the-quota",
+        "before-unlimited-exceeds-the-quota",
         "limited-near-the-quota",
         "far-below-unlimited",
         "quota-seen-inside",
@@ -413,8 +257,8 @@ fn cpu() {
     }
     the_limit_facts_hold(&r, &facts);
     let after = &r["steps"][1];
-    assert_eq!(after["extra"]["quota_us"], 20_000);
-    assert_eq!(after["extra"]["period_us"], 100_000);
+    assert_eq!(after["extra"]["quota_usec"], 20_000);
+    assert_eq!(after["extra"]["period_usec"], 100_000);
     let first = actions(&r, 0).join("\n");
     assert!(
         first.contains("echo 102400 > ") || first.contains("echo 10000 > "),
@@ -439,7 +283,7 @@ fn cpu() {
     assert_eq!(quota(0)["host"], quota(0)["container"], "{}", quota(0));
     assert_eq!(quota(1)["host"], quota(1)["container"], "{}", quota(1));
     assert!(quota(1)["host"].as_str().unwrap().starts_with("20000"));
-    snapshots("cpu", &r, &[20_000, 100_000]);
+    Some(stable_outputs("cpu", &r, &[20_000, 100_000]))
 }
 
 #[test]
@@ -450,12 +294,12 @@ fn cpu_with_other_quotas() {
     let _cpu = cpu_lock();
     let (r, out) = lesson("cpu", &["--cpus", "0.05"]);
     assert_eq!(out.status.code(), Some(0), "{}\n{r:#}", stderr(&out));
-    assert_eq!(r["steps"][1]["extra"]["quota_us"], 5_000);
+    assert_eq!(r["steps"][1]["extra"]["quota_usec"], 5_000);
     the_limit_facts_hold(&r, &["limited-near-the-quota", "far-below-unlimited"]);
     // 0.25, the largest the lesson takes.
     let (r, out) = lesson("cpu", &["--cpus", "0.25"]);
     assert_eq!(out.status.code(), Some(0), "{}\n{r:#}", stderr(&out));
-    assert_eq!(r["steps"][1]["extra"]["quota_us"], 25_000);
+    assert_eq!(r["steps"][1]["extra"]["quota_usec"], 25_000);
     the_limit_facts_hold(&r, &["limited-near-the-quota", "far-below-unlimited"]);
     assert_eq!(fact(&r, "host-sees-throttling")["holds"], true);
     assert!(fact(&r, "quota-seen-inside")["claim"]
@@ -464,10 +308,10 @@ fn cpu_with_other_quotas() {
         .contains("\"25000"));
 }
 
-#[test]
-fn pids() {
+/// `nsx lesson pids`: its facts and details; the stable outputs for the snapshots.
+pub fn check_pids() -> Option<(Value, String)> {
     if !privileged("lesson pids") {
-        return;
+        return None;
     }
     let (r, out) = lesson("pids", &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -490,7 +334,7 @@ fn pids() {
     let acts = actions(&r, 1).join("\n");
     assert!(acts.contains("echo 8 > /sys/fs/cgroup/"), "{acts}");
     assert!(acts.contains("clone(CLONE_NEWPID | SIGCHLD)"), "{acts}");
-    snapshots("pids", &r, &[]);
+    Some(stable_outputs("pids", &r, &[]))
 }
 
 #[test]
