@@ -367,12 +367,15 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         container: before.spun.view,
     })?;
 
-    // ---- after: the same cgroup, now with the quota.
+    // ---- after: the same cgroup, now with the quota. The counters start from a reading
+    // taken once the first probe is gone (its exit is charged to the cgroup too), so
+    // the differences belong to the second probe alone.
+    let baseline = cg.cpu_stats()?;
     cg.set_cpu_quota(quota_us, period_us)?;
     let mut quota_log = Log::default();
     quota_log.cgroup(&mut cg);
     let mut after = run_probe(&mut cg, quota_log)?;
-    let stats = delta(&after.stats, Some(&stats0));
+    let stats = delta(&after.stats, Some(&baseline));
     let mode_note = cs::mode_note(&cg, Controller::Cpu);
     cg.remove()?;
     after.log.cgroup(&mut cg);
@@ -459,8 +462,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         ),
     ];
     if let Some(usage) = stats.usage_usec {
-        // The cgroup held only this probe during this run (the counters are differences
-        // from after the first run): its account covers the spin, and no more than the
+        // The cgroup held only this probe since the baseline (the first probe had been
+        // reaped): its account covers the spin, and no more than the
         // probe's whole CPU time, which the host read in /proc/<pid>/stat at the same
         // moment (after the probe had gone quiet), in ticks that round down (utime and
         // stime each: two ticks).

@@ -252,7 +252,7 @@ pub fn check_cpu() -> Option<(Value, String)> {
         "quota-seen-inside",
         "host-sees-throttling",
     ];
-    if r["steps"][1]["extra"]["measured"]["stats"]["usage_us"].is_number() {
+    if r["steps"][1]["extra"]["measured"]["stats"]["usage_usec"].is_number() {
         facts.push("host-counts-the-cpu-time");
     }
     the_limit_facts_hold(&r, &facts);
