@@ -267,6 +267,10 @@ pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
             "changing interfaces, addresses or routes needs CAP_NET_ADMIN in the user namespace that owns the network namespace: for the host's, that is real root",
             "run nsx as root, or skip the veth step with --no-veth",
         ),
+        ("mmap", _, Errno::ENOMEM) => Hint::new(
+            "the kernel refused to map that much memory: strict overcommit (vm.overcommit_memory = 2) counts every mapping against a commit limit, or a ulimit -v (RLIMIT_AS) is set",
+            "ask for less (nsx lesson memory --alloc 32M), or check cat /proc/sys/vm/overcommit_memory and ulimit -v",
+        ),
         ("setns", _, Errno::EPERM) => Hint::new(
             "joining a namespace needs CAP_SYS_ADMIN in the user namespace that owns it",
             "run nsx as root, or as the user who created that namespace",
@@ -524,6 +528,13 @@ mod tests {
         );
         let e = sys("RTM_NEWLINK up", "lo", Errno::EPERM).to_string();
         assert!(e.contains("CAP_NET_ADMIN"), "{e}");
+    }
+
+    #[test]
+    fn mmap_enomem_names_overcommit_and_a_smaller_alloc() {
+        let e = sys("mmap", "67108864 bytes", Errno::ENOMEM).to_string();
+        assert!(e.contains("overcommit_memory"), "{e}");
+        assert!(e.contains("--alloc"), "{e}");
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub static LESSONS: &[Lesson] = &[
 /// parsing): a usage error (exit 2) names the accepted range.
 pub fn check_options(lesson: &Lesson, options: &Options) -> Result<()> {
     match lesson.id {
-        "memory" => memory::check_options(options.memory, options.alloc),
+        "memory" => memory::check_options(options.alloc),
         "cpu" => cpu::check_options(options.cpus),
         "pids" => pids::check_options(options.pids),
         _ => Ok(()),
