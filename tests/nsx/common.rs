@@ -24,6 +24,18 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8(o.stderr.clone()).expect("utf-8 stderr")
 }
 
+/// Held by every test that runs the cpu lesson or times something (the cost lesson).
+///
+/// The cpu lesson's probe spins one CPU for half a second at the highest weight, as it
+/// should: that is what makes its comparison hold on a busy machine. Several at once
+/// (or one beside a timing lesson) would starve the rest of this 2-core machine and
+/// turn other tests' timings into noise; one at a time, they leave a core free.
+static CPU_HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn cpu_heavy() -> std::sync::MutexGuard<'static, ()> {
+    CPU_HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

@@ -267,6 +267,7 @@ fn a_closed_pipe_ends_quietly() {
 
 #[test]
 fn cost() {
+    let _timing = cpu_heavy();
     check(
         "cost",
         &[

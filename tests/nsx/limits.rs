@@ -13,16 +13,6 @@ use crate::common::*;
 
 // ------------------------------------------------------------------ running
 
-/// Held by every test that runs the cpu lesson. Its facts compare a spinning probe with
-/// and without a quota on a 2-core machine others share too; the tests must not be the
-/// ones starving it (four cpu lessons at once would leave each unlimited probe half a
-/// CPU). The lesson's honest verdict under such load is ✗, not something to test for.
-static CPU_LESSONS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn cpu_lock() -> std::sync::MutexGuard<'static, ()> {
-    CPU_LESSONS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn lesson(id: &str, extra: &[&str]) -> (Value, Output) {
     let mut args = vec!["lesson", id, "--format", "json"];
     args.extend_from_slice(extra);
@@ -242,7 +232,7 @@ pub fn check_cpu() -> Option<(Value, String)> {
     if !privileged("lesson cpu") {
         return None;
     }
-    let _cpu = cpu_lock();
+    let _cpu = cpu_heavy();
     let (r, out) = lesson("cpu", &[]);
     assert_eq!(out.status.code(), Some(0), "{}\n{r:#}", stderr(&out));
     let mut facts = vec![
@@ -291,7 +281,7 @@ fn cpu_with_other_quotas() {
     if !privileged("lesson cpu --cpus 0.05") {
         return;
     }
-    let _cpu = cpu_lock();
+    let _cpu = cpu_heavy();
     let (r, out) = lesson("cpu", &["--cpus", "0.05"]);
     assert_eq!(out.status.code(), Some(0), "{}\n{r:#}", stderr(&out));
     assert_eq!(r["steps"][1]["extra"]["quota_usec"], 5_000);
@@ -526,7 +516,7 @@ fn twenty_runs_of_each_limit_lesson_leave_no_cgroup() {
     if !privileged("limit leak test") {
         return;
     }
-    let _cpu = cpu_lock();
+    let _cpu = cpu_heavy();
     let (_dir, exe) = copy_binary("nsx-limitleak");
     let mut pids = BTreeSet::new();
     for id in ["memory", "cpu", "pids"] {
@@ -551,7 +541,7 @@ fn sigint_mid_lesson_removes_the_cgroup() {
     if !privileged("limit SIGINT test") {
         return;
     }
-    let _cpu = cpu_lock();
+    let _cpu = cpu_heavy();
     let (_dir, exe) = copy_binary("nsx-limitint");
     // The step after step 1 takes long enough for the signal to land inside it for cpu
     // (a 500 ms spin) and memory (writing 256M under a larger limit); pids may finish
@@ -592,7 +582,7 @@ fn sigkill_leftover_is_swept_by_the_next_run() {
     if !privileged("limit SIGKILL test") {
         return;
     }
-    let _cpu = cpu_lock();
+    let _cpu = cpu_heavy();
     let (_dir, exe) = copy_binary("nsx-limitkill");
     let mut child = spawn_lesson(&exe, &["cpu"]);
     let pid = child.id();
@@ -622,7 +612,7 @@ fn four_concurrent_runs_of_each_limit_lesson() {
     if !privileged("limit concurrency test") {
         return;
     }
-    let _cpu = cpu_lock();
+    let _cpu = cpu_heavy();
     let (_dir, exe) = copy_binary("nsx-limitconc");
     let mut pids = BTreeSet::new();
     // Four cpu lessons spin at once on this 2-core machine: with 0.05 of a CPU the quota

@@ -60,6 +60,8 @@ fn the_tour_in_human_form_recaps_and_summarises() {
     if !privileged("tour (human)") {
         return;
     }
+    // The human tour runs the cpu and cost lessons too.
+    let _cpu = cpu_heavy();
     let out = nsx()
         .args(["tour", "--step"])
         .stdin(std::process::Stdio::null())
