@@ -188,7 +188,8 @@ fn run_probe(mut cg: Option<&mut LessonCgroup>, asked: u64, mut log: Log) -> Res
     })?;
     log.extend(std::mem::take(&mut child.actions));
     if let Some(cg) = cg.as_deref_mut() {
-        // The probe is held until `go`: it joins before it has touched a single page.
+        // The probe is held until `go`: it joins before it starts writing. (It may still
+        // be finishing its own start, a few pages of stack, as it is moved.)
         cg.add_process(child.pid())?;
         log.cgroup(cg);
     }

@@ -583,7 +583,17 @@ impl Child {
     /// the result. Calling it twice does nothing.
     pub fn go(&mut self) -> Result<()> {
         if let Some(mut go) = self.go.take() {
-            retry(|| go.write(b"g")).ctx("write", "the probe's go pipe")?;
+            match retry(|| go.write(b"g")) {
+                Ok(_) => {}
+                // EPIPE (nsx ignores SIGPIPE): the probe died before it was told to go, e.g.
+                // OOM-killed in a tiny memory cgroup by a page it touched while still
+                // starting. Its status is the news, not a closed standard output.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    let status = self.wait()?;
+                    return Err(Error::ProbeExited(status));
+                }
+                Err(e) => return Err(e).ctx("write", "the probe's go pipe"),
+            }
         }
         Ok(())
     }
