@@ -94,32 +94,7 @@ fn volatile_numbers(v: &Value, key: &str, out: &mut BTreeSet<u64>) {
         }
         Value::Array(items) => items.iter().for_each(|i| volatile_numbers(i, key, out)),
         Value::Number(n) => {
-            let volatile_key = matches!(
-                key,
-                "pid"
-                    | "ppid"
-                    | "nspid"
-                    | "getpid"
-                    | "host_pid"
-                    | "cloned_pid"
-                    | "count"
-                    | "first"
-                    | "inside"
-                    | "host"
-                    | "host_reads"
-                    | "before"
-                    | "during"
-                    | "listed"
-                    | "proc_self_pid"
-                    | "ipc_key"
-                    | "key"
-                    | "cpid"
-                    | "lspid"
-                    | "ino"
-                    | "inside_ino"
-                    | "host_ino"
-            ) || key.chars().all(|c| c.is_ascii_lowercase())
-                && n.as_u64().is_some_and(|x| x > 4_000_000_000);
+            let volatile_key = is_volatile_key(key, n);
             if let Some(x) = n.as_u64() {
                 // Small numbers (PID 1, "1 process", exit statuses) are the lesson: keep them.
                 if volatile_key && x >= 10 {
@@ -154,6 +129,36 @@ fn is_host_list(names: &[String]) -> bool {
     !rest.is_empty() && rest == host_interfaces()
 }
 
+/// A number under this key is a PID, an inode or a host count.
+fn is_volatile_key(key: &str, n: &serde_json::Number) -> bool {
+    matches!(
+        key,
+        "pid"
+            | "ppid"
+            | "nspid"
+            | "getpid"
+            | "host_pid"
+            | "cloned_pid"
+            | "count"
+            | "first"
+            | "inside"
+            | "host"
+            | "host_reads"
+            | "before"
+            | "during"
+            | "listed"
+            | "proc_self_pid"
+            | "ipc_key"
+            | "key"
+            | "cpid"
+            | "lspid"
+            | "ino"
+            | "inside_ino"
+            | "host_ino"
+    ) || key.chars().all(|c| c.is_ascii_lowercase())
+        && n.as_u64().is_some_and(|x| x > 4_000_000_000)
+}
+
 /// Text rules shared by both formats: host-specific names and numbers become placeholders.
 pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
     use std::sync::OnceLock;
@@ -178,6 +183,11 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
             (r"/proc/\d+", "/proc/[PID]"),
             (r"(clone\([^)]*\)) = \d+", "$1 = [PID]"),
             (r"nsx-\d+-", "nsx-[PID]-"),
+            // A PID written into a cgroup's membership file.
+            (
+                r"echo \d+ > (\S*/(?:cgroup\.procs|tasks))\b",
+                "echo [PID] > $1",
+            ),
             (r"\(it was [^)]*\)", "(it was [HOST-PROPAGATION])"),
             (
                 r"real host's / is [a-z0-9: ]+\.",
@@ -580,6 +590,10 @@ pub fn stable_json_except(report: &Value, keep: &[u64]) -> Value {
             }
             Value::Array(a) => Value::Array(a.iter().map(|c| walk(c, key, numbers)).collect()),
             Value::Number(n) if n.as_u64().is_some_and(|x| numbers.contains(&x)) => {
+                Value::String("[N]".into())
+            }
+            // A kept number (a limit) that is also a PID or a host count here.
+            Value::Number(n) if is_volatile_key(key, n) && n.as_u64().is_some_and(|x| x >= 10) => {
                 Value::String("[N]".into())
             }
             Value::Number(_) if key.ends_with("_us") => Value::String("[T]".into()),
