@@ -209,45 +209,6 @@ pub fn parse_cgroup_name(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
-/// Checks, creating nothing, whether this process could create the lesson cgroup for
-/// `controllers` on this machine: the same placement and permission rules as
-/// [`LessonCgroup::create`]. `nsx lessons` uses it to say "blocked" with the reason, and
-/// the limit lessons call it before they start.
-pub fn preflight(lesson: &str, controllers: &[Controller]) -> Result<()> {
-    let layout = Layout::current()?;
-    preflight_with(
-        layout,
-        lesson,
-        controllers,
-        Options::current(),
-        Box::new(RealFs),
-    )
-}
-
-/// [`preflight`] on a given layout and file system (tests pass a fixture). Reads, never
-/// writes.
-pub fn preflight_with(
-    layout: &Layout,
-    lesson: &str,
-    controllers: &[Controller],
-    opts: Options,
-    fs: Box<dyn CgroupFs>,
-) -> Result<()> {
-    let name = cgroup_name(opts.pid, lesson);
-    let mut rec = Recorder::new(fs);
-    match layout.mode {
-        Mode::V1 | Mode::Hybrid => v1::V1::plan(layout, &name, controllers)?.check_writable(
-            &rec,
-            layout.mode,
-            lesson,
-            opts.rootless,
-        ),
-        Mode::V2 => {
-            v2::V2::plan(layout, lesson, &name, controllers, opts.rootless)?.preflight(&mut rec)
-        }
-    }
-}
-
 /// A cgroup created for one lesson run; removed by [`LessonCgroup::remove`] or on drop.
 #[derive(Debug)]
 pub struct LessonCgroup {

@@ -65,27 +65,6 @@ pub fn parse_max(text: &str, file: &str) -> Result<Option<u64>> {
     }
 }
 
-/// cgroup v1 cpu.cfs_quota_us: µs per period, or -1 for no limit (`None`).
-pub fn parse_cfs_quota(text: &str) -> Result<Option<u64>> {
-    match text.trim() {
-        "-1" => Ok(None),
-        _ => parse_u64(text, "cpu.cfs_quota_us").map(Some),
-    }
-}
-
-/// cgroup v2 cpu.max: `$MAX $PERIOD`, where `$MAX` is µs or `max` (`None`).
-pub fn parse_cpu_max(text: &str) -> Result<(Option<u64>, u64)> {
-    const F: &str = "cpu.max";
-    let mut it = text.split_whitespace();
-    let (Some(max), Some(period), None) = (it.next(), it.next(), it.next()) else {
-        return Err(parse_error(
-            F,
-            format!("expected \"$MAX $PERIOD\", found {:?}", text.trim()),
-        ));
-    };
-    Ok((parse_max(max, F)?, parse_u64(period, F)?))
-}
-
 /// cgroup v1 memory.oom_control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OomControl {
@@ -310,20 +289,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cpu.stat") && e.contains("not enabled"), "{e}");
-    }
-
-    #[test]
-    fn cpu_quota_files() {
-        assert_eq!(parse_cfs_quota("-1\n").unwrap(), None);
-        assert_eq!(parse_cfs_quota("20000\n").unwrap(), Some(20000));
-        assert!(parse_cfs_quota("-2").is_err());
-        assert_eq!(parse_cpu_max("max 100000\n").unwrap(), (None, 100000));
-        assert_eq!(
-            parse_cpu_max("20000 100000\n").unwrap(),
-            (Some(20000), 100000)
-        );
-        let e = parse_cpu_max("20000").unwrap_err().to_string();
-        assert!(e.contains("cpu.max"), "{e}");
     }
 
     #[test]

@@ -776,33 +776,13 @@ fn liveness_is_an_nsx_comm_in_proc() {
     assert!(!sweep::is_nsx_alive(proc.path(), 13));
 }
 
-// ---------------------------------------------------------------- preflight
+// ---------------------------------------------------------------- without root on v1
 
 fn rootless() -> Options {
     Options {
         pid: PID,
         rootless: true,
     }
-}
-
-/// Every file under `root` with its content: a preflight must leave it all as it was.
-fn tree(root: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p.clone());
-                out.push((p, String::new()));
-            } else {
-                let text = fs::read_to_string(&p).unwrap_or_default();
-                out.push((p, text));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]
@@ -825,111 +805,6 @@ fn v1_rootless_without_write_access_is_unsupported_with_sudo() {
     assert!(s.contains("sudo nsx lesson memory"), "{s}");
     assert!(s.contains("Delegate=yes"), "{s}");
     assert!(nsx_dirs(&fx.root).is_empty());
-}
-
-#[test]
-fn preflight_passes_where_create_would_and_writes_nothing() {
-    for fx in [
-        testutil::hybrid(true),
-        testutil::v1_comounted(),
-        testutil::v2(SCOPE, true),
-    ] {
-        let before = tree(&fx.root);
-        for cs in [
-            &[Controller::Memory][..],
-            &[Controller::Cpu],
-            &[Controller::Pids],
-        ] {
-            preflight_with(&fx.layout, "memory", cs, opts(), fx.boxed_fs())
-                .unwrap_or_else(|e| panic!("{cs:?}: {e}"));
-        }
-        assert_eq!(tree(&fx.root), before, "a preflight changed the tree");
-        // And the real thing then works.
-        let mut cg = create(&fx, "cpu", &[Controller::Cpu]).unwrap();
-        cg.remove().unwrap();
-    }
-}
-
-#[test]
-fn preflight_refuses_what_create_would_refuse() {
-    // v1 without root: nsx's own cgroup is root's.
-    let fx = testutil::hybrid(true);
-    let own_pids = fx.layout.v1_own_dir("pids").unwrap().unwrap();
-    fx.fs.make_readonly(&own_pids);
-    let e = preflight_with(
-        &fx.layout,
-        "pids",
-        &[Controller::Pids],
-        rootless(),
-        fx.boxed_fs(),
-    )
-    .unwrap_err();
-    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
-    assert!(e.to_string().contains("sudo nsx lesson pids"), "{e}");
-    // The same as root means a read-only cgroup file system.
-    let e = preflight_with(
-        &fx.layout,
-        "pids",
-        &[Controller::Pids],
-        opts(),
-        fx.boxed_fs(),
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains("read-only"), "{e}");
-    // A controller that other hierarchies have does not matter.
-    preflight_with(
-        &fx.layout,
-        "memory",
-        &[Controller::Memory],
-        rootless(),
-        fx.boxed_fs(),
-    )
-    .unwrap();
-
-    // v2 without delegation.
-    let fx = testutil::v2(SCOPE, true);
-    fx.fs
-        .make_readonly(&fx.root.join("user.slice/user-1000.slice"));
-    let e = preflight_with(
-        &fx.layout,
-        "memory",
-        &[Controller::Memory],
-        rootless(),
-        fx.boxed_fs(),
-    )
-    .unwrap_err();
-    assert!(e.to_string().contains("Delegate=yes"), "{e}");
-
-    // v2 delegated, but cpu is not passed down and the user cannot pass it.
-    let fx = testutil::v2(SCOPE, true);
-    fx.fs
-        .make_readonly(&fx.root.join("user.slice/cgroup.subtree_control"));
-    fx.fs.make_readonly(&fx.root.join("cgroup.subtree_control"));
-    let e = preflight_with(
-        &fx.layout,
-        "cpu",
-        &[Controller::Cpu],
-        rootless(),
-        fx.boxed_fs(),
-    )
-    .unwrap_err();
-    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
-    assert!(e.to_string().contains("cpu controller"), "{e}");
-    preflight_with(
-        &fx.layout,
-        "memory",
-        &[Controller::Memory],
-        rootless(),
-        fx.boxed_fs(),
-    )
-    .unwrap();
-
-    // v2 where the controller does not exist at all.
-    let fx = testutil::v2(SCOPE, true);
-    fs::write(fx.root.join("cgroup.controllers"), "hugetlb\n").unwrap();
-    let e =
-        preflight_with(&fx.layout, "cpu", &[Controller::Cpu], opts(), fx.boxed_fs()).unwrap_err();
-    assert!(e.to_string().contains("not available"), "{e}");
 }
 
 // ---------------------------------------------------------------- cpu weight and quota

@@ -83,7 +83,8 @@ impl V1 {
 
     /// Checks, creating nothing, that this process may mkdir the lesson cgroup in every
     /// hierarchy: the parent (nsx's own cgroup there) must be writable. v1 has no
-    /// delegation protocol, so without root this is where a lesson stops, with the way out.
+    /// delegation protocol, so without root this is where a lesson stops, with the way out
+    /// (`nsx doctor` says so beforehand; this is the check at the moment of creating).
     pub(crate) fn check_writable(
         &self,
         rec: &Recorder,
@@ -207,7 +208,11 @@ impl Backend for V1 {
 
     fn cpu_quota(&self, rec: &mut Recorder) -> Result<Option<u64>> {
         let dir = self.need("cpu", Controller::Cpu)?;
-        parsed(rec, &dir.join("cpu.cfs_quota_us"), stats::parse_cfs_quota)
+        parsed(
+            rec,
+            &dir.join("cpu.cfs_quota_us"),
+            super::limits::parse_cfs_quota,
+        )
     }
 
     fn set_pids_max(&self, rec: &mut Recorder, max: u64) -> Result<()> {

@@ -40,9 +40,9 @@ use nix::errno::Errno;
 
 use super::fs::Recorder;
 use super::layout::Layout;
+use super::limits::parse_cpu_max;
 use super::stats::{
-    parse_cpu_max, parse_cpu_stat_v2, parse_memory_events, parse_u64, CpuStats, MemoryStats,
-    PidsStats,
+    parse_cpu_stat_v2, parse_memory_events, parse_u64, CpuStats, MemoryStats, PidsStats,
 };
 use super::v1::{not_requested, pids_stats_at};
 use super::{mkdir_fresh, parsed, parsed_optional, Backend, Controller, Version};
@@ -132,7 +132,7 @@ impl V2 {
     }
 
     /// Fails early, with the way out, when this user cannot create cgroups at `<base>`.
-    pub(crate) fn check_delegated(&self, rec: &Recorder) -> Result<()> {
+    fn check_delegated(&self, rec: &Recorder) -> Result<()> {
         let can_create =
             rec.writable(&self.base) || (rec.exists(&self.subtree) && rec.writable(&self.subtree));
         // Moving the probe out of nsx's cgroup needs write access to the cgroup.procs of
@@ -170,8 +170,7 @@ impl V2 {
 
     /// Makes `needed` available to `<base>`'s children: enable them in each
     /// cgroup.subtree_control from the highest cgroup that lacks them down to `<base>`.
-    /// With `dry`, only checks that it could (for [`super::preflight`]): nothing is written.
-    fn enable_down_to_base(&self, rec: &mut Recorder, needed: &[&str], dry: bool) -> Result<()> {
+    fn enable_down_to_base(&self, rec: &mut Recorder, needed: &[&str]) -> Result<()> {
         let chain = self.chain();
         // Walk up from <base> only as far as needed, reading as few files as possible.
         let mut enabled_at: Vec<Vec<String>> = Vec::new(); // subtree_control of chain[start..]
@@ -218,22 +217,9 @@ impl V2 {
                     &format!("does not pass the {} controller on and its cgroup.subtree_control is not writable", missing.join(", ")),
                 ));
             }
-            if !dry {
-                rec.write(&file, &plus(&missing))?;
-            }
+            rec.write(&file, &plus(&missing))?;
         }
         Ok(())
-    }
-
-    /// Checks, writing nothing, that [`Backend::create`] can succeed as far as
-    /// permissions and controller availability go.
-    pub(crate) fn preflight(&self, rec: &mut Recorder) -> Result<()> {
-        self.check_delegated(rec)?;
-        let needed = self.names();
-        if needed.is_empty() {
-            return Ok(());
-        }
-        self.enable_down_to_base(rec, &needed, true)
     }
 
     /// mkdir `nsx/`, enable the controllers in its subtree_control, mkdir the leaf.
@@ -283,7 +269,7 @@ impl Backend for V2 {
         self.check_delegated(rec)?;
         let needed = self.names();
         if !needed.is_empty() {
-            self.enable_down_to_base(rec, &needed, false)?;
+            self.enable_down_to_base(rec, &needed)?;
         }
         // Another nsx finishing at the same moment may rmdir an empty nsx/ between our
         // mkdir and our next step (ENOENT): set it up again, a bounded number of times.

@@ -52,12 +52,12 @@ pub const LESSON: Lesson = Lesson {
 };
 
 /// Checks `--alloc` against what this lesson can do (the grammar is checked by the CLI;
-/// any `--memory` from 4K up is fine: a limit too small for the probe to start is an
+/// any `--memory` it accepts is fine: a limit too small for the probe to start is an
 /// outcome the lesson explains); the message names the accepted range.
 pub fn check_options(alloc: u64) -> Result<()> {
     if alloc > MAX_ALLOC {
         return Err(Error::Usage(format!(
-            "--alloc {}: the memory lesson allocates at most {} (its first step does so with no lesson limit, on a machine others may use); choose a size from 4K to {}",
+            "--alloc {}: the memory lesson allocates at most {} (its first step does so with no lesson limit, on a machine others may use); choose a size from 1M to {}",
             format_memory(alloc),
             format_memory(MAX_ALLOC),
             format_memory(MAX_ALLOC)
@@ -552,6 +552,6 @@ mod tests {
         assert!(check_options(MAX_ALLOC).is_ok());
         let e = check_options(MAX_ALLOC + 4096).unwrap_err();
         assert_eq!(e.exit_code(), 2);
-        assert!(e.to_string().contains("from 4K to 512M"), "{e}");
+        assert!(e.to_string().contains("from 1M to 512M"), "{e}");
     }
 }

@@ -40,7 +40,6 @@ pub enum Rootless {
     No(&'static str),
 }
 
-
 /// One lesson: what it is, and the function that runs it.
 pub struct Lesson {
     pub id: &'static str,

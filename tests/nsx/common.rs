@@ -183,11 +183,6 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
             (r"/proc/\d+", "/proc/[PID]"),
             (r"(clone\([^)]*\)) = \d+", "$1 = [PID]"),
             (r"nsx-\d+-", "nsx-[PID]-"),
-            // A PID written into a cgroup's membership file.
-            (
-                r"echo \d+ > (\S*/(?:cgroup\.procs|tasks))\b",
-                "echo [PID] > $1",
-            ),
             (r"\(it was [^)]*\)", "(it was [HOST-PROPAGATION])"),
             (
                 r"real host's / is [a-z0-9: ]+\.",
@@ -287,9 +282,6 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
     for (re, rep) in rules {
         s = re.replace_all(&s, *rep).into_owned();
     }
-    // The limit lessons' measurements, before nsx's own cgroup path is replaced below
-    // (their rules read the path's shape).
-    s = stabilize_measurements(&s);
     // cgroupns: where nsx (like this test) sits in the host's cgroup tree.
     for path in own_cgroup_paths() {
         s = s.replace(&path, "[HOST-CGROUP]");
@@ -354,17 +346,35 @@ fn own_cgroup_paths() -> Vec<String> {
     paths
 }
 
+/// The lessons whose output [`stabilize_measurements`] and the other limit rules apply to.
+const LIMIT_LESSONS: &[&str] = &["memory", "cpu", "pids"];
+
+/// Whether a human output is one of the limit lessons' (its header line names it).
+fn is_limit_lesson_text(text: &str) -> bool {
+    LIMIT_LESSONS
+        .iter()
+        .any(|id| text.starts_with(&format!("nsx lesson {id} ")))
+}
+
 /// The limit lessons' measurements (sizes, counters, shares, durations) become
 /// placeholders; their settings (the limits written, the 500 ms spin, the 100 ms period,
 /// the ±50 % tolerance) and the counts the lesson determines (forks, pids.current,
-/// oom_kill) stay, and so do the verdicts.
+/// oom_kill) stay, and so do the verdicts. Only for those lessons' reports: other lessons
+/// print durations that are settings.
 fn stabilize_measurements(text: &str) -> String {
     let mut s = text.to_string();
     for (re, rep) in [
-        // Where the lesson cgroup's parent is (no "nsx-" in the path, unlike the rule above).
+        // Where the lesson cgroup's parent is (no "nsx-" in the path, unlike the rule above;
+        // nsx's own path may already read [HOST-CGROUP]).
         (
-            r"(at /sys/fs/cgroup/(?:memory|cpu|cpuacct|pids))(?:/[^\s'\x22,)]*)? and used",
+            r"(at /sys/fs/cgroup/(?:memory|cpu|cpuacct|pids))(?:/[^\s'\x22,)]*|\[HOST-CGROUP\])? and used",
             "$1/[OWN-CGROUP] and used",
+        ),
+        // The probe's PID, written into the lesson cgroup's membership file (already [N]
+        // unless it happened to equal a setting the lesson keeps).
+        (
+            r"echo (?:\d+|\[N\]) > (\S*/cgroup\.procs)\b",
+            "echo [PID] > $1",
         ),
         (
             r"own subtree /sys/fs/cgroup/\S*",
@@ -469,6 +479,7 @@ fn stabilize_limits_json(v: &mut Value) {
             a.retain(|x| !x.as_str().is_some_and(|s| s.contains(SWEEP_NOTE)));
             a.iter_mut().for_each(stabilize_limits_json);
         }
+        Value::String(s) => *s = stabilize_measurements(s),
         _ => {}
     }
 }
@@ -624,7 +635,9 @@ pub fn stable_json_except(report: &Value, keep: &[u64]) -> Value {
         .filter_map(|s| s["extra"].get("ipc_key").cloned())
         .collect();
     let mut out = walk(report, "", &numbers);
-    stabilize_limits_json(&mut out);
+    if LIMIT_LESSONS.contains(&report["lesson"].as_str().unwrap_or("")) {
+        stabilize_limits_json(&mut out);
+    }
     // Host-specific tables nobody asserts on: the host's own cgroup paths, capabilities
     // and System V IPC objects. A view taken from inside a namespace nsx made is the
     // lesson and stays.
@@ -762,7 +775,11 @@ pub fn stable_human_except(text: &str, keep: &[u64]) -> String {
         format!("{}[M]{}{delta}", &c[1], &c[3])
     });
     let s = stabilize_text(&text, &numbers);
-    let s = stabilize_limits_human(&s);
+    let s = if is_limit_lesson_text(&text) {
+        stabilize_measurements(&stabilize_limits_human(&s))
+    } else {
+        s
+    };
     // Column widths follow the widths of the real values; keep the words, not the padding.
     let s = regex_replace(&s, r"(\S)  +", "$1  ");
     let s = renumber_peer_groups(&s);
