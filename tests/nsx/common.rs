@@ -349,6 +349,27 @@ fn own_cgroup_paths() -> Vec<String> {
 /// The lessons whose output [`stabilize_measurements`] and the other limit rules apply to.
 const LIMIT_LESSONS: &[&str] = &["memory", "cpu", "pids"];
 
+/// Numbers the limit lessons print as settings (limits written, the page size and page
+/// count, the spin, the period, the tolerance, the tick, the weights, the fork cap). A
+/// PID or a host count that happens to equal one must not hide it (in the v2 VM, PIDs
+/// and counts are small); those are masked where they appear instead.
+const LIMIT_SETTINGS: &[u64] = &[
+    32 << 20,
+    64 << 20,
+    4096,
+    16384,
+    20_000,
+    100_000,
+    102_400,
+    10_000,
+    1024,
+    500,
+    100,
+    50,
+    10,
+    12,
+];
+
 /// Whether a human output is one of the limit lessons' (its header line names it).
 fn is_limit_lesson_text(text: &str) -> bool {
     LIMIT_LESSONS
@@ -380,20 +401,20 @@ fn stabilize_measurements(text: &str) -> String {
             r"own subtree /sys/fs/cgroup/\S*",
             "own subtree /sys/fs/cgroup/[BASE]/nsx",
         ),
-        (r"\b\d+(\.\d+)? (MiB|KiB)\b", "[SIZE]"),
+        (r"(?:\b\d+|\[N\])(\.\d+)? (MiB|KiB)\b", "[SIZE]"),
         (
-            r"(memory\.failcnt|memory\.events max|nr_periods|nr_throttled) \d+",
+            r"(memory\.failcnt|memory\.events max|nr_periods|nr_throttled) (?:\d+|\[N\])",
             "$1 [N]",
         ),
         (
-            r"throttled in \d+ of \d+ periods",
+            r"throttled in (?:\d+|\[N\]) of (?:\d+|\[N\]) periods",
             "throttled in [N] of [N] periods",
         ),
     ] {
         s = regex_replace(&s, re, rep);
     }
     // Shares measured; the tolerance (±50 %) is a setting.
-    s = regex::Regex::new(r"(±)?\b\d+ %")
+    s = regex::Regex::new(r"(±)?(?:\b\d+|\[N\]) %")
         .unwrap()
         .replace_all(&s, |c: &regex::Captures| match c.get(1) {
             Some(_) => c[0].to_string(),
@@ -401,10 +422,10 @@ fn stabilize_measurements(text: &str) -> String {
         })
         .into_owned();
     // Durations measured; the 500 ms spin, the 100 ms period and 10 ms ticks are settings.
-    regex::Regex::new(r"(spins? for |per )?\b(\d+) ms\b( spin| period| ticks)?")
+    regex::Regex::new(r"(spins? for |per )?(?:\b\d+|\[N\]) ms\b( spin| period| ticks)?")
         .unwrap()
         .replace_all(&s, |c: &regex::Captures| {
-            if c.get(1).is_some() || c.get(3).is_some() {
+            if c.get(1).is_some() || c.get(2).is_some() {
                 c[0].to_string()
             } else {
                 "[MS]".to_string()
@@ -527,16 +548,14 @@ fn regex_replace(s: &str, re: &str, rep: &str) -> String {
 
 /// A JSON report with its volatile values replaced, ready for a snapshot.
 pub fn stable_json(report: &Value) -> Value {
-    stable_json_except(report, &[])
-}
-
-/// [`stable_json`], never replacing the numbers in `keep` (the limits a lesson set: a
-/// host PID that happens to equal a quota must not hide the quota).
-pub fn stable_json_except(report: &Value, keep: &[u64]) -> Value {
     let mut numbers = BTreeSet::new();
     volatile_numbers(report, "", &mut numbers);
-    for k in keep {
-        numbers.remove(k);
+    let limit_lesson = LIMIT_LESSONS.contains(&report["lesson"].as_str().unwrap_or(""));
+    // A limit lesson's settings stay, even when a PID or a host count equals one.
+    if limit_lesson {
+        for k in LIMIT_SETTINGS {
+            numbers.remove(k);
+        }
     }
     fn walk(v: &Value, key: &str, numbers: &BTreeSet<u64>) -> Value {
         match v {
@@ -635,7 +654,7 @@ pub fn stable_json_except(report: &Value, keep: &[u64]) -> Value {
         .filter_map(|s| s["extra"].get("ipc_key").cloned())
         .collect();
     let mut out = walk(report, "", &numbers);
-    if LIMIT_LESSONS.contains(&report["lesson"].as_str().unwrap_or("")) {
+    if limit_lesson {
         stabilize_limits_json(&mut out);
     }
     // Host-specific tables nobody asserts on: the host's own cgroup paths, capabilities
@@ -728,11 +747,6 @@ pub fn renumber_peer_groups(text: &str) -> String {
 /// Human output with its volatile values replaced, taken from the same text: the PIDs in
 /// `clone(...) = N` lines and `/proc/N`, the host's counts in its column, inodes.
 pub fn stable_human(text: &str) -> String {
-    stable_human_except(text, &[])
-}
-
-/// [`stable_human`], never replacing the numbers in `keep`.
-pub fn stable_human_except(text: &str, keep: &[u64]) -> String {
     let mut numbers = BTreeSet::new();
     for re in [
         r"\) = (\d+)",
@@ -761,7 +775,12 @@ pub fn stable_human_except(text: &str, keep: &[u64]) -> String {
             }
         }
     }
-    numbers.retain(|n| *n >= 10 && !keep.contains(n));
+    let settings: &[u64] = if is_limit_lesson_text(text) {
+        LIMIT_SETTINGS
+    } else {
+        &[]
+    };
+    numbers.retain(|n| *n >= 10 && !settings.contains(n));
     // The mount count inside differs from the host's by what the probe mounted: keep that
     // difference, which is the lesson, and hide only the host's own count.
     let mount_row =
