@@ -49,9 +49,11 @@ pub struct SysError {
 
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The errno's name is its Debug form ("EACCES"); its Display form is already
+        // "EACCES: Permission denied" (nix), so it would print the text a second time.
         write!(
             f,
-            "{} {}: {} ({})",
+            "{} {}: {:?} ({})",
             self.op,
             self.target,
             self.errno,
@@ -324,6 +326,28 @@ pub fn signal_name(sig: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_names_op_target_errno_and_its_text_once_then_cause_and_fix() {
+        let e = sys(
+            "mkdir",
+            "/sys/fs/cgroup/user.slice/nsx-1-memory",
+            Errno::EACCES,
+        )
+        .to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(
+            lines[0], "mkdir /sys/fs/cgroup/user.slice/nsx-1-memory: EACCES (Permission denied)",
+            "{e}"
+        );
+        assert_eq!(e.matches("Permission denied").count(), 1, "{e}");
+        assert!(lines[1].starts_with("  likely cause: "), "{e}");
+        assert!(lines[2].starts_with("  fix: "), "{e}");
+        assert_eq!(lines.len(), 3, "{e}");
+        // Without a known explanation: the one line, nothing after it.
+        let e = sys("read", "/proc/self/status", Errno::EIO).to_string();
+        assert_eq!(e, "read /proc/self/status: EIO (I/O error)");
+    }
 
     #[test]
     fn pivot_root_einval_names_shared_propagation() {

@@ -252,12 +252,10 @@ fn exited(pid: i32) -> Error {
     ))
 }
 
-/// One line for an error: `readlink /proc/1/ns/cgroup: EACCES (Permission denied)`.
+/// One line for an error: `readlink /proc/1/ns/cgroup: EACCES (Permission denied)` (a
+/// [`crate::error::SysError`]'s first line, without the cause and fix that follow it).
 fn short(e: &Error) -> String {
-    match e {
-        Error::Sys(s) => format!("{} {}: {:?} ({})", s.op, s.target, s.errno, s.errno.desc()),
-        e => e.to_string().lines().next().unwrap_or("").to_string(),
-    }
+    e.to_string().lines().next().unwrap_or("").to_string()
 }
 
 /// EACCES/EPERM on another process's files: the ptrace access check (proc(5)) refused.

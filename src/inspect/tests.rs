@@ -97,6 +97,12 @@ fn permission_errors_become_exit_77_with_the_fix() {
     assert_eq!(e.exit_code(), 77);
     let text = e.to_string();
     assert!(text.contains("EACCES") && text.contains("ptrace"), "{text}");
+    // The refusal in one line, its errno's text once.
+    assert!(
+        text.contains("read PID 1: readlink /proc/1/ns/cgroup: EACCES (Permission denied); "),
+        "{text}"
+    );
+    assert_eq!(text.matches("Permission denied").count(), 1, "{text}");
     assert!(text.contains("fix:"), "{text}");
     if nix::unistd::geteuid().is_root() {
         assert!(text.contains("beyond this root's reach"), "{text}");
