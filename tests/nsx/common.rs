@@ -830,14 +830,41 @@ pub fn copy_binary(name: &str) -> (tempfile::TempDir, PathBuf) {
         .expect("tempdir");
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = dir.path().join(name);
-    std::fs::copy(env!("CARGO_BIN_EXE_nsx"), &path).expect("copy nsx");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy_executable(std::path::Path::new(env!("CARGO_BIN_EXE_nsx")), &path);
     (dir, path)
 }
 
-/// Spawns `cmd`, retrying while the kernel says ETXTBSY: a binary just copied by this
-/// multi-threaded test process can still be open for writing in a child that another
-/// test thread is forking at that moment.
+/// Copies the program `from` to `to`, mode 0755, so that it can be executed at once.
+///
+/// A `cp` child writes the copy: this process never holds a descriptor open for writing
+/// on it. Such a descriptor (even O_CLOEXEC) is inherited by every child another test
+/// thread forks while it is open, and execve(2) of the file fails with ETXTBSY until
+/// each of those children has exec'd or exited, which a starved child on a loaded
+/// machine may take longer to do than any retry waits.
+pub fn copy_executable(from: &std::path::Path, to: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // (status(), not output(): a pipe's write end would also be inherited by children
+    // forked meanwhile, and reading to its end would wait for them.)
+    let status = Command::new("cp")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("cp (coreutils)");
+    assert!(
+        status.success(),
+        "cp {} {}: {status} (its message is above)",
+        from.display(),
+        to.display()
+    );
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Spawns `cmd`, retrying while the kernel says ETXTBSY (a program this process wrote
+/// is still open for writing in a child forked meanwhile; [`copy_executable`] leaves no
+/// such descriptor, so its copies never need this).
 pub fn spawn(cmd: &mut std::process::Command) -> std::process::Child {
     for _ in 0..100 {
         match cmd.spawn() {
@@ -851,9 +878,9 @@ pub fn spawn(cmd: &mut std::process::Command) -> std::process::Child {
 }
 
 /// Spawns the command `make` builds and waits for it, and again while it ends with exit
-/// 126 "Text file busy": a wrapper such as setpriv execs a freshly copied binary itself,
-/// so spawn()'s retry does not cover it. (A child another test thread forked while the
-/// copy was still open for writing keeps it busy until that child execs.)
+/// 126 "Text file busy": a wrapper such as setpriv execs the program itself, so spawn()'s
+/// retry does not cover it. (Only a program written through a descriptor of this process
+/// can be busy; [`copy_binary`]'s copies are not.)
 pub fn output_retrying_busy(mut make: impl FnMut() -> std::process::Command) -> Output {
     let mut out = spawn(&mut make()).wait_with_output().expect("wait");
     for _ in 0..100 {

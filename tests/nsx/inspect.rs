@@ -28,7 +28,8 @@ impl Container {
         std::fs::create_dir_all(&bin).unwrap();
         let busybox =
             which("busybox").expect("busybox (Debian: busybox-static; .ci/run installs it)");
-        std::fs::copy(&busybox, bin.join("busybox")).unwrap();
+        // Executed by the container's init as soon as runc starts it.
+        copy_executable(&busybox, &bin.join("busybox"));
         // Applet links relative to the rootfs: an absolute link would name the host's file.
         for applet in ["sleep", "sh"] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
