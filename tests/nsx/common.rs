@@ -1,8 +1,10 @@
 //! Running nsx, gating privileged tests, and making output stable for snapshots.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -891,4 +893,271 @@ pub fn output_retrying_busy(mut make: impl FnMut() -> std::process::Command) -> 
         out = spawn(&mut make()).wait_with_output().expect("wait");
     }
     out
+}
+
+// ------------------------------------------------------------------ what runs leave behind
+
+/// The PID in a name nsx gives what it creates, `nsx-<pid>-<what>` (temp directories,
+/// cgroup directories).
+fn owner_pid(name: &str) -> Option<u32> {
+    name.strip_prefix("nsx-")?.split('-').next()?.parse().ok()
+}
+
+/// PIDs of live processes running `exe`.
+pub fn processes_of(exe: &Path) -> BTreeSet<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            (std::fs::read_link(e.path().join("exe")).ok()? == exe).then_some(pid)
+        })
+        .collect()
+}
+
+/// [`processes_of`] `exe`, polled until none is left or `within` has passed: the
+/// processes still running then.
+pub fn wait_for_no_process_of(exe: &Path, within: Duration) -> BTreeSet<u32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let running = processes_of(exe);
+        if running.is_empty() || Instant::now() > deadline {
+            return running;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Processes whose parent is `pid` (what an nsx run could have left behind), as their
+/// /proc directories.
+pub fn children_of(pid: u32) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .to_string();
+            (ppid == pid.to_string()).then(|| e.path().display().to_string())
+        })
+        .collect()
+}
+
+/// nsx-<pid>-* directories in the temp dir whose <pid> is one of `pids`.
+pub fn temp_dirs_of(pids: &BTreeSet<u32>) -> Vec<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            owner_pid(&name)
+                .is_some_and(|p| pids.contains(&p))
+                .then_some(name)
+        })
+        .collect()
+}
+
+/// cgroup directories named nsx-<pid>-* for one of `pids`, at any depth of every
+/// hierarchy under /sys/fs/cgroup.
+pub fn cgroups_of(pids: &BTreeSet<u32>) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            // Not followed: symlinks (cpu -> cpu,cpuacct) lead to hierarchies listed
+            // anyway.
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            if owner_pid(&name).is_some_and(|p| pids.contains(&p)) {
+                found.push(e.path());
+            }
+            stack.push(e.path());
+        }
+    }
+    found
+}
+
+/// The key nsx's ipc lesson uses, from the PID of the nsx process (see sandbox::sysvipc).
+pub fn ipc_key(nsx_pid: u32) -> i64 {
+    i64::from(0x6e00_0000 | (nsx_pid & 0x00ff_ffff))
+}
+
+/// System V objects in this test's IPC namespace (the host's) whose key belongs to one
+/// of `pids`.
+pub fn ipc_objects_of(pids: &BTreeSet<u32>) -> Vec<String> {
+    let keys: BTreeSet<i64> = pids.iter().map(|p| ipc_key(*p)).collect();
+    let mut found = Vec::new();
+    for table in ["shm", "msg", "sem"] {
+        let text = std::fs::read_to_string(format!("/proc/sysvipc/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let key: Option<i64> = line.split_whitespace().next().and_then(|k| k.parse().ok());
+            if key.is_some_and(|k| keys.contains(&k)) {
+                found.push(format!("{table}: {line}"));
+            }
+        }
+    }
+    found
+}
+
+/// Host ends `nsx<pid>h` of the veth pairs of `pids` still in this test's network
+/// namespace (the host's).
+pub fn veths_of(pids: &BTreeSet<u32>) -> Vec<String> {
+    pids.iter()
+        .map(|pid| format!("nsx{pid}h"))
+        .filter(|name| Path::new("/sys/class/net").join(name).exists())
+        .collect()
+}
+
+/// Everything named after the runs `pids` that nsx creates: temp directories, cgroup
+/// directories, veth ends and System V IPC objects.
+pub fn leftovers_of(pids: &BTreeSet<u32>) -> Vec<String> {
+    let mut left = temp_dirs_of(pids);
+    left.extend(cgroups_of(pids).iter().map(|d| d.display().to_string()));
+    left.extend(veths_of(pids));
+    left.extend(ipc_objects_of(pids));
+    left
+}
+
+/// Sends `sig` to `pid`, a child this test spawned and has not reaped (so the PID is
+/// still its, even if it has exited).
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory preconditions.
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, sig) },
+        0,
+        "kill({pid}, {sig}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A pseudo-terminal for nsx's standard input, so that --step pauses: the master end
+/// (keep it open) and the slave end to hand to the child.
+pub fn pty() -> (std::fs::File, Stdio) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two descriptors; the name, termios and winsize are optional.
+    let ret = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(ret, 0, "openpty: {}", std::io::Error::last_os_error());
+    // Not inherited by the processes other tests spawn meanwhile (the child's stdin is a
+    // dup2 of the slave, which clears the flag there).
+    for fd in [master, slave] {
+        // SAFETY: fcntl on descriptors we own.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    // SAFETY: both descriptors are new and owned here.
+    unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            Stdio::from(OwnedFd::from_raw_fd(slave)),
+        )
+    }
+}
+
+/// Spawns `exe lesson ARGS` with its standard output and error piped.
+pub fn spawn_lesson(exe: &Path, args: &[&str]) -> Child {
+    spawn(
+        Command::new(exe)
+            .arg("lesson")
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+}
+
+/// Reads `child`'s standard output line by line up to the first line that starts with
+/// `prefix` (the human renderer writes a step in one piece). Returns the lines read, that
+/// one last, and the rest of the stream; panics if the output ends first.
+pub fn read_until_line(child: &mut Child, prefix: &str) -> (Vec<String>, BufReader<ChildStdout>) {
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout piped"));
+    let mut seen = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(
+            n > 0,
+            "nsx ended before a line starting with {prefix:?}: {seen:#?}"
+        );
+        let found = line.starts_with(prefix);
+        seen.push(line.trim_end_matches('\n').to_string());
+        if found {
+            return (seen, reader);
+        }
+    }
+}
+
+/// The facts of a JSON report that do not hold (or the output itself, when it is not a
+/// report), for a failure message.
+pub fn failed_facts(stdout: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(stdout) {
+        Ok(r) => r["facts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["holds"] != true)
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Err(_) => String::from_utf8_lossy(stdout).into_owned(),
+    }
+}
+
+/// Runs `exe lesson <id> --format json` `times` times in a row for each of `ids`,
+/// asserting that each run succeeds; returns the runs' PIDs.
+pub fn lesson_runs_in_turn(exe: &Path, ids: &[&str], times: usize) -> BTreeSet<u32> {
+    let mut pids = BTreeSet::new();
+    for id in ids {
+        for _ in 0..times {
+            let child = spawn_lesson(exe, &[id, "--format", "json"]);
+            pids.insert(child.id());
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "nsx lesson {id} failed: {}\n{}",
+                stderr(&out),
+                failed_facts(&out.stdout)
+            );
+        }
+    }
+    pids
+}
+
+/// Starts `n` runs of `exe lesson ARGS --format json` at once and waits for them all,
+/// asserting that each succeeds; returns each run's PID and report.
+pub fn lesson_runs_at_once(exe: &Path, args: &[&str], n: usize) -> Vec<(u32, Value)> {
+    let mut args = args.to_vec();
+    args.extend(["--format", "json"]);
+    let children: Vec<Child> = (0..n).map(|_| spawn_lesson(exe, &args)).collect();
+    children
+        .into_iter()
+        .map(|child| {
+            let pid = child.id();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "concurrent nsx lesson {args:?} failed: {}\n{}",
+                stderr(&out),
+                failed_facts(&out.stdout)
+            );
+            let report = serde_json::from_slice(&out.stdout).expect("a JSON report");
+            (pid, report)
+        })
+        .collect()
 }

@@ -23,70 +23,13 @@ fn busybox_rootfs() -> (tempfile::TempDir, PathBuf) {
     (dir, root)
 }
 
-/// Every nsx-made cgroup directory on the host: `nsx-<pid>-…` for one of `pids`.
-fn cgroups_of(pids: &BTreeSet<u32>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                continue;
-            }
-            let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name
-                .strip_prefix("nsx-")
-                .and_then(|r| r.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok())
-            {
-                if pids.contains(&pid) {
-                    out.push(e.path());
-                }
-            }
-            stack.push(e.path());
-        }
-    }
-    out
-}
-
-/// Processes whose parent is `pid` (what nsx run could have left behind).
-fn children_of(pid: u32) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let ppid = stat
-                .rsplit(')')
-                .next()?
-                .split_whitespace()
-                .nth(1)?
-                .to_string();
-            (ppid == pid.to_string()).then(|| e.path().display().to_string())
-        })
-        .collect()
-}
-
 fn assert_nothing_left(pid: u32, mountinfo_before: &str) {
     let pids = BTreeSet::from([pid]);
-    assert!(
-        cgroups_of(&pids).is_empty(),
-        "cgroups left: {:?}",
-        cgroups_of(&pids)
-    );
-    assert!(
-        children_of(pid).is_empty(),
-        "processes left: {:?}",
-        children_of(pid)
-    );
-    let tmp: Vec<String> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("nsx-{pid}-")))
-        .collect();
+    let cgroups = cgroups_of(&pids);
+    assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+    let children = children_of(pid);
+    assert!(children.is_empty(), "processes left: {children:?}");
+    let tmp = temp_dirs_of(&pids);
     assert!(tmp.is_empty(), "temp dirs left: {tmp:?}");
     assert_eq!(
         std::fs::read_to_string("/proc/self/mountinfo").unwrap(),

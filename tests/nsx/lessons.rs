@@ -248,21 +248,8 @@ fn a_closed_pipe_ends_quietly() {
         out.status
     );
     // No probe outlived nsx: nothing has nsx's PID as its parent.
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
-            let ppid = stat
-                .rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().nth(1))
-                .unwrap_or("");
-            assert_ne!(
-                ppid,
-                pid.to_string(),
-                "a child of nsx survived: {}",
-                entry.path().display()
-            );
-        }
-    }
+    let children = children_of(pid);
+    assert!(children.is_empty(), "a child of nsx survived: {children:?}");
 }
 
 #[test]

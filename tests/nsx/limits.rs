@@ -2,8 +2,7 @@
 //! left behind (no lesson cgroup after many runs, after SIGINT, after SIGKILL).
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,34 +52,6 @@ fn nsx_pid_in(report: &Value) -> u32 {
     name.split('-').nth(1).unwrap().parse().unwrap()
 }
 
-/// Every cgroup directory named `nsx-<pid>-…` with `<pid>` in `pids` (all hierarchies).
-fn nsx_cgroups(pids: &BTreeSet<u32>) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![PathBuf::from("/sys/fs/cgroup")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            // Symlinks (cpu -> cpu,cpuacct) lead to hierarchies listed anyway.
-            let Ok(ft) = e.file_type() else { continue };
-            if !ft.is_dir() {
-                continue;
-            }
-            let name = e.file_name().to_string_lossy().into_owned();
-            let owner = name
-                .strip_prefix("nsx-")
-                .and_then(|r| r.split('-').next())
-                .and_then(|p| p.parse::<u32>().ok());
-            if owner.is_some_and(|p| pids.contains(&p)) {
-                found.push(e.path());
-            }
-            stack.push(e.path());
-        }
-    }
-    found
-}
-
 fn the_limit_facts_hold(report: &Value, facts: &[&str]) {
     assert_facts(report, facts);
     assert_eq!(
@@ -92,7 +63,7 @@ fn the_limit_facts_hold(report: &Value, facts: &[&str]) {
         .as_str()
         .unwrap();
     assert!(["v1", "hybrid", "v2"].contains(&mode), "{mode}");
-    let gone = nsx_cgroups(&BTreeSet::from([nsx_pid_in(report)]));
+    let gone = cgroups_of(&BTreeSet::from([nsx_pid_in(report)]));
     assert!(gone.is_empty(), "the lesson left its cgroup: {gone:?}");
 }
 
@@ -457,57 +428,6 @@ fn rootless_limits_need_a_delegated_v2_cgroup() {
 
 // ------------------------------------------------------------------ leaks
 
-/// PIDs of live processes running `exe`.
-fn processes_of(exe: &Path) -> BTreeSet<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            (std::fs::read_link(e.path().join("exe")).ok()? == exe).then_some(pid)
-        })
-        .collect()
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < limit, "{what} after {limit:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn spawn_lesson(exe: &Path, args: &[&str]) -> std::process::Child {
-    spawn(
-        Command::new(exe)
-            .arg("lesson")
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-}
-
-/// Reads the human output until step 1 has been printed (the renderer writes a step in
-/// one piece), returning the rest of the stream.
-fn until_step_1(child: &mut std::process::Child) -> BufReader<std::process::ChildStdout> {
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).unwrap();
-        assert!(n > 0, "nsx ended before printing step 1");
-        if line.starts_with("step 1 ") {
-            return reader;
-        }
-    }
-}
-
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on a child this test spawned and has not reaped.
-    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
-}
-
 #[test]
 fn twenty_runs_of_each_limit_lesson_leave_no_cgroup() {
     if !privileged("limit leak test") {
@@ -515,22 +435,11 @@ fn twenty_runs_of_each_limit_lesson_leave_no_cgroup() {
     }
     let _cpu = cpu_heavy();
     let (_dir, exe) = copy_binary("nsx-limitleak");
-    let mut pids = BTreeSet::new();
-    for id in ["memory", "cpu", "pids"] {
-        for _ in 0..20 {
-            let child = spawn_lesson(&exe, &[id, "--format", "json"]);
-            pids.insert(child.id());
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "nsx lesson {id}: {}\n{}",
-                stderr(&out),
-                stdout(&out)
-            );
-        }
-    }
-    assert!(nsx_cgroups(&pids).is_empty(), "{:?}", nsx_cgroups(&pids));
-    assert!(processes_of(&exe).is_empty(), "{:?}", processes_of(&exe));
+    let pids = lesson_runs_in_turn(&exe, &["memory", "cpu", "pids"], 20);
+    let left = cgroups_of(&pids);
+    assert!(left.is_empty(), "{left:?}");
+    let running = processes_of(&exe);
+    assert!(running.is_empty(), "{running:?}");
 }
 
 #[test]
@@ -550,9 +459,9 @@ fn sigint_mid_lesson_removes_the_cgroup() {
     ] {
         let mut child = spawn_lesson(&exe, args);
         let pid = child.id();
-        let mut rest = until_step_1(&mut child);
+        let (_, mut rest) = read_until_line(&mut child, "step 1 ");
         // The lesson cgroup exists from before step 1 until the lesson ends.
-        let live = nsx_cgroups(&BTreeSet::from([pid]));
+        let live = cgroups_of(&BTreeSet::from([pid]));
         signal(pid, libc::SIGINT);
         let mut tail = String::new();
         std::io::Read::read_to_string(&mut rest, &mut tail).unwrap();
@@ -564,12 +473,12 @@ fn sigint_mid_lesson_removes_the_cgroup() {
         } else {
             assert!(matches!(code, Some(130) | Some(0)), "{args:?}: {code:?}");
         }
-        let left = nsx_cgroups(&BTreeSet::from([pid]));
+        let left = cgroups_of(&BTreeSet::from([pid]));
         assert!(left.is_empty(), "{args:?}: SIGINT left {left:?}");
-        wait_until(
-            "probes of the interrupted run still alive",
-            Duration::from_secs(5),
-            || processes_of(&exe).is_empty(),
+        let running = wait_for_no_process_of(&exe, Duration::from_secs(5));
+        assert!(
+            running.is_empty(),
+            "probes of the interrupted run still alive after 5 s: {running:?}"
         );
     }
 }
@@ -583,24 +492,26 @@ fn sigkill_leftover_is_swept_by_the_next_run() {
     let (_dir, exe) = copy_binary("nsx-limitkill");
     let mut child = spawn_lesson(&exe, &["cpu"]);
     let pid = child.id();
-    let _rest = until_step_1(&mut child);
+    let _rest = read_until_line(&mut child, "step 1 ");
     signal(pid, libc::SIGKILL);
     child.wait().unwrap();
     // SIGKILL gives no chance to clean up: the cgroup is left, empty once the probe
     // (killed by PR_SET_PDEATHSIG) is gone.
-    let left = nsx_cgroups(&BTreeSet::from([pid]));
+    let left = cgroups_of(&BTreeSet::from([pid]));
     assert!(
         !left.is_empty(),
         "SIGKILL should leave the cgroup for the sweep"
     );
-    wait_until("the killed run's probe", Duration::from_secs(5), || {
-        processes_of(&exe).is_empty()
-    });
+    let running = wait_for_no_process_of(&exe, Duration::from_secs(5));
+    assert!(
+        running.is_empty(),
+        "the killed run's probe after 5 s: {running:?}"
+    );
     let out = spawn_lesson(&exe, &["pids", "--format", "json"])
         .wait_with_output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let left = nsx_cgroups(&BTreeSet::from([pid]));
+    let left = cgroups_of(&BTreeSet::from([pid]));
     assert!(left.is_empty(), "not swept: {left:?}");
 }
 
@@ -615,25 +526,9 @@ fn four_concurrent_runs_of_each_limit_lesson() {
     // Four cpu lessons spin at once on this 2-core machine: with 0.05 of a CPU the quota
     // still cuts far below what each unlimited probe gets.
     for args in [&["memory"][..], &["pids"], &["cpu", "--cpus", "0.05"]] {
-        let id = args[0];
-        let children: Vec<_> = (0..4)
-            .map(|_| {
-                let mut a = args.to_vec();
-                a.extend(["--format", "json"]);
-                spawn_lesson(&exe, &a)
-            })
-            .collect();
-        for child in children {
-            pids.insert(child.id());
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "concurrent nsx lesson {id}: {}\n{}",
-                stderr(&out),
-                stdout(&out)
-            );
-        }
+        pids.extend(lesson_runs_at_once(&exe, args, 4).into_iter().map(|r| r.0));
     }
-    assert!(nsx_cgroups(&pids).is_empty(), "{:?}", nsx_cgroups(&pids));
+    let left = cgroups_of(&pids);
+    assert!(left.is_empty(), "{left:?}");
     assert!(processes_of(&exe).is_empty());
 }

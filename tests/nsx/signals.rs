@@ -2,9 +2,10 @@
 //! removed; SIGKILL of nsx takes its probes with it (PR_SET_PDEATHSIG) and the next run
 //! sweeps what it could not remove.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
 
@@ -16,70 +17,6 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap()
 }
 
-/// Processes whose executable is `exe`, polled until none is left or `within` passes.
-fn wait_none_running(exe: &Path, within: Duration) -> Vec<u32> {
-    let deadline = Instant::now() + within;
-    loop {
-        let running: Vec<u32> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| {
-                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-                (std::fs::read_link(e.path().join("exe")).ok()? == exe).then_some(pid)
-            })
-            .collect();
-        if running.is_empty() || Instant::now() > deadline {
-            return running;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Everything named after run `pid` that nsx creates: temp dirs, cgroup dirs
-/// (`nsx-<pid>-*`, at any depth of the cgroup tree), veth ends (`nsx<pid>h`) and System V
-/// IPC objects with the ipc lesson's key (`0x6e000000 | pid`).
-fn leftovers_of(pid: u32) -> Vec<String> {
-    let mut left = temp_dirs_of(pid);
-    fn walk(dir: &Path, prefix: &str, depth: usize, out: &mut Vec<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with(prefix) {
-                    out.push(e.path().display().to_string());
-                } else if depth > 0 {
-                    walk(&e.path(), prefix, depth - 1, out);
-                }
-            }
-        }
-    }
-    walk(
-        Path::new("/sys/fs/cgroup"),
-        &format!("nsx-{pid}-"),
-        8,
-        &mut left,
-    );
-    let link = format!("nsx{pid}h");
-    if Path::new("/sys/class/net").join(&link).exists() {
-        left.push(link);
-    }
-    let key = format!("{:08x}", 0x6e00_0000u32 | pid);
-    for table in ["shm", "msg"] {
-        let text = std::fs::read_to_string(format!("/proc/sysvipc/{table}")).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let k = line.split_whitespace().next().unwrap_or("");
-            if k.parse::<i64>()
-                .is_ok_and(|k| format!("{:08x}", k as u32) == key)
-            {
-                left.push(format!("{table} key 0x{key}"));
-            }
-        }
-    }
-    left
-}
-
 /// Every lesson this build has, in curriculum order.
 fn all_lessons() -> Vec<String> {
     let v: serde_json::Value =
@@ -88,15 +25,6 @@ fn all_lessons() -> Vec<String> {
         .unwrap()
         .iter()
         .map(|l| l["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn temp_dirs_of(pid: u32) -> Vec<String> {
-    std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("nsx-{pid}-")))
         .collect()
 }
 
@@ -127,8 +55,8 @@ fn sigint_and_sigterm_at_any_moment_leave_nothing() {
             );
             let pid = child.id();
             std::thread::sleep(Duration::from_micros(delay_us));
-            // SAFETY: the child is ours and not yet waited for, so the PID is still its.
-            unsafe { libc::kill(pid as i32, sig) };
+            // The child is ours and not yet waited for, so the PID is still its.
+            signal(pid, sig);
             let out = child.wait_with_output().unwrap();
             let code = out.status.code();
             let err = stderr(&out);
@@ -145,15 +73,13 @@ fn sigint_and_sigterm_at_any_moment_leave_nothing() {
                 assert!(err.contains("interrupted by SIG"), "{err}");
             }
             assert!(
-                wait_none_running(&exe, Duration::from_secs(2)).is_empty(),
+                wait_for_no_process_of(&exe, Duration::from_secs(2)).is_empty(),
                 "{id}: a probe outlived nsx"
             );
             if code.is_some() {
-                assert!(
-                    leftovers_of(pid).is_empty(),
-                    "{id} after {delay_us}µs left {:?}",
-                    leftovers_of(pid)
-                );
+                // Temp dirs, cgroups, veth ends, IPC objects.
+                let left = leftovers_of(&BTreeSet::from([pid]));
+                assert!(left.is_empty(), "{id} after {delay_us}µs left {left:?}");
             }
             assert_eq!(
                 mountinfo(),
@@ -188,7 +114,7 @@ fn sigkill_takes_the_probes_along_and_the_next_run_sweeps() {
         child.wait().unwrap();
         killed.push(child.id());
         assert!(
-            wait_none_running(&exe, Duration::from_secs(2)).is_empty(),
+            wait_for_no_process_of(&exe, Duration::from_secs(2)).is_empty(),
             "a probe survived SIGKILL of nsx"
         );
         assert_eq!(mountinfo(), mounts);
@@ -200,11 +126,8 @@ fn sigkill_takes_the_probes_along_and_the_next_run_sweeps() {
         .unwrap();
     assert!(out.status.success());
     for pid in killed {
-        assert!(
-            temp_dirs_of(pid).is_empty(),
-            "left by killed run {pid}: {:?}",
-            temp_dirs_of(pid)
-        );
+        let left = temp_dirs_of(&BTreeSet::from([pid]));
+        assert!(left.is_empty(), "left by killed run {pid}: {left:?}");
     }
 }
 
@@ -215,29 +138,15 @@ fn paused_at_first_step(
     id: &str,
 ) -> (
     std::process::Child,
-    std::os::fd::OwnedFd,
+    std::fs::File,
     std::io::BufReader<std::process::ChildStdout>,
 ) {
     use std::io::{BufRead, BufReader};
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty writes two descriptors into the given integers.
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty");
-    // SAFETY: both descriptors were just returned by openpty and are owned here.
-    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let (master, slave) = pty();
     let mut child = spawn(
         Command::new(exe)
             .args(["lesson", id, "--step"])
-            .stdin(Stdio::from(slave))
+            .stdin(slave)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
     );
@@ -269,8 +178,8 @@ fn interrupting_a_paused_lesson_removes_everything() {
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             let (child, _master, _out) = paused_at_first_step(&exe, id);
             let pid = child.id();
-            // SAFETY: our child, not yet waited for.
-            unsafe { libc::kill(pid as i32, sig) };
+            // Our child, not yet waited for.
+            signal(pid, sig);
             let out = child.wait_with_output().unwrap();
             assert_eq!(out.status.code(), Some(128 + sig), "{id}: {}", stderr(&out));
             assert!(
@@ -278,12 +187,9 @@ fn interrupting_a_paused_lesson_removes_everything() {
                 "{}",
                 stderr(&out)
             );
-            assert!(
-                leftovers_of(pid).is_empty(),
-                "{id}: left {:?}",
-                leftovers_of(pid)
-            );
-            assert!(wait_none_running(&exe, Duration::from_secs(2)).is_empty());
+            let left = leftovers_of(&BTreeSet::from([pid]));
+            assert!(left.is_empty(), "{id}: left {left:?}");
+            assert!(wait_for_no_process_of(&exe, Duration::from_secs(2)).is_empty());
             assert_eq!(mountinfo(), mounts);
             assert_eq!(hostname(), name);
         }
@@ -298,20 +204,20 @@ fn a_sigkilled_run_is_swept_by_the_next() {
     let (_dir, exe) = copy_binary("nsx-sweeptest");
     // The mount lesson holds its demo directory from before its first step to its end.
     let (mut child, _master, _out) = paused_at_first_step(&exe, "mount");
-    let pid = child.id();
+    let run = BTreeSet::from([child.id()]);
     assert_eq!(
-        temp_dirs_of(pid).len(),
+        temp_dirs_of(&run).len(),
         1,
         "the paused lesson should hold its temp dir"
     );
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
-        wait_none_running(&exe, Duration::from_secs(2)).is_empty(),
+        wait_for_no_process_of(&exe, Duration::from_secs(2)).is_empty(),
         "a probe survived SIGKILL"
     );
     assert_eq!(
-        temp_dirs_of(pid).len(),
+        temp_dirs_of(&run).len(),
         1,
         "SIGKILL gives no chance to clean up"
     );
@@ -320,11 +226,8 @@ fn a_sigkilled_run_is_swept_by_the_next() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(
-        temp_dirs_of(pid).is_empty(),
-        "the next run did not sweep {:?}",
-        temp_dirs_of(pid)
-    );
+    let left = temp_dirs_of(&run);
+    assert!(left.is_empty(), "the next run did not sweep {left:?}");
 }
 
 #[test]
@@ -333,8 +236,7 @@ fn enter_moves_a_paused_lesson_on_to_the_end() {
         return;
     }
     let (_dir, exe) = copy_binary("nsx-steptest");
-    let (mut child, master, mut out) = paused_at_first_step(&exe, "uts");
-    let mut tty = std::fs::File::from(master);
+    let (mut child, mut tty, mut out) = paused_at_first_step(&exe, "uts");
     use std::io::{Read, Write};
     // Two steps in the uts lesson: one Enter per pause.
     tty.write_all(b"\n\n").unwrap();
