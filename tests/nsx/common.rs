@@ -57,6 +57,18 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// Every lesson this build has, in curriculum order (`nsx lessons --format json`).
+pub fn lesson_ids() -> Vec<String> {
+    let out = run(&["lessons", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "nsx lessons: {}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("a JSON list");
+    v.as_array()
+        .expect("a JSON list")
+        .iter()
+        .map(|l| l["id"].as_str().expect("an id").to_string())
+        .collect()
+}
+
 /// Runs `nsx lesson <id> --format json` and returns the report, asserting exit 0.
 pub fn lesson_json(id: &str, extra: &[&str]) -> Value {
     let mut args = vec!["lesson", id, "--format", "json"];

@@ -2,16 +2,6 @@
 
 use crate::common::*;
 
-fn lesson_ids() -> Vec<String> {
-    let out = run(&["lessons", "--format", "json"]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// The subcommands `nsx --help` lists (the help subcommand aside).
 fn subcommands() -> Vec<String> {
     let help = stdout(&run(&["--help"]));

@@ -17,17 +17,6 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap()
 }
 
-/// Every lesson this build has, in curriculum order.
-fn all_lessons() -> Vec<String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(&run(&["lessons", "--format", "json"]).stdout).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn sigint_and_sigterm_at_any_moment_leave_nothing() {
     if !privileged("signal test") {
@@ -36,7 +25,7 @@ fn sigint_and_sigterm_at_any_moment_leave_nothing() {
     let (_dir, exe) = copy_binary("nsx-sigtest");
     let (mounts, name) = (mountinfo(), hostname());
     let mut interrupted = 0;
-    for id in all_lessons() {
+    for id in lesson_ids() {
         let id = id.as_str();
         for (i, delay_us) in [0u64, 300, 700, 1200, 2000, 3000, 4500, 7000]
             .into_iter()
@@ -173,7 +162,7 @@ fn interrupting_a_paused_lesson_removes_everything() {
     }
     let (_dir, exe) = copy_binary("nsx-pausetest");
     let (mounts, name) = (mountinfo(), hostname());
-    for id in all_lessons() {
+    for id in lesson_ids() {
         let id = id.as_str();
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
             let (child, _master, _out) = paused_at_first_step(&exe, id);

@@ -2,17 +2,6 @@
 
 use crate::common::*;
 
-fn lesson_ids() -> Vec<String> {
-    let lessons: serde_json::Value =
-        serde_json::from_slice(&run(&["lessons", "--format", "json"]).stdout).unwrap();
-    lessons
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn the_tour_runs_every_lesson_and_all_hold() {
     if !privileged("tour") {
