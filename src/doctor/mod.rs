@@ -127,7 +127,7 @@ pub fn seccomp_mode(mode: u32) -> String {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Cgroups {
     /// `None` when no cgroup file system could be found.
     pub mode: Option<Mode>,
@@ -176,7 +176,7 @@ pub struct Delegation {
     pub writable: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct UserNamespaces {
     /// user.max_user_namespaces (0 forbids them to everyone, root included).
     pub max_user_namespaces: Option<i64>,
@@ -200,7 +200,7 @@ pub struct NamespaceType {
     pub problem: Option<Problem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Overlay {
     /// `overlay` is in /proc/filesystems.
     pub listed: bool,
@@ -214,7 +214,7 @@ pub struct Overlay {
     pub rootless_problem: Option<Problem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Environment {
     pub container: Detection,
     pub wsl: Detection,
@@ -313,9 +313,69 @@ pub fn host() -> &'static Machine {
 }
 
 /// Whether `lesson` runs here as nsx runs now (root or not).
+///
+/// `nsx lesson` asks this before it starts, so it examines only what [`check`] reads for
+/// this lesson ([`examine_for`]): deciding whether the pid lesson can run does not need
+/// /proc/cpuinfo or the cgroup tree.
 pub fn support(lesson: &Lesson) -> Support {
-    let m = host();
-    check(m, lesson, m.privilege)
+    let privilege = Privilege::current();
+    let m = examine_for(&SysRoot::host(), privilege, User::for_this_run(), lesson);
+    check(&m, lesson, privilege)
+}
+
+/// The sections of [`examine`] that [`check`] reads for `lesson` run with `privilege`;
+/// the others are left empty (default). The unit tests hold the two verdicts equal for
+/// every lesson, both privileges and every captured machine.
+pub fn examine_for(
+    sys: &SysRoot,
+    privilege: Privilege,
+    user: Option<User>,
+    lesson: &Lesson,
+) -> Machine {
+    let rootless = privilege == Privilege::Rootless;
+    let needs = lesson.needs();
+    let wants = |f: fn(&Need) -> bool| needs.iter().any(f);
+    let release = sys
+        .read_line("/proc/sys/kernel/osrelease")
+        .unwrap_or_default();
+    let kernel = Kernel {
+        version: parse_kernel_version(&release),
+        release,
+    };
+    let nsx = nsx_process(sys);
+    let cgroup = if wants(|n| matches!(n, Need::CgroupController(_))) {
+        cgroups(sys, user)
+    } else {
+        Cgroups::default()
+    };
+    let namespaces = if wants(|n| matches!(n, Need::Namespace(_))) {
+        namespaces(sys, &kernel)
+    } else {
+        Vec::new()
+    };
+    let overlay = if wants(|n| matches!(n, Need::Overlay)) {
+        overlay(sys, &kernel)
+    } else {
+        Overlay::default()
+    };
+    // Only a run without root is refused for the user-namespace sysctls or a confining
+    // container (see `obstacle`).
+    let (user_namespaces, environment) = if rootless {
+        (user_namespaces(sys), environment(sys, &kernel, &nsx))
+    } else {
+        (UserNamespaces::default(), Environment::default())
+    };
+    Machine {
+        kernel,
+        privilege,
+        user,
+        nsx,
+        cgroup,
+        user_namespaces,
+        namespaces,
+        overlay,
+        environment,
+    }
 }
 
 /// Reads everything the doctor reports from `sys`, as nsx running with `privilege`, the
@@ -350,7 +410,7 @@ pub fn examine(sys: &SysRoot, privilege: Privilege, user: Option<User>) -> Machi
 fn nsx_process(sys: &SysRoot) -> NsxProcess {
     match observe::read_proc(&sys.path("/proc/self")) {
         Ok(p) => {
-            let uid_map = p.uid_map.clone();
+            let uid_map = p.uid_map().to_vec();
             NsxProcess {
                 uid: p.uid,
                 cap_sys_admin: caps::has(p.extra.cap_eff, caps::SYS_ADMIN),

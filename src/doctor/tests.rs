@@ -34,6 +34,7 @@ const fn stand_in(id: &'static str, rootless: Rootless) -> Lesson {
         man: "",
         rootless,
         narrative: "",
+        sees: crate::observe::Parts::NONE,
         run: no_run,
     }
 }
@@ -594,4 +595,34 @@ proptest! {
         prop_assert_eq!(r.lessons.len(), CURRICULUM.len());
         let _ = render::human(&r);
     }
+}
+
+#[test]
+fn the_lessons_partial_examination_gives_the_full_verdict() {
+    let machines =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/doctor"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect::<Vec<_>>();
+    assert!(machines.len() >= 8, "{machines:?}");
+    let mut refused = 0;
+    for name in &machines {
+        let sys = fixture(name);
+        for privilege in [Privilege::Root, Privilege::Rootless] {
+            let full = examine(&sys, privilege, UID_1000);
+            for lesson in crate::lessons::LESSONS {
+                let partial = examine_for(&sys, privilege, UID_1000, lesson);
+                let verdict = check(&full, lesson, privilege);
+                assert_eq!(
+                    check(&partial, lesson, privilege),
+                    verdict,
+                    "{name}, {privilege:?}, lesson {}",
+                    lesson.id
+                );
+                refused += usize::from(verdict != Support::Yes);
+            }
+        }
+    }
+    // The fixtures refuse lessons for many reasons: the equality is not only Yes == Yes.
+    assert!(refused > 20, "only {refused} refusals");
 }

@@ -213,8 +213,8 @@ fn build(dir: &Path, p: &Proc, me: &Proc, layout: Option<&Layout>) -> Result<Ins
         namespaces,
         differs,
         cgroups,
-        uid_map: maps(&p.uid_map, "uid_map")?,
-        gid_map: maps(&p.gid_map, "gid_map")?,
+        uid_map: maps(p.uid_map(), "uid_map")?,
+        gid_map: maps(p.gid_map(), "gid_map")?,
         capabilities: Capabilities {
             effective: CapSet::new(x.cap_eff),
             permitted: CapSet::new(x.cap_prm),

@@ -28,6 +28,7 @@ use serde_json::json;
 use super::{ns_label, probe, Ctx, Lesson, Rootless, Run};
 use crate::error::{Context, Error, Result};
 use crate::observe::cgroup::{cgroup_dir, deepest_mounted, format_of, parse_cgroup, CgroupLine};
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Privilege, Row, Step};
 use crate::sandbox::{Inside, Spec, TempDir};
@@ -39,6 +40,7 @@ pub const LESSON: Lesson = Lesson {
     man: "cgroup_namespaces(7), cgroups(7), mount(2)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/cgroupns.md"),
+    sees: Parts::ns("cgroup").with(Parts::CGROUP),
     run,
 };
 

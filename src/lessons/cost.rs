@@ -16,6 +16,7 @@ use serde_json::json;
 use super::{Ctx, Lesson, Rootless};
 use crate::cgroup::{Controller, LessonCgroup};
 use crate::error::{Context, Error, Result};
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::{self, raw_clone, signals, Spec};
@@ -27,6 +28,7 @@ pub const LESSON: Lesson = Lesson {
     man: "unshare(2), clone(2), namespaces(7), cgroups(7)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/cost.md"),
+    sees: Parts::ns("pid").with(Parts::ns("net")),
     run,
 };
 

@@ -20,6 +20,7 @@ use super::{Ctx, Lesson, Rootless};
 use crate::cgroup::{Action, Controller, CpuStats, Layout, LessonCgroup, Mode, Op, Version};
 use crate::error::{sys, Error, Result};
 use crate::limits::{Cpus, CPU_PERIOD_US};
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::{self, Inside, Spec};
@@ -41,6 +42,7 @@ pub const LESSON: Lesson = Lesson {
     man: "cgroups(7); kernel docs scheduler/sched-bwc.rst and admin-guide/cgroup-v2.rst (CPU); clock_gettime(2)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/cpu.md"),
+    sees: Parts::CGROUP,
     run,
 };
 

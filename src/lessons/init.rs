@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::{Ctx, Lesson, Rootless};
 use crate::error::{Context, Error, Result};
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::{self, describe, raw_clone, Inside, Spec};
@@ -30,6 +31,7 @@ pub const LESSON: Lesson = Lesson {
     man: "pid_namespaces(7), signal(7), wait(2), prctl(2) (PR_SET_CHILD_SUBREAPER)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/init.md"),
+    sees: Parts::ns("pid").with(Parts::PROCESSES),
     run,
 };
 

@@ -15,6 +15,7 @@ use serde_json::json;
 use super::{ns_label, probe, Ctx, Lesson, Rootless, Run};
 use crate::error::Result;
 use crate::observe::sysvipc::{read_sysvipc, SysvIpc};
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::sysvipc::{self as ipc, key_label, HostIpcGuard};
@@ -27,6 +28,7 @@ pub const LESSON: Lesson = Lesson {
     man: "ipc_namespaces(7), sysvipc(7), shmget(2), msgget(2), ipcs(1)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/ipc.md"),
+    sees: Parts::ns("ipc").with(Parts::SYSVIPC),
     run,
 };
 

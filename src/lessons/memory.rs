@@ -26,6 +26,7 @@ use super::{Ctx, Lesson, Rootless};
 use crate::cgroup::{Controller, LessonCgroup, MemoryStats, Version};
 use crate::error::{sys, Error, Result};
 use crate::limits::format_memory;
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::{self, describe, Inside, Outcome, Spec};
@@ -48,6 +49,7 @@ pub const LESSON: Lesson = Lesson {
     man: "cgroups(7); kernel docs admin-guide/cgroup-v2.rst (Memory) and cgroup-v1/memory.rst",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/memory.md"),
+    sees: Parts::CGROUP,
     run,
 };
 

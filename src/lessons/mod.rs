@@ -50,6 +50,9 @@ pub struct Lesson {
     pub rootless: Rootless,
     /// lessons/<id>.md, shown by --explain and included by the book.
     pub narrative: &'static str,
+    /// What its views read from /proc: what its rows and facts show, nothing more
+    /// (every view also reads the probe's status).
+    pub sees: observe::Parts,
     pub run: fn(&mut Ctx) -> Result<Vec<Fact>>,
 }
 
@@ -215,6 +218,15 @@ pub fn run(
     }
     crate::sandbox::sweep_temp_dirs();
     let privilege = Privilege::current();
+    // Without root the sandbox adds a user namespace to every probe, and the output says
+    // so: the views then show it too (its link and the id maps nsx wrote).
+    observe::set_scope(match privilege {
+        Privilege::Rootless => lesson
+            .sees
+            .with(observe::Parts::ns("user"))
+            .with(observe::Parts::ID_MAPS),
+        _ => lesson.sees,
+    });
     // /proc/1/ns is not always readable, even as root: the host's view is nsx's own.
     let baseline = observe::observe(std::path::Path::new("/proc"), Subject::SelfProcess)?;
     let mut ctx = Ctx {

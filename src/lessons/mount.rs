@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::{ns_label, probe, Ctx, Lesson, Rootless, Run};
 use crate::error::{Context, Result};
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::{Inside, Spec, TempDir};
@@ -26,6 +27,7 @@ pub const LESSON: Lesson = Lesson {
     man: "mount_namespaces(7), mount(2), mount(8) (--make-private)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/mount.md"),
+    sees: Parts::ns("mnt").with(Parts::MOUNTS),
     run,
 };
 

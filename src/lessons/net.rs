@@ -17,6 +17,7 @@ use super::tcp::{self, Leg};
 use super::{join, ns_label, probe, Ctx, Lesson, Rootless};
 use crate::error::Result;
 use crate::observe::net::{interfaces, ipv4_routes, Route};
+use crate::observe::Parts;
 use crate::observe::{Link, View};
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::netlink::{self, Rtnl};
@@ -30,6 +31,7 @@ pub const LESSON: Lesson = Lesson {
     man: "network_namespaces(7), veth(4), rtnetlink(7), netdevice(7), proc(5)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/net.md"),
+    sees: Parts::ns("net").with(Parts::INTERFACES).with(Parts::LINKS),
     run,
 };
 

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{join, ns_label, probe, processes_label, Ctx, Lesson, Rootless, Run};
 use crate::error::Result;
-use crate::observe::View;
+use crate::observe::{Parts, View};
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::Spec;
 
@@ -23,6 +23,7 @@ pub const LESSON: Lesson = Lesson {
     man: "pid_namespaces(7), proc(5), clone(2)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/pid.md"),
+    sees: Parts::ns("pid").with(Parts::PROCESSES),
     run,
 };
 

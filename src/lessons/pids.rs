@@ -24,6 +24,7 @@ use super::cgroup_steps::{self as cs, Log};
 use super::{Ctx, Lesson, Rootless};
 use crate::cgroup::{Controller, LessonCgroup, PidsStats};
 use crate::error::{Context, Error, Result};
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::{self, describe, raw_clone, Inside, Spec};
@@ -44,6 +45,7 @@ pub const LESSON: Lesson = Lesson {
     man: "cgroups(7); kernel docs admin-guide/cgroup-v1/pids.rst and cgroup-v2.rst (PID); fork(2); pid_namespaces(7)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/pids.md"),
+    sees: Parts::CGROUP,
     run,
 };
 

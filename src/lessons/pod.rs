@@ -16,6 +16,7 @@ use serde_json::json;
 use super::tcp::{self, Leg};
 use super::{ns_label, Ctx, Lesson, Rootless};
 use crate::error::Result;
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::netlink::Rtnl;
@@ -28,6 +29,7 @@ pub const LESSON: Lesson = Lesson {
     man: "setns(2), namespaces(7), network_namespaces(7), nsenter(1)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/pod.md"),
+    sees: Parts::NS.with(Parts::HOSTNAME).with(Parts::LINKS).with(Parts::PROCESSES),
     run,
 };
 

@@ -19,6 +19,7 @@ use serde_json::json;
 
 use super::{Ctx, Lesson, Rootless};
 use crate::error::{Context, Error, Result};
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::rootfs::busybox;
@@ -32,6 +33,7 @@ pub const LESSON: Lesson = Lesson {
     man: "chroot(2), pivot_root(2), mount_namespaces(7), Documentation/filesystems/overlayfs.rst",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/rootfs.md"),
+    sees: Parts::MOUNTS.with(Parts::LINKS),
     run,
 };
 

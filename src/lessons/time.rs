@@ -20,6 +20,7 @@ use serde_json::json;
 
 use super::{ns_label, Ctx, Lesson, Rootless, Run};
 use crate::error::{Context, Error, Result};
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::{Inside, Spec, TimeOffsets, CLONE_NEWTIME};
@@ -31,6 +32,7 @@ pub const LESSON: Lesson = Lesson {
     man: "time_namespaces(7), clock_gettime(2), proc(5) (/proc/uptime)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/time.md"),
+    sees: Parts::ns("time"),
     run,
 };
 

@@ -27,6 +27,7 @@ use serde_json::json;
 
 use super::{ns_label, probe, Ctx, Lesson, Rootless, Run};
 use crate::error::{Context, Error, Result};
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Privilege, Row, Step};
 use crate::sandbox::{IdMap, Inside, Spec};
@@ -38,6 +39,7 @@ pub const LESSON: Lesson = Lesson {
     man: "user_namespaces(7), capabilities(7), kill(2), credentials(7)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/user.md"),
+    sees: Parts::ns("user").with(Parts::ID_MAPS),
     run,
 };
 
@@ -171,13 +173,13 @@ fn rows(run: &Run<Seen, String>, target: i32) -> Vec<Row> {
         ),
         Row::new(
             "uid_map",
-            map_label(&host.probe.uid_map),
-            map_label(&inside.probe.uid_map),
+            map_label(host.probe.uid_map()),
+            map_label(inside.probe.uid_map()),
         ),
         Row::new(
             "gid_map",
-            map_label(&host.probe.gid_map),
-            map_label(&inside.probe.gid_map),
+            map_label(host.probe.gid_map()),
+            map_label(inside.probe.gid_map()),
         ),
         Row::new(
             format!("kill({target}, 0), PID {target} owned by host root (host side: nsx)"),
@@ -259,7 +261,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     };
     let after = probe(&spec, look(target), host_kill)?;
     let (host, inside) = (&after.host, &after.inside.view);
-    let mapped = map_id(&host.probe.uid_map, 0);
+    let mapped = map_id(host.probe.uid_map(), 0);
     facts.extend([
         Fact::new(
             "inside-uid-is-0",
@@ -283,11 +285,11 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
             "uid-map-translates",
             format!(
                 "uid_map \"{}\" maps uid 0 inside to uid {} outside, the uid the host sees",
-                map_label(&host.probe.uid_map),
+                map_label(host.probe.uid_map()),
                 mapped.map_or("nothing".to_string(), |m| m.to_string())
             ),
             mapped == Some(u64::from(host.probe.uid)),
-            json!({ "uid_map": host.probe.uid_map, "maps_0_to": mapped }),
+            json!({ "uid_map": host.probe.uid_map(), "maps_0_to": mapped }),
         ),
         Fact::new(
             "full-capeff-inside",
@@ -371,7 +373,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         ),
         u64::from(c.1.getuid) == overflow_uid
             && u64::from(c.1.getgid) == overflow_gid
-            && c.1.view.probe.uid_map.is_empty()
+            && c.1.view.probe.uid_map().is_empty()
             && c.0.probe.uid == my_uid,
         json!({ "getuid": c.1.getuid, "getgid": c.1.getgid, "overflowuid": overflow_uid, "overflowgid": overflow_gid, "host_uid": c.0.probe.uid }),
     ));

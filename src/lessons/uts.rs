@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{ns_label, probe, Ctx, Lesson, Rootless, Run};
 use crate::error::Result;
+use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::Spec;
@@ -20,6 +21,7 @@ pub const LESSON: Lesson = Lesson {
     man: "uts_namespaces(7), sethostname(2), hostname(1)",
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/uts.md"),
+    sees: Parts::ns("uts").with(Parts::HOSTNAME),
     run,
 };
 

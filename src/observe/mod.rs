@@ -8,14 +8,18 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::ErrorKind;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use procfs::process::{MountInfos, MountOptFields, Status};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use procfs::process::{MountInfos, MountOptFields};
 use procfs::FromRead;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{sys, Context, Error, Result};
 
 pub mod cgroup;
 pub mod sysvipc;
@@ -53,12 +57,16 @@ pub struct View {
     /// The probe process, as this side's procfs shows it.
     pub probe: Proc,
     /// The namespaces the observer itself is in (`<proc>/self/ns/*` inode numbers).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub own_ns: BTreeMap<String, u64>,
     /// The hostname in the observer's UTS namespace (`<proc>/sys/kernel/hostname`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hostname: String,
     /// Processes this procfs lists (numeric directories of `<proc>`).
+    #[serde(default, skip_serializing_if = "Processes::is_empty")]
     pub processes: Processes,
     /// The observer's own mount table (`<proc>/self/mountinfo`).
+    #[serde(default, skip_serializing_if = "Mounts::is_empty")]
     pub mounts: Mounts,
     /// System V IPC objects of the observer's IPC namespace (`<proc>/sysvipc/{shm,msg}`:
     /// these show the reader's namespace, not the subject's). Left out of the JSON when
@@ -67,7 +75,7 @@ pub struct View {
     pub sysvipc: SysvIpc,
     /// The interfaces of the observer's own network namespace (`<proc>/self/net/dev`),
     /// with state and address asked of that namespace (see [`net::links`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Link>,
 }
 
@@ -84,15 +92,20 @@ pub struct Proc {
     /// Effective capabilities, as the hex mask status shows.
     pub cap_eff: String,
     /// `<dir>/ns/*` inode numbers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ns: BTreeMap<String, u64>,
     /// `<dir>/cgroup` lines, as shown relative to the reader's cgroup namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroup: Vec<String>,
-    /// `<dir>/uid_map` and `gid_map` lines, whitespace folded.
-    pub uid_map: Vec<String>,
-    pub gid_map: Vec<String>,
+    /// `<dir>/uid_map` and `gid_map` lines, whitespace folded: `None` when not read,
+    /// empty when nothing is mapped (no map written yet, or no user namespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid_map: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid_map: Option<Vec<String>>,
     /// Interface names in `<dir>/net/dev`: the network namespace of this process,
     /// whoever reads it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<String>,
     /// More of status: what `nsx inspect` and `nsx doctor` show. Host-specific and not
     /// compared by the lessons, so it stays out of the lesson JSON.
@@ -129,6 +142,11 @@ pub struct Processes {
 
 impl Processes {
     pub const SHOWN: usize = 8;
+
+    /// Not read: a procfs that was read lists at least the process it was read for.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +164,13 @@ pub struct Mount {
     pub fstype: String,
     pub source: String,
     pub propagation: String,
+}
+
+impl Mounts {
+    /// Not read: every mount namespace has at least its root.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
 }
 
 impl View {
@@ -172,76 +197,364 @@ impl Proc {
     pub fn ns(&self, ty: &str) -> u64 {
         self.ns.get(ty).copied().unwrap_or(0)
     }
+
+    /// The uid_map lines (none when not read).
+    pub fn uid_map(&self) -> &[String] {
+        self.uid_map.as_deref().unwrap_or_default()
+    }
+
+    /// The gid_map lines (none when not read).
+    pub fn gid_map(&self) -> &[String] {
+        self.gid_map.as_deref().unwrap_or_default()
+    }
 }
 
-/// Reads what the observer sees of `subject` through the procfs mounted at `proc`.
+/// The parts of a [`View`] beyond the probe's status, which every view reads.
+///
+/// A lesson reads what its rows and facts show ([`crate::lessons::Lesson::sees`]): the
+/// pid lesson lists processes but has no use for the mount table, the ipc lesson reads
+/// /proc/sysvipc but not the interfaces. Parts not read are left empty, and out of the
+/// JSON. `nsx inspect`, `nsx run` and the doctor read everything ([`Parts::ALL`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts(u32);
+
+impl Parts {
+    /// `<dir>/cgroup`.
+    pub const CGROUP: Parts = Parts(1);
+    /// `<dir>/uid_map` and `<dir>/gid_map`.
+    pub const ID_MAPS: Parts = Parts(1 << 1);
+    /// Interface names in `<dir>/net/dev`: the probe's network namespace.
+    pub const INTERFACES: Parts = Parts(1 << 2);
+    /// `<proc>/sys/kernel/hostname`.
+    pub const HOSTNAME: Parts = Parts(1 << 3);
+    /// The numeric directories of `<proc>`.
+    pub const PROCESSES: Parts = Parts(1 << 4);
+    /// `<proc>/self/mountinfo`.
+    pub const MOUNTS: Parts = Parts(1 << 5);
+    /// `<proc>/sysvipc/{shm,msg}`.
+    pub const SYSVIPC: Parts = Parts(1 << 6);
+    /// The observer's own interfaces, with state and address ([`net::links`]).
+    pub const LINKS: Parts = Parts(1 << 7);
+    /// Every namespace link: `<dir>/ns/*` of the probe and `<proc>/self/ns/*` of the
+    /// observer. [`Parts::ns`] names one type.
+    pub const NS: Parts = Parts(((1 << NS_TYPES.len()) - 1) << 16);
+    pub const NONE: Parts = Parts(0);
+    pub const ALL: Parts = Parts((1 << 8) - 1).with(Parts::NS);
+
+    /// The links of one namespace type (a name of [`NS_TYPES`]): `ns/pid` of both.
+    pub const fn ns(ty: &str) -> Parts {
+        let mut i = 0;
+        while i < NS_TYPES.len() {
+            if const_eq(NS_TYPES[i], ty) {
+                return Parts(1 << (16 + i));
+            }
+            i += 1;
+        }
+        panic!("not a namespace type")
+    }
+
+    pub const fn with(self, other: Parts) -> Parts {
+        Parts(self.0 | other.0)
+    }
+
+    pub const fn has(self, other: Parts) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The namespace types whose links this reads.
+    pub fn ns_types(self) -> impl Iterator<Item = &'static str> {
+        NS_TYPES
+            .into_iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & (1 << (16 + i)) != 0)
+            .map(|(_, ty)| ty)
+    }
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+impl std::ops::BitOr for Parts {
+    type Output = Parts;
+    fn bitor(self, other: Parts) -> Parts {
+        self.with(other)
+    }
+}
+
+/// What [`observe`] reads in this process, and in the probes it forks (they inherit it).
+static SCOPE: AtomicU32 = AtomicU32::new(Parts::ALL.0);
+
+/// Sets what [`observe`] reads from now on: a lesson sets the parts it shows before it
+/// takes its first view, so the probes (forked later) read the same parts.
+pub fn set_scope(parts: Parts) {
+    SCOPE.store(parts.0, Ordering::Relaxed);
+}
+
+pub fn scope() -> Parts {
+    Parts(SCOPE.load(Ordering::Relaxed))
+}
+
+/// Reads what the observer sees of `subject` through the procfs mounted at `proc`: the
+/// parts of the current [`scope`].
 pub fn observe(proc: &Path, subject: Subject) -> Result<View> {
+    observe_parts(proc, subject, scope())
+}
+
+/// [`observe`] with the parts named.
+pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View> {
     let dir = subject.dir(proc);
-    let probe = read_proc(&dir)?;
+    let mut buf = Vec::with_capacity(BUF);
+    let probe = read_proc_parts(&dir, parts, &mut buf)?;
+    let root = ProcDir::open(proc)?;
     // Observing itself, the observer's namespaces are the probe's: one read serves both.
     let own_ns = match subject {
         Subject::SelfProcess => probe.ns.clone(),
-        Subject::Pid(_) => read_ns(&proc.join("self"))?,
+        Subject::Pid(_) => read_ns_at(&root, "self/ns", parts)?,
+    };
+    let hostname = if parts.has(Parts::HOSTNAME) {
+        root.read("sys/kernel/hostname", &mut buf)?;
+        String::from_utf8_lossy(&buf).trim().to_string()
+    } else {
+        String::new()
+    };
+    let processes = if parts.has(Parts::PROCESSES) {
+        read_processes(proc)?
+    } else {
+        Processes::default()
+    };
+    let mounts = if parts.has(Parts::MOUNTS) {
+        root.read("self/mountinfo", &mut buf)?;
+        parse_mounts(&buf, &root.path("self/mountinfo"))?
+    } else {
+        Mounts::default()
+    };
+    let sysvipc = if parts.has(Parts::SYSVIPC) {
+        sysvipc::read_sysvipc(proc)?
+    } else {
+        SysvIpc::default()
+    };
+    let links = if parts.has(Parts::LINKS) {
+        net::links(proc)?
+    } else {
+        Vec::new()
     };
     Ok(View {
         source: dir.display().to_string(),
         probe,
         own_ns,
-        hostname: read_trimmed(&proc.join("sys/kernel/hostname"))?,
-        processes: read_processes(proc)?,
-        mounts: read_mounts(&proc.join("self/mountinfo"))?,
-        sysvipc: sysvipc::read_sysvipc(proc)?,
-        links: net::links(proc)?,
+        hostname,
+        processes,
+        mounts,
+        sysvipc,
+        links,
     })
 }
 
-/// Reads one process directory (`/proc/<pid>` or `/proc/self`).
+/// Reads one process directory (`/proc/<pid>` or `/proc/self`), every part of it.
 pub fn read_proc(dir: &Path) -> Result<Proc> {
-    let status_path = dir.join("status");
-    let status =
-        Status::from_read(open(&status_path)?).map_err(|e| parse_error(&status_path, e))?;
+    read_proc_parts(dir, Parts::ALL, &mut Vec::with_capacity(BUF))
+}
+
+fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> {
+    let d = ProcDir::open(dir)?;
+    d.read("status", buf)?;
+    let status = parse_status(&String::from_utf8_lossy(buf))
+        .map_err(|e| parse_error(&d.path("status"), e))?;
+    let mut lines = |name: &str, wanted: Parts| -> Result<Vec<String>> {
+        if !parts.has(wanted) {
+            return Ok(Vec::new());
+        }
+        // Kernels without user namespaces have no uid_map: nothing to show.
+        if !d.read_if_present(name, buf)? {
+            return Ok(Vec::new());
+        }
+        Ok(folded_lines(&String::from_utf8_lossy(buf)))
+    };
+    let cgroup = lines("cgroup", Parts::CGROUP)?;
+    let maps = parts.has(Parts::ID_MAPS);
+    let uid_map = maps.then(|| lines("uid_map", Parts::ID_MAPS)).transpose()?;
+    let gid_map = maps.then(|| lines("gid_map", Parts::ID_MAPS)).transpose()?;
+    let interfaces = if parts.has(Parts::INTERFACES) && d.read_if_present("net/dev", buf)? {
+        net::parse_net_dev(&String::from_utf8_lossy(buf))
+    } else {
+        Vec::new()
+    };
+    let ns = read_ns_at(&d, "ns", parts)?;
     Ok(Proc {
         pid: status.pid,
         ppid: status.ppid,
-        nspid: status.nspid.unwrap_or_else(|| vec![status.pid]),
-        uid: status.ruid,
-        gid: status.rgid,
-        cap_eff: format!("{:016x}", status.capeff),
-        ns: read_ns(dir)?,
-        cgroup: read_lines(&dir.join("cgroup"))?,
-        uid_map: read_lines(&dir.join("uid_map"))?,
-        gid_map: read_lines(&dir.join("gid_map"))?,
-        interfaces: net::interfaces(&dir.join("net/dev"))?,
-        extra: ProcExtra {
-            name: status.name,
-            euid: status.euid,
-            egid: status.egid,
-            cap_prm: status.capprm,
-            cap_eff: status.capeff,
-            cap_bnd: status.capbnd,
-            cap_amb: status.capamb,
-            seccomp: status.seccomp,
-            no_new_privs: status.nonewprivs.map(|v| v != 0),
+        nspid: if status.nspid.is_empty() {
+            vec![status.pid]
+        } else {
+            status.nspid.clone()
         },
+        uid: status.uid,
+        gid: status.gid,
+        cap_eff: format!("{:016x}", status.extra.cap_eff),
+        ns,
+        cgroup,
+        uid_map,
+        gid_map,
+        interfaces,
+        extra: status.extra,
     })
+}
+
+/// The fields of proc(5) `status` nsx uses.
+#[derive(Debug, Default)]
+struct StatusFields {
+    pid: i32,
+    ppid: i32,
+    nspid: Vec<i32>,
+    uid: u32,
+    gid: u32,
+    extra: ProcExtra,
+}
+
+/// proc(5) `/proc/<pid>/status`: `Key:\tvalue` lines. Pid, PPid, Uid, Gid and the
+/// capability sets are required; the rest are absent on some kernels.
+fn parse_status(text: &str) -> std::result::Result<StatusFields, String> {
+    fn num<T: std::str::FromStr>(key: &str, v: &str) -> std::result::Result<T, String> {
+        v.parse()
+            .map_err(|_| format!("{key}: {v:?} is not a number"))
+    }
+    fn mask(key: &str, v: &str) -> std::result::Result<u64, String> {
+        u64::from_str_radix(v, 16).map_err(|_| format!("{key}: {v:?} is not a hex mask"))
+    }
+    fn first<T: std::str::FromStr>(key: &str, v: &str) -> std::result::Result<T, String> {
+        num(key, v.split_whitespace().next().unwrap_or(""))
+    }
+    let mut s = StatusFields::default();
+    let mut seen = 0u8;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let v = value.trim();
+        match key {
+            "Name" => s.extra.name = v.to_string(),
+            "Pid" => (s.pid, seen) = (num(key, v)?, seen | 1),
+            "PPid" => (s.ppid, seen) = (num(key, v)?, seen | 2),
+            "NSpid" => {
+                s.nspid = v
+                    .split_whitespace()
+                    .map(|n| num(key, n))
+                    .collect::<std::result::Result<_, _>>()?
+            }
+            // Real, effective, saved set, file system.
+            "Uid" => {
+                s.uid = first(key, v)?;
+                s.extra.euid = num(key, v.split_whitespace().nth(1).unwrap_or(""))?;
+                seen |= 4;
+            }
+            "Gid" => {
+                s.gid = first(key, v)?;
+                s.extra.egid = num(key, v.split_whitespace().nth(1).unwrap_or(""))?;
+                seen |= 8;
+            }
+            "CapPrm" => s.extra.cap_prm = mask(key, v)?,
+            "CapEff" => (s.extra.cap_eff, seen) = (mask(key, v)?, seen | 16),
+            "CapBnd" => s.extra.cap_bnd = Some(mask(key, v)?),
+            "CapAmb" => s.extra.cap_amb = Some(mask(key, v)?),
+            "Seccomp" => s.extra.seccomp = Some(num(key, v)?),
+            "NoNewPrivs" => s.extra.no_new_privs = Some(num::<u8>(key, v)? != 0),
+            _ => {}
+        }
+    }
+    if seen != 31 {
+        return Err("a required field (Pid, PPid, Uid, Gid or CapEff) is missing".into());
+    }
+    Ok(s)
+}
+
+/// Procfs files are small and generated on each read(2): one buffer, read to EOF.
+const BUF: usize = 4096;
+
+/// A procfs directory opened once (O_PATH): files under it are opened relative to it
+/// with openat(2), so the path walk through /proc happens once per directory.
+struct ProcDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl ProcDir {
+    fn open(path: &Path) -> Result<ProcDir> {
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx("open", path.display())?;
+        Ok(ProcDir {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Reads `name` into `buf` (replacing its contents), with plain read(2)s: std's
+    /// read_to_end would first ask statx(2) and lseek(2) for a size procfs does not know.
+    fn read(&self, name: &str, buf: &mut Vec<u8>) -> Result<()> {
+        if self.read_if_present(name, buf)? {
+            Ok(())
+        } else {
+            Err(sys("open", self.path(name).display(), Errno::ENOENT))
+        }
+    }
+
+    /// Like [`ProcDir::read`], but a missing file is `false`.
+    fn read_if_present(&self, name: &str, buf: &mut Vec<u8>) -> Result<bool> {
+        let fd = match nix::fcntl::openat(
+            &self.fd,
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(sys("open", self.path(name).display(), e)),
+        };
+        buf.clear();
+        let mut chunk = [0u8; BUF];
+        loop {
+            match nix::unistd::read(&fd, &mut chunk) {
+                Ok(0) => return Ok(true),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(sys("read", self.path(name).display(), e)),
+            }
+        }
+    }
 }
 
 /// `<dir>/ns/<type>` are symlinks whose text is `type:[inode]`; readlink(2) gives it.
 /// Types this kernel lacks are left out.
 pub fn read_ns(dir: &Path) -> Result<BTreeMap<String, u64>> {
+    read_ns_at(&ProcDir::open(dir)?, "ns", Parts::NS)
+}
+
+/// The links of the types in `parts`.
+fn read_ns_at(d: &ProcDir, ns_dir: &str, parts: Parts) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
-    let ns_dir = dir.join("ns");
-    // One O_PATH descriptor for the directory, then readlinkat(2) relative to it: the
-    // path walk through /proc happens once, not once per namespace type.
-    let fd = nix::fcntl::open(
-        &ns_dir,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .ctx("open", ns_dir.display())?;
-    for ty in NS_TYPES {
-        let path = ns_dir.join(ty);
-        match nix::fcntl::readlinkat(&fd, ty).map_err(std::io::Error::from) {
+    for ty in parts.ns_types() {
+        let name = format!("{ns_dir}/{ty}");
+        // readlinkat(2) relative to the directory already open: no walk from "/".
+        match nix::fcntl::readlinkat(&d.fd, name.as_str()) {
             Ok(target) => {
                 let text = target.to_string_lossy();
                 out.insert(
@@ -249,13 +562,13 @@ pub fn read_ns(dir: &Path) -> Result<BTreeMap<String, u64>> {
                     parse_ns_link(&text).ok_or_else(|| {
                         Error::Other(format!(
                             "parse {}: unexpected link text {text:?}",
-                            path.display()
+                            d.path(&name).display()
                         ))
                     })?,
                 );
             }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e).ctx("readlink", path.display()),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(sys("readlink", d.path(&name).display(), e)),
         }
     }
     Ok(out)
@@ -278,8 +591,9 @@ fn read_processes(proc: &Path) -> Result<Processes> {
     Ok(Processes { count, first: pids })
 }
 
-fn read_mounts(path: &Path) -> Result<Mounts> {
-    let infos = MountInfos::from_read(open(path)?).map_err(|e| parse_error(path, e))?;
+/// A mountinfo file's bytes, summarised; errors name `path`.
+fn parse_mounts(bytes: &[u8], path: &Path) -> Result<Mounts> {
+    let infos = MountInfos::from_read(bytes).map_err(|e| parse_error(path, e))?;
     Ok(summarize_mounts(&infos))
 }
 
@@ -327,28 +641,12 @@ pub fn propagation(fields: &[MountOptFields]) -> String {
     }
 }
 
-fn open(path: &Path) -> Result<fs::File> {
-    fs::File::open(path).ctx("open", path.display())
-}
-
-fn read_trimmed(path: &Path) -> Result<String> {
-    Ok(fs::read_to_string(path)
-        .ctx("read", path.display())?
-        .trim()
-        .to_string())
-}
-
-fn read_lines(path: &Path) -> Result<Vec<String>> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(text
-            .lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .filter(|l| !l.is_empty())
-            .collect()),
-        // Kernels without user namespaces have no uid_map: nothing to show.
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e).ctx("read", path.display()),
-    }
+/// Lines with their whitespace folded to single spaces, empty ones dropped.
+fn folded_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 fn parse_error(path: &Path, e: impl std::fmt::Display) -> Error {

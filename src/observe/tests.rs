@@ -24,7 +24,7 @@ fn reads_the_probe_through_its_pid_directory() {
         view.probe.cgroup,
         ["0::/user.slice/user-1000.slice/session-2.scope"]
     );
-    assert_eq!(view.probe.uid_map, ["0 1000 1"]);
+    assert_eq!(view.probe.uid_map(), ["0 1000 1"]);
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn a_missing_process_is_an_error_naming_the_file() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("/proc/99999/status") && err.contains("ENOENT"),
+        err.contains("/proc/99999:") && err.contains("ENOENT"),
         "{err}"
     );
 }
@@ -126,4 +126,72 @@ fn missing_sysvipc_tables_are_empty_and_garbled_ones_are_errors() {
     .unwrap();
     let err = sysvipc::read_sysvipc(dir.path()).unwrap_err().to_string();
     assert!(err.contains("sysvipc/msg") && err.contains("key"), "{err}");
+}
+
+#[test]
+fn a_view_reads_only_the_parts_asked_for() {
+    let parts = Parts::ns("pid").with(Parts::PROCESSES);
+    let view = observe_parts(&fixture(), Subject::Pid(4242), parts).unwrap();
+    // The status fields are always there; of the links, only pid's.
+    assert_eq!(view.probe.nspid, [4242, 1]);
+    assert_eq!(view.probe.ns.keys().collect::<Vec<_>>(), ["pid"]);
+    assert_eq!(view.own_ns.keys().collect::<Vec<_>>(), ["pid"]);
+    assert_eq!(view.processes.count, 3);
+    // The rest was not read, and stays out of the JSON.
+    assert!(view.probe.cgroup.is_empty() && view.probe.uid_map.is_none());
+    assert!(view.hostname.is_empty() && view.mounts.is_empty() && view.sysvipc.is_empty());
+    let json = serde_json::to_value(&view).unwrap();
+    for absent in ["hostname", "mounts", "links", "sysvipc"] {
+        assert!(json.get(absent).is_none(), "{absent} in {json}");
+    }
+    for absent in ["cgroup", "uid_map", "gid_map", "interfaces"] {
+        assert!(json["probe"].get(absent).is_none(), "{absent} in {json}");
+    }
+    // Everything, as inspect reads it, is a superset of the same answers.
+    let all = observe_parts(&fixture(), Subject::Pid(4242), Parts::ALL).unwrap();
+    assert_eq!(all.probe.ns("pid"), view.probe.ns("pid"));
+    assert_eq!(all.processes, view.processes);
+    assert_eq!(all.probe.uid_map(), ["0 1000 1"]);
+}
+
+#[test]
+fn an_unmapped_user_namespace_is_an_empty_map_not_a_missing_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("9");
+    std::fs::create_dir_all(p.join("ns")).unwrap();
+    std::fs::write(
+        p.join("status"),
+        "Name:\tnsx\nPid:\t9\nPPid:\t1\nUid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nCapEff:\t000001ffffffffff\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("uid_map"), "").unwrap();
+    let proc = read_proc(&p).unwrap();
+    assert_eq!(proc.uid_map, Some(vec![]));
+    // Kernels without user namespaces have no gid_map file at all: nothing mapped.
+    assert_eq!(proc.gid_map, Some(vec![]));
+    assert_eq!((proc.uid, proc.extra.euid, proc.pid), (65534, 65534, 9));
+    assert_eq!(proc.cap_eff, "000001ffffffffff");
+}
+
+#[test]
+fn the_status_parser_agrees_with_procfs_on_this_machine() {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap();
+    let ours = parse_status(&text).unwrap();
+    let theirs = procfs::process::Status::from_read(text.as_bytes()).unwrap();
+    assert_eq!(
+        (ours.pid, ours.ppid, ours.uid, ours.gid),
+        (theirs.pid, theirs.ppid, theirs.ruid, theirs.rgid)
+    );
+    assert_eq!(ours.nspid, theirs.nspid.unwrap_or_default());
+    let e = &ours.extra;
+    assert_eq!(
+        (e.euid, e.egid, &e.name),
+        (theirs.euid, theirs.egid, &theirs.name)
+    );
+    assert_eq!(
+        (e.cap_prm, e.cap_eff, e.cap_bnd, e.cap_amb),
+        (theirs.capprm, theirs.capeff, theirs.capbnd, theirs.capamb)
+    );
+    assert_eq!(e.seccomp, theirs.seccomp);
+    assert_eq!(e.no_new_privs, theirs.nonewprivs.map(|v| v != 0));
 }

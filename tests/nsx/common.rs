@@ -719,17 +719,21 @@ pub fn stable_json(report: &Value) -> Value {
                     }
                 }
             }
+            // A lesson's views hold only what it reads: get_mut, as indexing a missing
+            // part with [] would insert a null.
             // The lowest host PIDs include kernel threads that come and go.
-            let procs = &mut step[side]["processes"];
-            if procs["count"].is_string() {
-                procs["first"] = Value::String("[HOST-PIDS]".into());
+            if let Some(procs) = step[side].get_mut("processes") {
+                if procs["count"].is_string() {
+                    procs["first"] = Value::String("[HOST-PIDS]".into());
+                }
             }
-            let mounts = &mut step[side]["mounts"];
-            if mounts["root_propagation"]
-                .as_str()
-                .is_some_and(|p| p != "private")
-            {
-                mounts["root_propagation"] = Value::String("[HOST-PROPAGATION]".into());
+            if let Some(mounts) = step[side].get_mut("mounts") {
+                if mounts["root_propagation"]
+                    .as_str()
+                    .is_some_and(|p| p != "private")
+                {
+                    mounts["root_propagation"] = Value::String("[HOST-PROPAGATION]".into());
+                }
             }
         }
     }
