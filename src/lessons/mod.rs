@@ -216,7 +216,6 @@ pub fn run(
     if let Support::No { reason, fix } = lesson.support() {
         return Err(Error::Unsupported { reason, fix });
     }
-    crate::sandbox::sweep_temp_dirs();
     let privilege = Privilege::current();
     // Without root the sandbox adds a user namespace to every probe, and the output says
     // so: the views then show it too (its link and the id maps nsx wrote).
@@ -298,6 +297,44 @@ where
         actions,
         pid,
     })
+}
+
+/// Runs one probe per spec side by side: every probe is cloned and told to go before the
+/// first report is read, so one probe's clone, setup and view overlap another's and the
+/// host's reading of the one before. `probe` gets the index of its spec.
+///
+/// Only for probes that cannot see one another: each is in namespaces of its own or
+/// changes nothing the host shows. A lesson whose probe changes what the host sees (an
+/// IPC object created in the host's namespace, a veth) runs that probe on its own.
+pub fn probes_together<T, F>(specs: &[crate::sandbox::Spec], probe: F) -> Result<Vec<Run<T>>>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+    F: Fn(usize, &mut crate::sandbox::Inside) -> Result<T>,
+{
+    let mut children = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.iter().enumerate() {
+        children.push(crate::sandbox::spawn(spec, |inside| probe(i, inside))?);
+    }
+    for child in &mut children {
+        child.go()?;
+    }
+    // In order; an error drops the children not yet released, which kills and reaps them.
+    let mut runs = Vec::with_capacity(children.len());
+    for mut child in children {
+        let inside = child.run()?;
+        let host = child.observe_from_host()?;
+        let pid = child.pid();
+        let actions = std::mem::take(&mut child.actions);
+        child.release();
+        runs.push(Run {
+            inside,
+            host,
+            host_extra: (),
+            actions,
+            pid,
+        });
+    }
+    Ok(runs)
 }
 
 /// "1 (PID 1)" when few enough to list, else the count.

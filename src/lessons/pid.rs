@@ -10,9 +10,10 @@ use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{join, ns_label, probe, processes_label, Ctx, Lesson, Rootless, Run};
+use super::{join, ns_label, probes_together, processes_label, Ctx, Lesson, Rootless, Run};
 use crate::error::Result;
-use crate::observe::{Parts, View};
+use crate::observe::Parts;
+use crate::observe::View;
 use crate::report::{Fact, Row, Step};
 use crate::sandbox::Spec;
 
@@ -82,7 +83,21 @@ fn step(id: &str, title: &str, run: Run<Seen>, notes: Vec<String>) -> Step {
 }
 
 fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
-    let before = probe(&Spec::new(CloneFlags::empty()), look, |_| Ok(()))?;
+    let after_spec = Spec {
+        namespaces: CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS,
+        mount_proc: true,
+        ..Spec::default()
+    };
+    // The three probes see nothing of one another (two have PID namespaces of their own,
+    // none mounts anything the host sees): they run side by side.
+    let specs = [
+        Spec::new(CloneFlags::empty()),
+        after_spec,
+        Spec::new(CloneFlags::CLONE_NEWPID),
+    ];
+    let [before, after, control]: [Run<Seen>; 3] = probes_together(&specs, |_, i| look(i))?
+        .try_into()
+        .map_err(|_| crate::error::Error::Other("internal: three probes, three runs".into()))?;
     let before_same = before.inside.getpid == before.host.probe.pid
         && before.inside.view.own_ns("pid") == ctx.baseline.own_ns("pid");
     let (b_getpid, b_host_pid) = (before.inside.getpid, before.host.probe.pid);
@@ -93,12 +108,6 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         vec![],
     ))?;
 
-    let after_spec = Spec {
-        namespaces: CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS,
-        mount_proc: true,
-        ..Spec::default()
-    };
-    let after = probe(&after_spec, look, |_| Ok(()))?;
     let a = (&after.host, &after.inside.view, after.inside.getpid);
     let host_pid = a.0.probe.pid;
     let facts_after = vec![
@@ -155,8 +164,6 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         vec![],
     ))?;
 
-    let control_spec = Spec::new(CloneFlags::CLONE_NEWPID);
-    let control = probe(&control_spec, look, |_| Ok(()))?;
     let c = (&control.host, &control.inside.view, control.inside.getpid);
     let control_note = format!(
         "getpid() says {}, but the probe still reads the host's /proc: it lists {} processes and /proc/self is {}",
