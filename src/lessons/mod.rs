@@ -216,6 +216,9 @@ pub fn run(
     if let Support::No { reason, fix } = lesson.support() {
         return Err(Error::Unsupported { reason, fix });
     }
+    // Before anything else: a run killed with SIGKILL had no chance to clean up, and the
+    // next run of any lesson removes what it left.
+    crate::sandbox::sweep_temp_dirs();
     let privilege = Privilege::current();
     // Without root the sandbox adds a user namespace to every probe, and the output says
     // so: the views then show it too (its link and the id maps nsx wrote).

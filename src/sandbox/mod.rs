@@ -402,10 +402,6 @@ pub struct TempDir {
 
 impl TempDir {
     pub fn new(what: &str) -> Result<Self> {
-        // Leftovers of killed runs go first, once per process: a lesson that makes no
-        // temp dir does not list the temp dir.
-        static SWEPT: std::sync::Once = std::sync::Once::new();
-        SWEPT.call_once(sweep_temp_dirs);
         let path = std::env::temp_dir().join(format!("nsx-{}-{what}", std::process::id()));
         std::fs::create_dir(&path).ctx("mkdir", path.display())?;
         Ok(TempDir { path })
