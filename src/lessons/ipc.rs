@@ -12,7 +12,7 @@ use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ns_label, probe, Ctx, Lesson, Rootless, Run};
+use super::{ns_label, probes_n, Ctx, Lesson, Rootless, Run};
 use crate::error::Result;
 use crate::observe::sysvipc::{read_sysvipc, SysvIpc};
 use crate::observe::Parts;
@@ -146,8 +146,18 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     ipc::ensure_key_free(key)?;
     let extra = |created: Option<(i32, i32)>| json!({ "ipc_key": key, "key": label, "created": created.map(|(s, m)| json!({ "shmid": s, "msqid": m })) });
 
-    // Before: no new namespace, nothing created: both sides read the same tables.
-    let before = probe(&Spec::new(CloneFlags::empty()), look, |_| Ok(()))?;
+    // Before: no new namespace, nothing created: both sides read the same tables. After:
+    // the same objects, created inside a new IPC namespace, where the before probe cannot
+    // see them: the two run side by side. The control creates them in the host's
+    // namespace, so it runs on its own, after both.
+    let [before, after] = probes_n(
+        [
+            Spec::new(CloneFlags::empty()),
+            Spec::new(CloneFlags::CLONE_NEWIPC),
+        ],
+        |k, i| if k == 0 { look(i) } else { create(key)(i) },
+        |_, _| Ok(()),
+    )?;
     let b = &before.inside.view;
     let mut facts = vec![Fact::new(
         "before-same-ipc-ns",
@@ -169,12 +179,6 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         vec![],
     ))?;
 
-    // After: the same objects, created inside a new IPC namespace.
-    let after = probe(
-        &Spec::new(CloneFlags::CLONE_NEWIPC),
-        create(key),
-        |_| Ok(()),
-    )?;
     let (host, inside) = (&after.host, &after.inside.view);
     facts.extend([
         Fact::new(

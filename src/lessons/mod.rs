@@ -304,40 +304,63 @@ where
 
 /// Runs one probe per spec side by side: every probe is cloned and told to go before the
 /// first report is read, so one probe's clone, setup and view overlap another's and the
-/// host's reading of the one before. `probe` gets the index of its spec.
+/// host's reading of the one before. `probe` and `host_extra` get the index of the spec
+/// (and `host_extra` the probe's PID, as for [`probe`]). The runs come back in order.
 ///
 /// Only for probes that cannot see one another: each is in namespaces of its own or
 /// changes nothing the host shows. A lesson whose probe changes what the host sees (an
 /// IPC object created in the host's namespace, a veth) runs that probe on its own.
-pub fn probes_together<T, F>(specs: &[crate::sandbox::Spec], probe: F) -> Result<Vec<Run<T>>>
+pub fn probes_together<T, H, F, G>(
+    specs: &[crate::sandbox::Spec],
+    probe: F,
+    host_extra: G,
+) -> Result<Vec<Run<T, H>>>
 where
     T: Serialize + serde::de::DeserializeOwned,
     F: Fn(usize, &mut crate::sandbox::Inside) -> Result<T>,
+    G: Fn(usize, i32) -> Result<H>,
 {
     let mut children = Vec::with_capacity(specs.len());
-    for (i, spec) in specs.iter().enumerate() {
-        children.push(crate::sandbox::spawn(spec, |inside| probe(i, inside))?);
+    for (k, spec) in specs.iter().enumerate() {
+        children.push(crate::sandbox::spawn(spec, |inside| probe(k, inside))?);
     }
     for child in &mut children {
         child.go()?;
     }
     // In order; an error drops the children not yet released, which kills and reaps them.
     let mut runs = Vec::with_capacity(children.len());
-    for mut child in children {
+    for (k, mut child) in children.into_iter().enumerate() {
         let inside = child.run()?;
         let host = child.observe_from_host()?;
         let pid = child.pid();
+        let host_extra = host_extra(k, pid)?;
         let actions = std::mem::take(&mut child.actions);
         child.release();
         runs.push(Run {
             inside,
             host,
-            host_extra: (),
+            host_extra,
             actions,
             pid,
         });
     }
     Ok(runs)
+}
+
+/// [`probes_together`] for a fixed number of probes, as an array to destructure.
+pub fn probes_n<const N: usize, T, H, F, G>(
+    specs: [crate::sandbox::Spec; N],
+    probe: F,
+    host_extra: G,
+) -> Result<[Run<T, H>; N]>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+    F: Fn(usize, &mut crate::sandbox::Inside) -> Result<T>,
+    G: Fn(usize, i32) -> Result<H>,
+{
+    probes_together(&specs, probe, host_extra)?
+        .try_into()
+        .map_err(|_| Error::Other("internal: one run per probe".into()))
 }
 
 /// "1 (PID 1)" when few enough to list, else the count.

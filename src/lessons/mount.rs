@@ -13,7 +13,7 @@ use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ns_label, probe, Ctx, Lesson, Rootless, Run};
+use super::{ns_label, probes_n, Ctx, Lesson, Rootless, Run};
 use crate::error::{Context, Result};
 use crate::observe::Parts;
 use crate::observe::View;
@@ -121,7 +121,56 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
             files: list(&dir)?,
         })
     };
-    let before = probe(&Spec::new(CloneFlags::empty()), look, |_| list(&dir))?;
+    let shared_dir = dir.join("shared-child");
+    let private_dir = dir.join("private-child");
+    // The after probe: a tmpfs in a mount namespace of its own.
+    let after = |i: &mut Inside| {
+        i.mount_tmpfs("nsx-demo", &dir)?;
+        std::fs::write(dir.join(FILE), "hello from inside the mount namespace\n")
+            .ctx("write", dir.join(FILE).display())?;
+        i.action(format!("echo hello > {}/{FILE}", dir.display()));
+        Ok(Seen {
+            view: i.observe()?,
+            files: list(&dir)?,
+        })
+    };
+    // The control: why "/" must be private first, shown in a throwaway namespace.
+    let control = |i: &mut Inside| {
+        i.mount_tmpfs("nsx-stage", &dir)?;
+        i.make_shared(&dir)?;
+        for d in [&shared_dir, &private_dir] {
+            std::fs::create_dir(d).ctx("mkdir", d.display())?;
+        }
+        let (s, p) = (shared_dir.clone(), private_dir.clone());
+        i.in_new_mount_ns(false, || Inside::mount_tmpfs_quiet("nsx-leaked", &s))?;
+        i.action(format!(
+            "  in that child: mount -t tmpfs nsx-leaked {}",
+            s.display()
+        ));
+        i.in_new_mount_ns(true, || Inside::mount_tmpfs_quiet("nsx-kept", &p))?;
+        i.action(format!(
+            "  in that child: mount -t tmpfs nsx-kept {}",
+            p.display()
+        ));
+        Ok(Seen {
+            view: i.observe()?,
+            files: list(&dir)?,
+        })
+    };
+    // Each probe mounts only in a mount namespace of its own: the three run side by side.
+    let [before, after, control] = probes_n(
+        [
+            Spec::new(CloneFlags::empty()),
+            Spec::new(CloneFlags::CLONE_NEWNS),
+            Spec::new(CloneFlags::CLONE_NEWNS),
+        ],
+        |k, i| match k {
+            0 => look(i),
+            1 => after(i),
+            _ => control(i),
+        },
+        |_, _| list(&dir),
+    )?;
     let before_fact = Fact::new(
         "before-same-table",
         format!(
@@ -140,20 +189,6 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         vec![],
     ))?;
 
-    let after = probe(
-        &Spec::new(CloneFlags::CLONE_NEWNS),
-        |i: &mut Inside| {
-            i.mount_tmpfs("nsx-demo", &dir)?;
-            std::fs::write(dir.join(FILE), "hello from inside the mount namespace\n")
-                .ctx("write", dir.join(FILE).display())?;
-            i.action(format!("echo hello > {}/{FILE}", dir.display()));
-            Ok(Seen {
-                view: i.observe()?,
-                files: list(&dir)?,
-            })
-        },
-        |_| list(&dir),
-    )?;
     let (host, inside) = (&after.host, &after.inside.view);
     let mut facts = vec![
         before_fact,
@@ -209,35 +244,6 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         vec![],
     ))?;
 
-    // The control run: why "/" must be private first, shown in a throwaway namespace.
-    let shared_dir = dir.join("shared-child");
-    let private_dir = dir.join("private-child");
-    let control = probe(
-        &Spec::new(CloneFlags::CLONE_NEWNS),
-        |i: &mut Inside| {
-            i.mount_tmpfs("nsx-stage", &dir)?;
-            i.make_shared(&dir)?;
-            for d in [&shared_dir, &private_dir] {
-                std::fs::create_dir(d).ctx("mkdir", d.display())?;
-            }
-            let (s, p) = (shared_dir.clone(), private_dir.clone());
-            i.in_new_mount_ns(false, || Inside::mount_tmpfs_quiet("nsx-leaked", &s))?;
-            i.action(format!(
-                "  in that child: mount -t tmpfs nsx-leaked {}",
-                s.display()
-            ));
-            i.in_new_mount_ns(true, || Inside::mount_tmpfs_quiet("nsx-kept", &p))?;
-            i.action(format!(
-                "  in that child: mount -t tmpfs nsx-kept {}",
-                p.display()
-            ));
-            Ok(Seen {
-                view: i.observe()?,
-                files: list(&dir)?,
-            })
-        },
-        |_| list(&dir),
-    )?;
     let stage = &control.inside.view;
     let (shared_s, private_s) = (
         shared_dir.display().to_string(),

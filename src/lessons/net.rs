@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::tcp::{self, Leg};
-use super::{join, ns_label, probe, Ctx, Lesson, Rootless};
+use super::{join, ns_label, probes_n, Ctx, Lesson, Rootless};
 use crate::error::Result;
 use crate::observe::net::{interfaces, ipv4_routes, Route};
 use crate::observe::Parts;
@@ -127,7 +127,15 @@ fn ns_step(id: &str, title: &str, run: super::Run<View>, notes: Vec<String>) -> 
 fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     let host_net = ctx.baseline.own_ns("net");
 
-    let before = probe(&Spec::new(CloneFlags::empty()), |i| i.observe(), |_| Ok(()))?;
+    // The after probe's namespace holds only its own lo: the two run side by side.
+    let [before, after] = probes_n(
+        [
+            Spec::new(CloneFlags::empty()),
+            Spec::new(CloneFlags::CLONE_NEWNET),
+        ],
+        |_, i| i.observe(),
+        |_, _| Ok(()),
+    )?;
     let (b_in, b_host) = (&before.inside, &before.host);
     let mut facts = vec![Fact::new(
         "before-same-interfaces",
@@ -146,11 +154,6 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         vec![],
     ))?;
 
-    let after = probe(
-        &Spec::new(CloneFlags::CLONE_NEWNET),
-        |i| i.observe(),
-        |_| Ok(()),
-    )?;
     let (a_in, a_host) = (&after.inside, &after.host);
     // The host's interfaces, less the veth ends of other nsx runs that come and go.
     let kept = without_other_runs(&a_host.link_names());

@@ -10,7 +10,7 @@ use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{join, ns_label, probes_together, processes_label, Ctx, Lesson, Rootless, Run};
+use super::{join, ns_label, probes_n, processes_label, Ctx, Lesson, Rootless, Run};
 use crate::error::Result;
 use crate::observe::Parts;
 use crate::observe::View;
@@ -95,9 +95,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         after_spec,
         Spec::new(CloneFlags::CLONE_NEWPID),
     ];
-    let [before, after, control]: [Run<Seen>; 3] = probes_together(&specs, |_, i| look(i))?
-        .try_into()
-        .map_err(|_| crate::error::Error::Other("internal: three probes, three runs".into()))?;
+    let [before, after, control] = probes_n(specs, |_, i| look(i), |_, _| Ok(()))?;
     let before_same = before.inside.getpid == before.host.probe.pid
         && before.inside.view.own_ns("pid") == ctx.baseline.own_ns("pid");
     let (b_getpid, b_host_pid) = (before.inside.getpid, before.host.probe.pid);

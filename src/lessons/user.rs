@@ -25,7 +25,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ns_label, probe, Ctx, Lesson, Rootless, Run};
+use super::{ns_label, probes_n, Ctx, Lesson, Rootless, Run};
 use crate::error::{Context, Error, Result};
 use crate::observe::Parts;
 use crate::observe::View;
@@ -222,7 +222,34 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     let host_user = ctx.baseline.own_ns("user");
     let host_kill = move |_: i32| -> Result<String> { Ok(attempt_kill(target)) };
 
-    let before = probe(&Spec::new(CloneFlags::empty()), look(target), host_kill)?;
+    let (id_map, expected_uid) = match ctx.privilege {
+        Privilege::Root => (
+            IdMap::Range {
+                uid: ROOT_MAP_FIRST,
+                gid: ROOT_MAP_FIRST,
+                count: ROOT_MAP_COUNT,
+            },
+            ROOT_MAP_FIRST,
+        ),
+        Privilege::Rootless => (IdMap::Invoker, my_uid),
+    };
+    let spec = Spec {
+        namespaces: CloneFlags::CLONE_NEWUSER,
+        id_map,
+        ..Spec::default()
+    };
+    let control_spec = Spec {
+        namespaces: CloneFlags::CLONE_NEWUSER,
+        id_map: IdMap::Unmapped,
+        ..Spec::default()
+    };
+    // Each probe has a user namespace of its own (or none) and only asks kill(2) whether
+    // it may: the three run side by side.
+    let [before, after, control] = probes_n(
+        [Spec::new(CloneFlags::empty()), spec, control_spec],
+        |_, i| look(target)(i),
+        |_, pid| host_kill(pid),
+    )?;
     let mut facts = vec![Fact::new(
         "before-same-uid",
         format!(
@@ -243,23 +270,6 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         vec![],
     ))?;
 
-    let (id_map, expected_uid) = match ctx.privilege {
-        Privilege::Root => (
-            IdMap::Range {
-                uid: ROOT_MAP_FIRST,
-                gid: ROOT_MAP_FIRST,
-                count: ROOT_MAP_COUNT,
-            },
-            ROOT_MAP_FIRST,
-        ),
-        Privilege::Rootless => (IdMap::Invoker, my_uid),
-    };
-    let spec = Spec {
-        namespaces: CloneFlags::CLONE_NEWUSER,
-        id_map,
-        ..Spec::default()
-    };
-    let after = probe(&spec, look(target), host_kill)?;
     let (host, inside) = (&after.host, &after.inside.view);
     let mapped = map_id(host.probe.uid_map(), 0);
     facts.extend([
@@ -349,12 +359,6 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         vec![note],
     ))?;
 
-    let control_spec = Spec {
-        namespaces: CloneFlags::CLONE_NEWUSER,
-        id_map: IdMap::Unmapped,
-        ..Spec::default()
-    };
-    let control = probe(&control_spec, look(target), host_kill)?;
     let c = (&control.host, &control.inside);
     let mut notes = vec![format!(
         "an id with no mapping cannot be named inside, so the kernel shows the overflow uid {overflow_uid} (\"nobody\") in its place"

@@ -7,7 +7,7 @@
 use nix::sched::CloneFlags;
 use serde_json::json;
 
-use super::{ns_label, probe, Ctx, Lesson, Rootless, Run};
+use super::{ns_label, probes_n, Ctx, Lesson, Rootless, Run};
 use crate::error::Result;
 use crate::observe::Parts;
 use crate::observe::View;
@@ -59,7 +59,17 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     let host_uts = ctx.baseline.own_ns("uts");
     let wanted = ctx.options.hostname.clone();
 
-    let before = probe(&Spec::new(CloneFlags::empty()), |i| i.observe(), |_| Ok(()))?;
+    let spec = Spec {
+        namespaces: CloneFlags::CLONE_NEWUTS,
+        hostname: Some(wanted.clone()),
+        ..Spec::default()
+    };
+    // The after probe renames only its own UTS namespace: the two run side by side.
+    let [before, after] = probes_n(
+        [Spec::new(CloneFlags::empty()), spec],
+        |_, i| i.observe(),
+        |_, _| Ok(()),
+    )?;
     let before_fact = Fact::new(
         "before-same-hostname",
         format!(
@@ -75,12 +85,6 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         before,
     ))?;
 
-    let spec = Spec {
-        namespaces: CloneFlags::CLONE_NEWUTS,
-        hostname: Some(wanted.clone()),
-        ..Spec::default()
-    };
-    let after = probe(&spec, |i| i.observe(), |_| Ok(()))?;
     let (host, inside) = (&after.host, &after.inside);
     let facts = vec![
         before_fact,
