@@ -50,10 +50,12 @@ PY
 echo "median wall time over $runs runs (hyperfine -N)"
 bench pid "$nsx lesson pid --format json" "unshare --fork --pid --mount-proc true"
 # Each namespace lesson beside unshare(1) with the same namespace flag. The lesson does
-# more than unshare (three probes for ipc and user, two for cgroupns and time, /proc read
-# from both sides, JSON out), so the ratio is the price of the explanation. When only
-# some lessons exist (branches), missing ones are skipped.
+# more than unshare (three probes for pid, mount, ipc and user, two for uts, cgroupns
+# and time, /proc read from both sides, JSON out), so the ratio is the price of the
+# explanation. When only some lessons exist (branches), missing ones are skipped.
 for pair in \
+  "uts|unshare --uts true" \
+  "mount|unshare --mount true" \
   "ipc|unshare --ipc true" \
   "user|unshare --user true" \
   "cgroupns|unshare --cgroup true" \
