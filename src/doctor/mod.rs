@@ -348,11 +348,14 @@ pub fn examine_for(
     } else {
         Cgroups::default()
     };
-    let namespaces = if wants(|n| matches!(n, Need::Namespace(_))) {
-        namespaces(sys, &kernel)
-    } else {
-        Vec::new()
-    };
+    let types: Vec<&str> = needs
+        .iter()
+        .filter_map(|n| match n {
+            Need::Namespace(ty) => Some(*ty),
+            _ => None,
+        })
+        .collect();
+    let namespaces = namespaces_of(sys, &kernel, &types);
     let overlay = if wants(|n| matches!(n, Need::Overlay)) {
         overlay(sys, &kernel)
     } else {
@@ -408,7 +411,8 @@ pub fn examine(sys: &SysRoot, privilege: Privilege, user: Option<User>) -> Machi
 }
 
 fn nsx_process(sys: &SysRoot) -> NsxProcess {
-    match observe::read_proc(&sys.path("/proc/self")) {
+    // Status and the id maps are all it uses.
+    match observe::read_proc_with(&sys.path("/proc/self"), observe::Parts::ID_MAPS) {
         Ok(p) => {
             let uid_map = p.uid_map().to_vec();
             NsxProcess {
@@ -894,7 +898,12 @@ fn kconfig(ty: &str) -> &'static str {
 }
 
 fn namespaces(sys: &SysRoot, kernel: &Kernel) -> Vec<NamespaceType> {
-    NS_TYPES
+    namespaces_of(sys, kernel, &NS_TYPES)
+}
+
+/// The namespace types in `types` (names of [`NS_TYPES`]).
+fn namespaces_of(sys: &SysRoot, kernel: &Kernel, types: &[&str]) -> Vec<NamespaceType> {
+    types
         .iter()
         .map(|ty| {
             let present = sys.exists(format!("/proc/self/ns/{ty}"));

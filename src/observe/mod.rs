@@ -367,6 +367,11 @@ pub fn read_proc(dir: &Path) -> Result<Proc> {
     read_proc_parts(dir, Parts::ALL, &mut Vec::with_capacity(BUF))
 }
 
+/// Reads the status of one process directory and the `parts` of it.
+pub fn read_proc_with(dir: &Path, parts: Parts) -> Result<Proc> {
+    read_proc_parts(dir, parts, &mut Vec::with_capacity(BUF))
+}
+
 fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> {
     let d = ProcDir::open(dir)?;
     d.read("status", buf)?;
