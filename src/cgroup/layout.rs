@@ -237,42 +237,24 @@ pub fn parse_proc_cgroup(text: &str) -> Result<Vec<Membership>> {
 }
 
 /// Parses the text of `file`, a `/proc/<pid>/cgroup`; errors name `file`.
+///
+/// The lines are split by [`crate::observe::cgroup::parse_cgroup`], the parser the
+/// lessons show the file with; placement also drops the " (deleted)" a zombie whose
+/// cgroup was removed shows after the path, keeping the path it names.
 pub fn parse_proc_cgroup_of(text: &str, file: &Path) -> Result<Vec<Membership>> {
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = || {
-            Error::Other(format!(
-                "parse {}: line {}: {line:?}",
-                file.display(),
-                n + 1
-            ))
-        };
-        let mut parts = line.splitn(3, ':');
-        let (id, list, path) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(i), Some(l), Some(p)) => (i, l, p),
-            _ => return Err(bad()),
-        };
-        let hierarchy_id = id.parse().map_err(|_| bad())?;
-        // A zombie whose cgroup was removed shows " (deleted)" after the path.
-        let path = path.strip_suffix(" (deleted)").unwrap_or(path);
-        if !path.starts_with('/') {
-            return Err(bad());
-        }
-        let controllers = list
-            .split(',')
-            .filter(|c| !c.is_empty())
-            .map(str::to_string)
-            .collect();
-        out.push(Membership {
-            hierarchy_id,
-            controllers,
-            path: PathBuf::from(path),
-        });
-    }
-    Ok(out)
+    let lines = crate::observe::cgroup::parse_cgroup(text)
+        .map_err(|why| Error::Other(format!("parse {}: {why}", file.display())))?;
+    Ok(lines
+        .into_iter()
+        .map(|l| {
+            let path = l.path.strip_suffix(" (deleted)").unwrap_or(&l.path);
+            Membership {
+                hierarchy_id: l.hierarchy,
+                controllers: l.controllers,
+                path: PathBuf::from(path),
+            }
+        })
+        .collect())
 }
 
 /// The cgroup layout as this process sees it: mode, mounts and own memberships.
