@@ -6,16 +6,19 @@
 //! - /proc/self/mountinfo gives every cgroup mount: its mount point, the part of the
 //!   hierarchy it shows (field 4, "root"), and for v1 the controllers bound to it (super
 //!   options such as `rw,cpu,cpuacct`), so co-mounted controllers are found wherever they
-//!   are mounted;
+//!   are mounted; where the hierarchies nsx uses are mounted at their standard places,
+//!   statmount(2) of those places gives the same lines for less ([`super::standard`]);
 //! - /proc/self/cgroup gives our own cgroup in each hierarchy
 //!   (`hierarchy-ID:controller-list:path`, cgroups(7)).
 
 use std::fmt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
+use super::standard::{self, Fallback, USED_V1};
 use crate::error::{sys, Context, Error, Result};
 
 /// Where distributions mount cgroups.
@@ -54,12 +57,16 @@ impl Mode {
     /// cgroup2 at the root is v2; a tmpfs at the root holding v1 mounts is v1, or hybrid
     /// when `root/unified` is a cgroup2 mount.
     pub fn detect_at(root: &Path) -> Result<Mode> {
-        use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
-        let st = match statfs(root) {
-            Ok(st) => st,
-            Err(Errno::ENOENT) => return Err(no_cgroupfs(root, "it does not exist")),
-            Err(e) => return Err(sys("statfs", root.display(), e)),
+        Mode::detect_in(&open_root(root)?, root)
+    }
+
+    /// [`Mode::detect_at`] for `dir`, a descriptor of `root` from [`open_root`].
+    pub(crate) fn detect_in(dir: &OwnedFd, root: &Path) -> Result<Mode> {
+        use nix::sys::statfs::{
+            fstatfs, statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC,
         };
+        // fstatfs(2) works on an O_PATH descriptor (open(2), since Linux 3.12).
+        let st = fstatfs(dir).map_err(|e| sys("statfs", root.display(), e))?;
         let t = st.filesystem_type();
         if t == CGROUP2_SUPER_MAGIC {
             return Ok(Mode::V2);
@@ -99,6 +106,20 @@ impl Mode {
             root,
             "the mount table has no cgroup mount there",
         ))
+    }
+}
+
+/// A descriptor of the cgroup root: open(2) with O_PATH, which needs no permission on
+/// the directory and serves fstatfs(2) and statx(2) relative to it, so the path is
+/// walked once.
+pub(crate) fn open_root(root: &Path) -> Result<OwnedFd> {
+    use nix::fcntl::{open, OFlag};
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    match open(root, flags, nix::sys::stat::Mode::empty()) {
+        Ok(fd) => Ok(fd),
+        Err(Errno::ENOENT) => Err(no_cgroupfs(root, "it does not exist")),
+        Err(Errno::ENOTDIR) => Err(no_cgroupfs(root, "it is not a directory")),
+        Err(e) => Err(sys("open", root.display(), e)),
     }
 }
 
@@ -177,11 +198,7 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<CgroupMount>> {
         let controllers = if v2 {
             Vec::new()
         } else {
-            post[2]
-                .split(',')
-                .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
-                .map(str::to_string)
-                .collect()
+            v1_controllers(post[2])
         };
         mounts.push(CgroupMount {
             root: PathBuf::from(unescape(pre[3])),
@@ -191,6 +208,15 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<CgroupMount>> {
         });
     }
     Ok(mounts)
+}
+
+/// The controllers (and `name=<x>`) among a v1 mount's super options, in their order.
+pub(crate) fn v1_controllers(super_options: &str) -> Vec<String> {
+    super_options
+        .split(',')
+        .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Undoes the kernel's octal escapes (`\040` is a space) in mountinfo paths.
@@ -272,27 +298,61 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// This machine, seen from this process: statfs(2) of /sys/fs/cgroup,
-    /// /proc/self/mountinfo and /proc/self/cgroup.
+    /// Where nsx puts lesson cgroups on this machine, seen from this process: the mode
+    /// (statfs(2) of /sys/fs/cgroup), our own cgroups (/proc/self/cgroup), whether swap
+    /// is in use (sysinfo(2)), and the mounts of the hierarchies nsx uses (those of
+    /// [`USED_V1`] on v1 and hybrid, cgroup2 on v2). The mounts come from statmount(2)
+    /// of their standard places ([`super::standard`]), or from /proc/self/mountinfo
+    /// whenever that is not certain. For every mount, see [`Layout::detect_all`].
     pub fn detect() -> Result<Layout> {
+        Layout::detect_traced().map(|(layout, _)| layout)
+    }
+
+    /// [`Layout::detect`], also saying why /proc/self/mountinfo had to be read (`None`
+    /// when the standard places answered).
+    pub fn detect_traced() -> Result<(Layout, Option<Fallback>)> {
+        let root = Path::new(DEFAULT_ROOT);
+        let dir = open_root(root)?;
+        let mode = Mode::detect_in(&dir, root)?;
+        let cg = Path::new("/proc/self/cgroup");
+        let membership = parse_proc_cgroup(&read_proc(cg)?)?;
+        let mut at =
+            |place: &Path, options: bool| standard::mount_at_in(dir.as_fd(), root, place, options);
+        let (mounts, fallback) = match standard::standard_mounts(mode, root, &membership, &mut at) {
+            Ok(mounts) => (mounts, None),
+            Err(why) => {
+                let mi = Path::new("/proc/self/mountinfo");
+                let all = parse_mountinfo(&read_proc(mi)?)?;
+                (used_mounts(mode, all), Some(why))
+            }
+        };
+        let layout = Layout {
+            mode,
+            root: root.to_path_buf(),
+            mounts,
+            membership,
+            swap: swap_in_use(),
+        };
+        Ok((layout, fallback))
+    }
+
+    /// Like [`Layout::detect`] with every cgroup mount of /proc/self/mountinfo, for
+    /// finding the directory of any process's cgroup in any hierarchy.
+    pub fn detect_all() -> Result<Layout> {
         let root = Path::new(DEFAULT_ROOT);
         let mode = Mode::detect_at(root)?;
         let mi = Path::new("/proc/self/mountinfo");
         let cg = Path::new("/proc/self/cgroup");
-        let mountinfo = std::fs::read_to_string(mi).ctx("read", mi.display())?;
-        let proc_cgroup = std::fs::read_to_string(cg).ctx("read", cg.display())?;
-        let mut layout = Layout::from_parts(mode, root, &mountinfo, &proc_cgroup)?;
-        // proc(5): /proc/swaps has a header line, then one line per swap area.
-        let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
-        layout.swap = swaps.lines().skip(1).any(|l| !l.trim().is_empty());
+        let mut layout = Layout::from_parts(mode, root, &read_proc(mi)?, &read_proc(cg)?)?;
+        layout.swap = swap_in_use();
         Ok(layout)
     }
 
     /// [`Layout::detect`] once per process: later calls return the first answer.
     ///
     /// A lesson needs the layout several times (to check it can run, to sweep leftovers,
-    /// to create its cgroup), and detection reads three /proc files and two statfs(2):
-    /// as much as creating, joining and removing a cgroup together. Neither the mounts
+    /// to create its cgroup), and detection costs a good part of creating, joining and
+    /// removing a cgroup (docs/performance.md). Neither the mounts
     /// nor nsx's own cgroup change while nsx runs. A process that moves itself to another
     /// cgroup (a probe) must call [`Layout::detect`] instead: a forked child inherits this
     /// cache.
@@ -407,6 +467,60 @@ impl Layout {
     }
 }
 
+/// The mounts of the hierarchies nsx creates lesson cgroups in: cgroup2 on v2, on v1 and
+/// hybrid the v1 hierarchies of [`USED_V1`].
+pub fn used_mounts(mode: Mode, mounts: Vec<CgroupMount>) -> Vec<CgroupMount> {
+    mounts
+        .into_iter()
+        .filter(|m| match mode {
+            Mode::V2 => m.v2,
+            Mode::V1 | Mode::Hybrid => {
+                !m.v2 && m.controllers.iter().any(|c| USED_V1.contains(&c.as_str()))
+            }
+        })
+        .collect()
+}
+
+/// Whether the machine has swap in use: sysinfo(2)'s total swap is the size of the
+/// active swap areas, the ones /proc/swaps lists, without reading (and the kernel
+/// printing) a file.
+fn swap_in_use() -> bool {
+    let mut info = std::mem::MaybeUninit::<libc::sysinfo>::zeroed();
+    // SAFETY: info is a writable sysinfo buffer; sysinfo(2) fills it or fails.
+    if unsafe { libc::sysinfo(info.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: sysinfo returned 0.
+    unsafe { info.assume_init() }.totalswap > 0
+}
+
+/// Reads a small /proc file with one open(2), read(2)s until the end (a procfs file of
+/// a few lines comes in one, then the empty read at the end) and close(2); without the
+/// extra statx(2) and lseek(2) that `std::fs::read_to_string` spends on sizing a buffer
+/// procfs cannot size.
+pub(crate) fn read_proc(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let read = || -> std::io::Result<String> {
+        let mut file = std::fs::File::open(path)?;
+        let mut buf = vec![0u8; 4096];
+        let mut len = 0;
+        loop {
+            if len == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            match file.read(&mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(len);
+        String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    };
+    read().ctx("read", path.display())
+}
+
 /// `mount point + (own path relative to the mount's root)`, preferring mounts under the
 /// cgroup root (a hierarchy may also be bind-mounted elsewhere).
 fn own_dir(candidates: &[&CgroupMount], root: &Path, own: &Path, what: &str) -> Result<PathBuf> {
@@ -431,7 +545,7 @@ fn own_dir(candidates: &[&CgroupMount], root: &Path, own: &Path, what: &str) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// This development machine: v1 controllers in separate hierarchies (cpu and cpuacct

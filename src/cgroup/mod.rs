@@ -21,6 +21,7 @@ pub mod fs;
 pub mod layout;
 pub mod limits;
 pub mod rosetta;
+pub mod standard;
 pub mod stats;
 pub mod sweep;
 pub mod v1;
