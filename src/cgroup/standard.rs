@@ -9,12 +9,13 @@
 //! /proc/self/cgroup shows for it (`cpu,cpuacct`).
 //!
 //! For each such *standard place* nsx asks the kernel about the mount there, and only
-//! about it: statx(2) gives the unique ID of the mount the path itself is on (without
-//! following a symlink), and statmount(2) (Linux 6.8; options since 6.11) gives that
-//! mount's file-system magic, its mount point, the part of the hierarchy it shows (its
-//! root, relative to our cgroup namespace) and, for v1, its super options, which name its
-//! controllers. That is the same information as the mount's line in mountinfo, so the
-//! result is a [`CgroupMount`] equal to the one the mountinfo parse gives for that line.
+//! about it: statx(2), without following a symlink, says whether the place is the root
+//! of a mount (STATX_ATTR_MOUNT_ROOT) and gives that mount's unique ID; statmount(2)
+//! (Linux 6.8; options since 6.11) gives the mount's file-system magic, the part of the
+//! hierarchy it shows (its root, relative to our cgroup namespace, as mountinfo prints
+//! it) and, for v1, its super options, which name its controllers. That is what the
+//! mount's line in mountinfo says, so the result is the [`CgroupMount`] the mountinfo
+//! parse gives for that line, and placement follows from it the same way.
 //!
 //! Whenever the answer is not exactly the standard layout, [`standard_mounts`] returns
 //! a [`Fallback`] and the caller reads mountinfo instead: no statmount(2) (older kernels,
@@ -184,7 +185,6 @@ fn holds_ours(mount: &CgroupMount, own: &Membership) -> Result<(), Fallback> {
 // statmount(2) request and answer (include/uapi/linux/mount.h).
 const STATMOUNT_SB_BASIC: u64 = 0x1;
 const STATMOUNT_MNT_ROOT: u64 = 0x8;
-const STATMOUNT_MNT_POINT: u64 = 0x10;
 const STATMOUNT_MNT_OPTS: u64 = 0x80;
 /// `struct mnt_id_req` as first defined (MNT_ID_REQ_SIZE_VER0), which every kernel
 /// with statmount(2) accepts.
@@ -202,7 +202,6 @@ const SM_MNT_OPTS: usize = 4;
 const SM_MASK: usize = 8;
 const SM_SB_MAGIC: usize = 24;
 const SM_MNT_ROOT: usize = 104;
-const SM_MNT_POINT: usize = 108;
 const SM_STR: usize = 512;
 
 /// The syscall number where the architecture has statmount(2) (457 in the common table
@@ -256,7 +255,8 @@ fn lookup(dirfd: RawFd, rel: &Path, place: &Path, options: bool) -> Result<Mount
     if rel.as_os_str().is_empty() {
         flags |= libc::AT_EMPTY_PATH;
     }
-    // statx(2): STATX_MNT_ID_UNIQUE (Linux 6.8) is the ID statmount(2) takes;
+    // statx(2): STATX_MNT_ID_UNIQUE (Linux 6.8) is the ID statmount(2) takes, and
+    // STATX_ATTR_MOUNT_ROOT (Linux 5.8) says whether the path is the root of that mount;
     // AT_SYMLINK_NOFOLLOW so that a symlink at the standard place is seen as what it is
     // (a file on the parent's tmpfs), not as the mount it points to.
     let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
@@ -279,12 +279,22 @@ fn lookup(dirfd: RawFd, rel: &Path, place: &Path, options: bool) -> Result<Mount
     }
     // SAFETY: statx returned 0, so it filled the buffer.
     let stx = unsafe { stx.assume_init() };
-    if stx.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 {
+    let mount_root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if stx.stx_mask & libc::STATX_MNT_ID_UNIQUE == 0 || stx.stx_attributes_mask & mount_root == 0 {
         return Err(unsupported(
             "statx(2) gives no unique mount ID (Linux 6.8)".into(),
         ));
     }
-    let mut mask = STATMOUNT_SB_BASIC | STATMOUNT_MNT_ROOT | STATMOUNT_MNT_POINT;
+    if stx.stx_attributes & mount_root == 0 {
+        // A directory or a symlink in the mount of the parent: nothing is mounted here.
+        return Err(Fallback::NotStandard(format!(
+            "{} is not the root of a mount",
+            place.display()
+        )));
+    }
+    // The mount point is the place itself: statx(2) said it is the root of the mount
+    // path lookup ends in there (the topmost one, as for every other access to it).
+    let mut mask = STATMOUNT_SB_BASIC | STATMOUNT_MNT_ROOT;
     if options {
         mask |= STATMOUNT_MNT_OPTS;
     }
@@ -296,8 +306,8 @@ fn lookup(dirfd: RawFd, rel: &Path, place: &Path, options: bool) -> Result<Mount
     };
     // 8-byte aligned, as struct statmount wants.
     let mut buf = [0u64; 512];
-    // statmount(2): the mount's superblock magic, root, mount point (relative to our
-    // root) and options, in one call, without the kernel printing the whole mount table
+    // statmount(2): the mount's superblock magic, root (the part of the file system it
+    // shows) and options, in one call, without the kernel printing the whole mount table
     // as it does for /proc/self/mountinfo.
     // SAFETY: req is a valid mnt_id_req, buf is writable for its full byte length.
     let rc = unsafe {
@@ -317,11 +327,18 @@ fn lookup(dirfd: RawFd, rel: &Path, place: &Path, options: bool) -> Result<Mount
     let bytes = unsafe {
         std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), std::mem::size_of_val(&buf))
     };
-    parse_statmount(bytes, mask)
+    let (magic, root, options) = parse_statmount(bytes, mask)?;
+    Ok(MountAt {
+        magic,
+        mount_point: place.to_path_buf(),
+        root,
+        options,
+    })
 }
 
-/// Reads the fields asked for (`mask`) out of a statmount(2) answer.
-pub fn parse_statmount(buf: &[u8], mask: u64) -> Result<MountAt, Fallback> {
+/// Reads the fields asked for (`mask`) out of a statmount(2) answer: the file system's
+/// magic, the mount's root, and its options when asked for and the kernel gave them.
+pub fn parse_statmount(buf: &[u8], mask: u64) -> Result<(u64, PathBuf, Option<String>), Fallback> {
     let bad = |why: &str| Fallback::Unsupported(format!("statmount(2) answer: {why}"));
     let u32_at = |off: usize| -> Option<u32> {
         buf.get(off..off + 4)
@@ -362,12 +379,11 @@ pub fn parse_statmount(buf: &[u8], mask: u64) -> Result<MountAt, Fallback> {
     } else {
         None
     };
-    Ok(MountAt {
-        magic: u64_at(SM_SB_MAGIC).ok_or_else(|| bad("too short"))?,
-        mount_point: string(SM_MNT_POINT)?,
-        root: string(SM_MNT_ROOT)?,
+    Ok((
+        u64_at(SM_SB_MAGIC).ok_or_else(|| bad("too short"))?,
+        string(SM_MNT_ROOT)?,
         options,
-    })
+    ))
 }
 
 #[cfg(test)]
@@ -634,48 +650,38 @@ mod tests {
 
     #[test]
     fn statmount_answers_are_read_by_offset() {
-        let all =
-            STATMOUNT_SB_BASIC | STATMOUNT_MNT_ROOT | STATMOUNT_MNT_POINT | STATMOUNT_MNT_OPTS;
+        let all = STATMOUNT_SB_BASIC | STATMOUNT_MNT_ROOT | STATMOUNT_MNT_OPTS;
         let buf = answer(
             all | 0x20,
             0x27e0eb,
-            &[
-                (SM_MNT_ROOT, "/"),
-                (SM_MNT_POINT, "/sys/fs/cgroup/cpu,cpuacct"),
-                (SM_MNT_OPTS, "cpu,cpuacct"),
-            ],
+            &[(SM_MNT_ROOT, "/docker/abc"), (SM_MNT_OPTS, "cpu,cpuacct")],
         );
         assert_eq!(
             parse_statmount(&buf, all).unwrap(),
-            MountAt {
-                magic: 0x27e0eb,
-                mount_point: PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"),
-                root: PathBuf::from("/"),
-                options: Some("cpu,cpuacct".to_string()),
-            }
+            (
+                0x27e0eb,
+                PathBuf::from("/docker/abc"),
+                Some("cpu,cpuacct".to_string())
+            )
         );
         // A kernel without mount options (6.8 to 6.10), or a mount without any: no
         // options, and standard_mounts decides what that means.
-        let old = answer(
-            all & !STATMOUNT_MNT_OPTS,
-            0x27e0eb,
-            &[(SM_MNT_ROOT, "/"), (SM_MNT_POINT, "/sys/fs/cgroup/memory")],
-        );
-        assert_eq!(parse_statmount(&old, all).unwrap().options, None);
-        // Without the mount point, nothing can be said.
-        let no_point = answer(
-            STATMOUNT_SB_BASIC | STATMOUNT_MNT_ROOT,
-            0x27e0eb,
-            &[(SM_MNT_ROOT, "/")],
-        );
+        let old = answer(all & !STATMOUNT_MNT_OPTS, 0x27e0eb, &[(SM_MNT_ROOT, "/")]);
+        assert_eq!(parse_statmount(&old, all).unwrap().2, None);
+        // Without the root, nothing can be said.
+        let no_root = answer(STATMOUNT_SB_BASIC, 0x27e0eb, &[]);
         assert!(matches!(
-            parse_statmount(&no_point, all),
+            parse_statmount(&no_root, all),
             Err(Fallback::Unsupported(_))
         ));
         // Garbage is refused, never read past the answer.
         let mut bad = buf.clone();
-        bad[SM_MNT_POINT..SM_MNT_POINT + 4].copy_from_slice(&4000u32.to_ne_bytes());
+        bad[SM_MNT_ROOT..SM_MNT_ROOT + 4].copy_from_slice(&4000u32.to_ne_bytes());
         assert!(parse_statmount(&bad, all).is_err());
+        // A size that cuts a string before its NUL.
+        let mut unterminated = buf.clone();
+        unterminated[SM_SIZE..SM_SIZE + 4].copy_from_slice(&((SM_STR + 5) as u32).to_ne_bytes());
+        assert!(parse_statmount(&unterminated, all).is_err());
         let mut bad = buf.clone();
         bad[SM_SIZE..SM_SIZE + 4].copy_from_slice(&9000u32.to_ne_bytes());
         assert!(parse_statmount(&bad, all).is_err());
@@ -726,6 +732,16 @@ mod tests {
             assert_eq!(fast.v1_own_dir(c).ok(), full.v1_own_dir(c).ok(), "{c}");
         }
         assert_eq!(fast.v2_own_dir().ok(), full.v2_own_dir().ok());
+        if mode == Mode::Hybrid {
+            // The cgroup2 mount of a hybrid machine is a real v2 hierarchy: the v2 path
+            // of the kernel's answers, taking `unified` as the root.
+            let unified = root().join("unified");
+            let v2_kernel = standard_mounts(Mode::V2, &unified, &membership, &mut mount_at);
+            let v2_mountinfo =
+                standard_mounts(Mode::V2, &unified, &membership, &mut lookup_in(&mi));
+            assert_eq!(v2_kernel, v2_mountinfo);
+            assert!(v2_kernel.is_ok(), "{v2_kernel:?}");
+        }
     }
 
     #[test]
