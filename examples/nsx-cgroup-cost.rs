@@ -3,12 +3,12 @@
 //!
 //! One iteration of nsx's side is what the lesson does: `LessonCgroup::create`,
 //! `set_memory_max`, `add_process`, and `remove`. Finding the machine's cgroup layout
-//! (`Layout::detect`: /proc/self/cgroup, statfs, and statmount of the hierarchies' standard
-//! places or else /proc/self/mountinfo) happens once per process, before the lesson
-//! creates anything (when it sweeps leftovers). Each iteration therefore detects the
-//! layout afresh and creates the cgroup in it (`LessonCgroup::create_with`), as the first
-//! `Layout::current` of a lesson does: the figure that counts is that whole, against the
-//! bare system calls. Detection and the rest are also shown apart.
+//! (statfs of /sys/fs/cgroup, /proc/self/cgroup, sysinfo; then statx+statmount of the
+//! memory hierarchy's standard place, or else /proc/self/mountinfo) happens once per
+//! process: the sweep of leftovers detects the base, `LessonCgroup::create` adds the
+//! memory hierarchy. Each iteration therefore does both afresh and creates the cgroup in
+//! that layout (`LessonCgroup::create_with`): the figure that counts is that whole,
+//! against the bare system calls. Detection and the rest are also shown apart.
 //! The bare side then replays exactly the operations nsx recorded (every mkdir, write,
 //! read and rmdir, in order, on the same paths) with plain std::fs calls: the same files
 //! and the same number of writes by construction. The two alternate, so drift in the
@@ -105,14 +105,14 @@ fn median(v: &mut [Duration]) -> f64 {
 
 fn run(runs: usize) -> nsx::Result<()> {
     // Which way detection goes on this machine (the same every time in one place).
-    let (_, fallback) = Layout::detect_traced()?;
+    let mut fallback = None;
     // Detection alone, back to back, against the same layout read from
     // /proc/self/mountinfo as every detection did before the standard places were asked
     // (detect_all keeps every mount; the parse is the same). Alternating, 100 each.
     let (mut fast, mut slow) = (Vec::new(), Vec::new());
     for _ in 0..runs.min(100) {
         let t = Instant::now();
-        Layout::detect()?;
+        Layout::detect_for(&[])?.extend_to(&["memory"])?;
         fast.push(t.elapsed());
         let t = Instant::now();
         Layout::detect_all()?;
@@ -136,10 +136,15 @@ fn run(runs: usize) -> nsx::Result<()> {
     let mut shown = Vec::new();
     let result = (|| -> nsx::Result<()> {
         for i in 0..runs {
-            // nsx, as one lesson process: detect the layout (what Layout::current does
-            // on its first call), create, limit, join ... remove.
+            // nsx, as one lesson process: detect the layout (what the sweep's
+            // Layout::current_for(&[]) does first), look up the memory hierarchy (what
+            // LessonCgroup::create's Layout::current_for(["memory"]) adds), create, limit,
+            // join ... remove.
             let t0 = Instant::now();
-            let layout = Layout::detect()?;
+            let mut layout = Layout::detect_for(&[])?;
+            if let Some(why) = layout.extend_to(&["memory"])? {
+                fallback = Some(why);
+            }
             let detected = t0.elapsed();
             let mut cg = LessonCgroup::create_with(
                 &layout,

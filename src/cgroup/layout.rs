@@ -12,8 +12,8 @@
 //!   (`hierarchy-ID:controller-list:path`, cgroups(7)).
 
 use std::fmt;
-use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
@@ -57,16 +57,12 @@ impl Mode {
     /// cgroup2 at the root is v2; a tmpfs at the root holding v1 mounts is v1, or hybrid
     /// when `root/unified` is a cgroup2 mount.
     pub fn detect_at(root: &Path) -> Result<Mode> {
-        Mode::detect_in(&open_root(root)?, root)
-    }
-
-    /// [`Mode::detect_at`] for `dir`, a descriptor of `root` from [`open_root`].
-    pub(crate) fn detect_in(dir: &OwnedFd, root: &Path) -> Result<Mode> {
-        use nix::sys::statfs::{
-            fstatfs, statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC,
+        use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC, TMPFS_MAGIC};
+        let st = match statfs(root) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => return Err(no_cgroupfs(root, "it does not exist")),
+            Err(e) => return Err(sys("statfs", root.display(), e)),
         };
-        // fstatfs(2) works on an O_PATH descriptor (open(2), since Linux 3.12).
-        let st = fstatfs(dir).map_err(|e| sys("statfs", root.display(), e))?;
         let t = st.filesystem_type();
         if t == CGROUP2_SUPER_MAGIC {
             return Ok(Mode::V2);
@@ -106,20 +102,6 @@ impl Mode {
             root,
             "the mount table has no cgroup mount there",
         ))
-    }
-}
-
-/// A descriptor of the cgroup root: open(2) with O_PATH, which needs no permission on
-/// the directory and serves fstatfs(2) and statx(2) relative to it, so the path is
-/// walked once.
-pub(crate) fn open_root(root: &Path) -> Result<OwnedFd> {
-    use nix::fcntl::{open, OFlag};
-    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    match open(root, flags, nix::sys::stat::Mode::empty()) {
-        Ok(fd) => Ok(fd),
-        Err(Errno::ENOENT) => Err(no_cgroupfs(root, "it does not exist")),
-        Err(Errno::ENOTDIR) => Err(no_cgroupfs(root, "it is not a directory")),
-        Err(e) => Err(sys("open", root.display(), e)),
     }
 }
 
@@ -311,29 +293,87 @@ impl Layout {
     /// [`Layout::detect`], also saying why /proc/self/mountinfo had to be read (`None`
     /// when the standard places answered).
     pub fn detect_traced() -> Result<(Layout, Option<Fallback>)> {
+        Layout::detect_for_traced(&USED_V1)
+    }
+
+    /// [`Layout::detect`] with the mounts of the hierarchies of `wanted` only (v1
+    /// controller names, e.g. `["memory"]`; on v2 any name means the one hierarchy, and
+    /// none means no mount). [`Layout::extend_to`] adds more later.
+    pub fn detect_for(wanted: &[&str]) -> Result<Layout> {
+        Layout::detect_for_traced(wanted).map(|(layout, _)| layout)
+    }
+
+    fn detect_for_traced(wanted: &[&str]) -> Result<(Layout, Option<Fallback>)> {
         let root = Path::new(DEFAULT_ROOT);
-        let dir = open_root(root)?;
-        let mode = Mode::detect_in(&dir, root)?;
+        let mode = Mode::detect_at(root)?;
         let cg = Path::new("/proc/self/cgroup");
         let membership = parse_proc_cgroup(&read_proc(cg)?)?;
-        let mut at =
-            |place: &Path, options: bool| standard::mount_at_in(dir.as_fd(), root, place, options);
-        let (mounts, fallback) = match standard::standard_mounts(mode, root, &membership, &mut at) {
-            Ok(mounts) => (mounts, None),
-            Err(why) => {
-                let mi = Path::new("/proc/self/mountinfo");
-                let all = parse_mountinfo(&read_proc(mi)?)?;
-                (used_mounts(mode, all), Some(why))
-            }
-        };
-        let layout = Layout {
+        let mut layout = Layout {
             mode,
             root: root.to_path_buf(),
-            mounts,
+            mounts: Vec::new(),
             membership,
             swap: swap_in_use(),
         };
+        let fallback = layout.add_mounts(wanted)?;
         Ok((layout, fallback))
+    }
+
+    /// Adds the mounts of the hierarchies of `wanted` that this layout lacks, found as
+    /// [`Layout::detect`] finds them. Returns why /proc/self/mountinfo was read, if it was
+    /// (then every hierarchy nsx uses is in).
+    pub fn extend_to(&mut self, wanted: &[&str]) -> Result<Option<Fallback>> {
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|w| !self.covers(&[w]))
+            .collect();
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        self.add_mounts(&missing)
+    }
+
+    /// Whether the mounts of the hierarchies of `wanted` are in (a controller with no
+    /// hierarchy in /proc/self/cgroup has none to be in).
+    pub fn covers(&self, wanted: &[&str]) -> bool {
+        match self.mode {
+            Mode::V2 => wanted.is_empty() || self.mounts.iter().any(|m| m.v2),
+            Mode::V1 | Mode::Hybrid => wanted.iter().all(|w| {
+                standard::v1_line(&self.membership, w).is_none()
+                    || self
+                        .mounts
+                        .iter()
+                        .any(|m| !m.v2 && m.controllers.iter().any(|c| c == w))
+            }),
+        }
+    }
+
+    /// The standard places of `wanted`, or else mountinfo.
+    fn add_mounts(&mut self, wanted: &[&str]) -> Result<Option<Fallback>> {
+        let found = standard::standard_mounts(
+            self.mode,
+            &self.root,
+            &self.membership,
+            wanted,
+            &mut standard::mount_at,
+        );
+        match found {
+            Ok(found) => {
+                for m in found {
+                    if !self.mounts.contains(&m) {
+                        self.mounts.push(m);
+                    }
+                }
+                Ok(None)
+            }
+            Err(why) => {
+                let mi = Path::new("/proc/self/mountinfo");
+                let all = parse_mountinfo(&read_proc(mi)?)?;
+                self.mounts = used_mounts(self.mode, all);
+                Ok(Some(why))
+            }
+        }
     }
 
     /// Like [`Layout::detect`] with every cgroup mount of /proc/self/mountinfo, for
@@ -348,21 +388,42 @@ impl Layout {
         Ok(layout)
     }
 
-    /// [`Layout::detect`] once per process: later calls return the first answer.
+    /// This process's layout, detected once and extended as callers need more
+    /// hierarchies (`wanted` as for [`Layout::detect_for`]): later calls return the same
+    /// answer, with the mounts asked for so far.
     ///
-    /// A lesson needs the layout several times (to check it can run, to sweep leftovers,
-    /// to create its cgroup), and detection costs a good part of creating, joining and
-    /// removing a cgroup (docs/performance.md). Neither the mounts
-    /// nor nsx's own cgroup change while nsx runs. A process that moves itself to another
-    /// cgroup (a probe) must call [`Layout::detect`] instead: a forked child inherits this
-    /// cache.
-    pub fn current() -> Result<&'static Layout> {
-        static CURRENT: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
-        if let Some(layout) = CURRENT.get() {
-            return Ok(layout);
-        }
-        let layout = Layout::detect()?;
-        Ok(CURRENT.get_or_init(|| layout))
+    /// A lesson needs the layout several times (to sweep leftovers, to create its cgroup),
+    /// and detection costs a good part of creating, joining and removing a cgroup
+    /// (docs/performance.md); each hierarchy's mount is looked up only once it is needed.
+    /// Neither the mounts nor nsx's own cgroup change while nsx runs. A process that moves
+    /// itself to another cgroup (a probe) must call [`Layout::detect`] instead: a forked
+    /// child inherits this cache.
+    pub fn current_for(wanted: &[&str]) -> Result<Arc<Layout>> {
+        /// The layout, and whether mountinfo was read (then nothing more can be found).
+        static CURRENT: Mutex<Option<(Arc<Layout>, bool)>> = Mutex::new(None);
+        let mut current = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+        let (layout, complete) = match current.take() {
+            None => {
+                let (layout, fallback) = Layout::detect_for_traced(wanted)?;
+                (Arc::new(layout), fallback.is_some())
+            }
+            Some((layout, complete)) if complete || layout.covers(wanted) => (layout, complete),
+            Some((mut layout, _)) => {
+                // Copied only if a caller still holds the previous answer.
+                let fallback = Arc::make_mut(&mut layout).extend_to(wanted);
+                // On an error the cache keeps what it had (extend_to adds nothing then).
+                let fallback = match fallback {
+                    Ok(f) => f,
+                    Err(e) => {
+                        *current = Some((layout, false));
+                        return Err(e);
+                    }
+                };
+                (layout, fallback.is_some())
+            }
+        };
+        *current = Some((Arc::clone(&layout), complete));
+        Ok(layout)
     }
 
     /// A layout from a known mode and the text of mountinfo and `/proc/<pid>/cgroup`.
@@ -673,16 +734,54 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn current_is_detected_once_and_matches_a_fresh_detection() {
-        let Ok(first) = Layout::current() else {
+    fn current_is_detected_once_and_extended_as_needed() {
+        let Ok(first) = Layout::current_for(&[]) else {
             eprintln!("skipping: no cgroup file system here");
             return;
         };
-        let again = Layout::current().unwrap();
-        assert!(std::ptr::eq(first, again), "detected twice");
+        // Other tests of this binary may have extended it already: only growth is seen.
+        let again = Layout::current_for(&[]).unwrap();
+        assert_eq!(first.mode, again.mode);
+        assert_eq!(first.membership, again.membership);
+        let memory = Layout::current_for(&["memory"]).unwrap();
+        assert!(memory.covers(&["memory"]));
+        let same = Layout::current_for(&["memory"]).unwrap();
+        assert!(Arc::ptr_eq(&memory, &same), "looked up twice");
+        let all = Layout::current_for(&USED_V1).unwrap();
         let fresh = Layout::detect().unwrap();
-        assert_eq!(first.mode, fresh.mode);
-        assert_eq!(first.mounts, fresh.mounts);
+        assert_eq!(all.mode, fresh.mode);
+        let mut a = all.mounts.clone();
+        let mut b = fresh.mounts.clone();
+        a.sort_by(|x, y| x.mount_point.cmp(&y.mount_point));
+        b.sort_by(|x, y| x.mount_point.cmp(&y.mount_point));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_layout_is_extended_hierarchy_by_hierarchy() {
+        let Ok(mut l) = Layout::detect_for(&[]) else {
+            eprintln!("skipping: no cgroup file system here");
+            return;
+        };
+        if l.mode == Mode::V2 {
+            assert!(l.mounts.is_empty());
+            l.extend_to(&["memory"]).unwrap();
+            assert!(l.covers(&USED_V1));
+            return;
+        }
+        assert!(l.mounts.is_empty() && l.covers(&[]));
+        assert!(!l.covers(&["memory"]) || standard::v1_line(&l.membership, "memory").is_none());
+        l.extend_to(&["memory"]).unwrap();
+        assert!(l.covers(&["memory"]));
+        let full = Layout::detect().unwrap();
+        assert_eq!(
+            l.v1_own_dir("memory").unwrap(),
+            full.v1_own_dir("memory").unwrap()
+        );
+        l.extend_to(&USED_V1).unwrap();
+        for c in USED_V1 {
+            assert_eq!(l.v1_own_dir(c).ok(), full.v1_own_dir(c).ok(), "{c}");
+        }
     }
 
     #[test]

@@ -27,7 +27,6 @@
 //! standard place hold our cgroup, or it stands aside.
 
 use std::fmt;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::sys::statfs::{CGROUP2_SUPER_MAGIC, CGROUP_SUPER_MAGIC};
@@ -69,16 +68,34 @@ pub struct MountAt {
     pub options: Option<String>,
 }
 
-/// The mounts of the hierarchies nsx uses, each at its standard place under `root`, or
-/// why not. `mount_at(path, with_options)` asks about the mount at `path` (the real one is
-/// [`mount_at`]; tests answer from a fixture).
+/// The standard place of the v1 hierarchy `line` of /proc/self/cgroup names:
+/// `root/<its controllers joined by commas>`.
+pub fn standard_place(root: &Path, line: &Membership) -> PathBuf {
+    root.join(line.controllers.join(","))
+}
+
+/// The /proc/self/cgroup line of the v1 hierarchy holding `controller`.
+pub fn v1_line<'a>(membership: &'a [Membership], controller: &str) -> Option<&'a Membership> {
+    membership
+        .iter()
+        .find(|m| m.hierarchy_id != 0 && m.controllers.iter().any(|x| x == controller))
+}
+
+/// The mounts of the hierarchies of `wanted` (v1 controller names, a subset of
+/// [`USED_V1`]; on v2 any name means the one hierarchy), each at its standard place
+/// under `root`, or why not. `mount_at(path, with_options)` asks about the mount at
+/// `path` (the real one is [`mount_at`]; tests answer from a fixture).
 pub fn standard_mounts(
     mode: Mode,
     root: &Path,
     membership: &[Membership],
+    wanted: &[&str],
     mount_at: &mut dyn FnMut(&Path, bool) -> Result<MountAt, Fallback>,
 ) -> Result<Vec<CgroupMount>, Fallback> {
     let not = |why: String| Err(Fallback::NotStandard(why));
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
     match mode {
         Mode::V2 => {
             let Some(own) = membership.iter().find(|m| m.hierarchy_id == 0) else {
@@ -101,11 +118,8 @@ pub fn standard_mounts(
         Mode::V1 | Mode::Hybrid => {
             // One line per hierarchy: cpu and cpuacct may share one.
             let mut lines: Vec<&Membership> = Vec::new();
-            for c in USED_V1 {
-                let line = membership
-                    .iter()
-                    .find(|m| m.hierarchy_id != 0 && m.controllers.iter().any(|x| x == c));
-                if let Some(line) = line {
+            for c in wanted {
+                if let Some(line) = v1_line(membership, c) {
                     if !lines.contains(&line) {
                         lines.push(line);
                     }
@@ -119,7 +133,7 @@ pub fn standard_mounts(
                         own.controllers.join(",")
                     ));
                 }
-                let place = root.join(own.controllers.join(","));
+                let place = standard_place(root, own);
                 let at = mount_at(&place, true)?;
                 at_its_place(&at, &place)?;
                 if at.magic != CGROUP_SUPER_MAGIC.0 as u64 {
@@ -223,38 +237,14 @@ const SYS_STATMOUNT: Option<libc::c_long> = None;
 
 /// Asks this kernel about the mount at `path`: statx(2) for its unique mount ID, then
 /// statmount(2). `options`: also the super options (v1 controllers).
-pub fn mount_at(path: &Path, options: bool) -> Result<MountAt, Fallback> {
-    lookup(libc::AT_FDCWD, path, path, options)
-}
-
-/// [`mount_at`] for `place` under `root`, looked up from `dir`, a descriptor of `root`
-/// (so the path to the cgroup root is not walked again for each place).
-pub fn mount_at_in(
-    dir: BorrowedFd<'_>,
-    root: &Path,
-    place: &Path,
-    options: bool,
-) -> Result<MountAt, Fallback> {
-    match place.strip_prefix(root) {
-        Ok(rel) => lookup(dir.as_raw_fd(), rel, place, options),
-        Err(_) => mount_at(place, options),
-    }
-}
-
-/// statx(2) of `rel` from `dirfd` (the directory itself when `rel` is empty), then
-/// statmount(2); `place` names it in messages.
-fn lookup(dirfd: RawFd, rel: &Path, place: &Path, options: bool) -> Result<MountAt, Fallback> {
+pub fn mount_at(place: &Path, options: bool) -> Result<MountAt, Fallback> {
     use std::os::unix::ffi::OsStrExt;
     let unsupported = |why: String| Fallback::Unsupported(why);
     let Some(sys_statmount) = SYS_STATMOUNT else {
         return Err(unsupported("no statmount(2) on this architecture".into()));
     };
-    let c_path = std::ffi::CString::new(rel.as_os_str().as_bytes())
+    let c_path = std::ffi::CString::new(place.as_os_str().as_bytes())
         .map_err(|_| Fallback::NotStandard(format!("{} has a NUL byte", place.display())))?;
-    let mut flags = libc::AT_SYMLINK_NOFOLLOW;
-    if rel.as_os_str().is_empty() {
-        flags |= libc::AT_EMPTY_PATH;
-    }
     // statx(2): STATX_MNT_ID_UNIQUE (Linux 6.8) is the ID statmount(2) takes, and
     // STATX_ATTR_MOUNT_ROOT (Linux 5.8) says whether the path is the root of that mount;
     // AT_SYMLINK_NOFOLLOW so that a symlink at the standard place is seen as what it is
@@ -263,9 +253,9 @@ fn lookup(dirfd: RawFd, rel: &Path, place: &Path, options: bool) -> Result<Mount
     // SAFETY: c_path is NUL-terminated and stx is a writable statx buffer.
     let rc = unsafe {
         libc::statx(
-            dirfd,
+            libc::AT_FDCWD,
             c_path.as_ptr(),
-            flags,
+            libc::AT_SYMLINK_NOFOLLOW,
             libc::STATX_MNT_ID_UNIQUE,
             stx.as_mut_ptr(),
         )
@@ -450,7 +440,13 @@ mod tests {
 
     fn fast(mode: Mode, mountinfo: &str, cgroup: &str) -> Result<Vec<CgroupMount>, Fallback> {
         let membership = parse_proc_cgroup(cgroup).unwrap();
-        standard_mounts(mode, root(), &membership, &mut lookup_in(mountinfo))
+        standard_mounts(
+            mode,
+            root(),
+            &membership,
+            &USED_V1,
+            &mut lookup_in(mountinfo),
+        )
     }
 
     fn full(mountinfo: &str, cgroup: &str) -> Layout {
@@ -604,7 +600,7 @@ mod tests {
     fn a_kernel_that_cannot_say_falls_back() {
         let membership = parse_proc_cgroup(HYBRID_CGROUP).unwrap();
         let mut old_kernel = |_: &Path, _: bool| Err(Fallback::Unsupported("ENOSYS".to_string()));
-        let r = standard_mounts(Mode::Hybrid, root(), &membership, &mut old_kernel);
+        let r = standard_mounts(Mode::Hybrid, root(), &membership, &USED_V1, &mut old_kernel);
         assert_eq!(r, Err(Fallback::Unsupported("ENOSYS".to_string())));
         // A kernel with statmount(2) but without mount options (6.8 to 6.10) cannot name
         // a v1 hierarchy's controllers.
@@ -616,7 +612,7 @@ mod tests {
                 options: None,
             })
         };
-        let r = standard_mounts(Mode::Hybrid, root(), &membership, &mut no_options);
+        let r = standard_mounts(Mode::Hybrid, root(), &membership, &USED_V1, &mut no_options);
         assert!(
             matches!(r, Err(Fallback::Unsupported(ref why)) if why.contains("6.11")),
             "{r:?}"
@@ -625,7 +621,7 @@ mod tests {
         // say the controller is missing, as with mountinfo).
         let none = parse_proc_cgroup("9:name=systemd:/\n0::/\n").unwrap();
         assert_eq!(
-            standard_mounts(Mode::Hybrid, root(), &none, &mut old_kernel),
+            standard_mounts(Mode::Hybrid, root(), &none, &USED_V1, &mut old_kernel),
             Ok(vec![])
         );
     }
@@ -699,8 +695,9 @@ mod tests {
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let cg = std::fs::read_to_string("/proc/self/cgroup").unwrap();
         let membership = parse_proc_cgroup(&cg).unwrap();
-        let from_mountinfo = standard_mounts(mode, root(), &membership, &mut lookup_in(&mi));
-        let from_kernel = standard_mounts(mode, root(), &membership, &mut mount_at);
+        let from_mountinfo =
+            standard_mounts(mode, root(), &membership, &USED_V1, &mut lookup_in(&mi));
+        let from_kernel = standard_mounts(mode, root(), &membership, &USED_V1, &mut mount_at);
         let from_kernel = match from_kernel {
             Err(Fallback::Unsupported(why)) => {
                 eprintln!("skipping: this kernel cannot say ({why})");
@@ -736,9 +733,15 @@ mod tests {
             // The cgroup2 mount of a hybrid machine is a real v2 hierarchy: the v2 path
             // of the kernel's answers, taking `unified` as the root.
             let unified = root().join("unified");
-            let v2_kernel = standard_mounts(Mode::V2, &unified, &membership, &mut mount_at);
-            let v2_mountinfo =
-                standard_mounts(Mode::V2, &unified, &membership, &mut lookup_in(&mi));
+            let v2_kernel =
+                standard_mounts(Mode::V2, &unified, &membership, &USED_V1, &mut mount_at);
+            let v2_mountinfo = standard_mounts(
+                Mode::V2,
+                &unified,
+                &membership,
+                &USED_V1,
+                &mut lookup_in(&mi),
+            );
             assert_eq!(v2_kernel, v2_mountinfo);
             assert!(v2_kernel.is_ok(), "{v2_kernel:?}");
         }
