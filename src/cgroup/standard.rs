@@ -60,7 +60,8 @@ impl fmt::Display for Fallback {
 pub struct MountAt {
     /// The file system's magic number (statfs(2)'s f_type).
     pub magic: u64,
-    /// Where it is mounted, as mountinfo would print it.
+    /// Where it is mounted; when this is not the place asked about, the place is no
+    /// mount of its own but lies in this one.
     pub mount_point: PathBuf,
     /// The part of the file system it shows, as mountinfo's "root" field.
     pub root: PathBuf,
