@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks, as root:
-#  1. the memory lesson's cgroup handling (create, limit, join, remove) against bare
-#     mkdir/write/rmdir of the same files (examples/nsx-cgroup-cost.rs; no extra tools);
+#  1. the memory lesson's cgroup handling (finding where cgroups go, create, limit, join,
+#     remove) against bare mkdir/write/rmdir of the same files
+#     (examples/nsx-cgroup-cost.rs; no extra tools);
 #  2. nsx's whole lesson (both views and rendering) against the bare `unshare` that does
 #     the same isolation, in one hyperfine run, with the ratio and peak memory (needs
 #     hyperfine; Debian: apt-get install hyperfine).

@@ -87,7 +87,7 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Inspect(args) => {
             // The layout turns the process's cgroup paths into directories to read limits
             // from; without a cgroup file system there are just no limits to show.
-            let layout = nsx::cgroup::Layout::detect().ok();
+            let layout = nsx::cgroup::Layout::detect_all().ok();
             let i = inspect::inspect(std::path::Path::new("/proc"), args.pid, layout.as_ref())?;
             match cli.format {
                 Format::Human => out(&inspect::render::inspection(&i))?,

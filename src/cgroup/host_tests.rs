@@ -226,7 +226,8 @@ fn host_v2_placement_and_removal_on_the_unified_hierarchy() {
     // On a hybrid machine the cgroup2 mount carries no resource controller we use, but
     // it is a real v2 hierarchy: placement, joining and removal can be checked there.
     // (On a v2 machine the other tests already run the v2 backend.)
-    let mut layout = Layout::detect().unwrap();
+    // Every mount: on a hybrid machine `detect` keeps only the v1 hierarchies it uses.
+    let mut layout = Layout::detect_all().unwrap();
     if layout.mode != Mode::Hybrid {
         eprintln!("skipping: not a hybrid machine");
         return;

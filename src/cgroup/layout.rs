@@ -6,16 +6,19 @@
 //! - /proc/self/mountinfo gives every cgroup mount: its mount point, the part of the
 //!   hierarchy it shows (field 4, "root"), and for v1 the controllers bound to it (super
 //!   options such as `rw,cpu,cpuacct`), so co-mounted controllers are found wherever they
-//!   are mounted;
+//!   are mounted; where the hierarchies nsx uses are mounted at their standard places,
+//!   statmount(2) of those places gives the same lines for less ([`super::standard`]);
 //! - /proc/self/cgroup gives our own cgroup in each hierarchy
 //!   (`hierarchy-ID:controller-list:path`, cgroups(7)).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
+use super::standard::{self, Fallback, USED_V1};
 use crate::error::{sys, Context, Error, Result};
 
 /// Where distributions mount cgroups.
@@ -177,11 +180,7 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<CgroupMount>> {
         let controllers = if v2 {
             Vec::new()
         } else {
-            post[2]
-                .split(',')
-                .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
-                .map(str::to_string)
-                .collect()
+            v1_controllers(post[2])
         };
         mounts.push(CgroupMount {
             root: PathBuf::from(unescape(pre[3])),
@@ -191,6 +190,15 @@ pub fn parse_mountinfo(text: &str) -> Result<Vec<CgroupMount>> {
         });
     }
     Ok(mounts)
+}
+
+/// The controllers (and `name=<x>`) among a v1 mount's super options, in their order.
+pub(crate) fn v1_controllers(super_options: &str) -> Vec<String> {
+    super_options
+        .split(',')
+        .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Undoes the kernel's octal escapes (`\040` is a space) in mountinfo paths.
@@ -237,42 +245,24 @@ pub fn parse_proc_cgroup(text: &str) -> Result<Vec<Membership>> {
 }
 
 /// Parses the text of `file`, a `/proc/<pid>/cgroup`; errors name `file`.
+///
+/// The lines are split by [`crate::observe::cgroup::parse_cgroup`], the parser the
+/// lessons show the file with; placement also drops the " (deleted)" a zombie whose
+/// cgroup was removed shows after the path, keeping the path it names.
 pub fn parse_proc_cgroup_of(text: &str, file: &Path) -> Result<Vec<Membership>> {
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = || {
-            Error::Other(format!(
-                "parse {}: line {}: {line:?}",
-                file.display(),
-                n + 1
-            ))
-        };
-        let mut parts = line.splitn(3, ':');
-        let (id, list, path) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(i), Some(l), Some(p)) => (i, l, p),
-            _ => return Err(bad()),
-        };
-        let hierarchy_id = id.parse().map_err(|_| bad())?;
-        // A zombie whose cgroup was removed shows " (deleted)" after the path.
-        let path = path.strip_suffix(" (deleted)").unwrap_or(path);
-        if !path.starts_with('/') {
-            return Err(bad());
-        }
-        let controllers = list
-            .split(',')
-            .filter(|c| !c.is_empty())
-            .map(str::to_string)
-            .collect();
-        out.push(Membership {
-            hierarchy_id,
-            controllers,
-            path: PathBuf::from(path),
-        });
-    }
-    Ok(out)
+    let lines = crate::observe::cgroup::parse_cgroup(text)
+        .map_err(|why| Error::Other(format!("parse {}: {why}", file.display())))?;
+    Ok(lines
+        .into_iter()
+        .map(|l| {
+            let path = l.path.strip_suffix(" (deleted)").unwrap_or(&l.path);
+            Membership {
+                hierarchy_id: l.hierarchy,
+                controllers: l.controllers,
+                path: PathBuf::from(path),
+            }
+        })
+        .collect())
 }
 
 /// The cgroup layout as this process sees it: mode, mounts and own memberships.
@@ -290,37 +280,150 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// This machine, seen from this process: statfs(2) of /sys/fs/cgroup,
-    /// /proc/self/mountinfo and /proc/self/cgroup.
+    /// Where nsx puts lesson cgroups on this machine, seen from this process: the mode
+    /// (statfs(2) of /sys/fs/cgroup), our own cgroups (/proc/self/cgroup), whether swap
+    /// is in use (sysinfo(2)), and the mounts of the hierarchies nsx uses (those of
+    /// [`USED_V1`] on v1 and hybrid, cgroup2 on v2). The mounts come from statmount(2)
+    /// of their standard places ([`super::standard`]), or from /proc/self/mountinfo
+    /// whenever that is not certain. For every mount, see [`Layout::detect_all`].
     pub fn detect() -> Result<Layout> {
+        Layout::detect_traced().map(|(layout, _)| layout)
+    }
+
+    /// [`Layout::detect`], also saying why /proc/self/mountinfo had to be read (`None`
+    /// when the standard places answered).
+    pub fn detect_traced() -> Result<(Layout, Option<Fallback>)> {
+        Layout::detect_for_traced(&USED_V1)
+    }
+
+    /// [`Layout::detect`] with the mounts of the hierarchies of `wanted` only (v1
+    /// controller names, e.g. `["memory"]`; on v2 any name means the one hierarchy, and
+    /// none means no mount). [`Layout::extend_to`] adds more later.
+    pub fn detect_for(wanted: &[&str]) -> Result<Layout> {
+        Layout::detect_for_traced(wanted).map(|(layout, _)| layout)
+    }
+
+    fn detect_for_traced(wanted: &[&str]) -> Result<(Layout, Option<Fallback>)> {
+        let root = Path::new(DEFAULT_ROOT);
+        let mode = Mode::detect_at(root)?;
+        let cg = Path::new("/proc/self/cgroup");
+        let membership = parse_proc_cgroup(&read_proc(cg)?)?;
+        let mut layout = Layout {
+            mode,
+            root: root.to_path_buf(),
+            mounts: Vec::new(),
+            membership,
+            swap: swap_in_use(),
+        };
+        let fallback = layout.add_mounts(wanted)?;
+        Ok((layout, fallback))
+    }
+
+    /// Adds the mounts of the hierarchies of `wanted` that this layout lacks, found as
+    /// [`Layout::detect`] finds them. Returns why /proc/self/mountinfo was read, if it was
+    /// (then every hierarchy nsx uses is in).
+    pub fn extend_to(&mut self, wanted: &[&str]) -> Result<Option<Fallback>> {
+        let missing: Vec<&str> = wanted
+            .iter()
+            .copied()
+            .filter(|w| !self.covers(&[w]))
+            .collect();
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        self.add_mounts(&missing)
+    }
+
+    /// Whether the mounts of the hierarchies of `wanted` are in (a controller with no
+    /// hierarchy in /proc/self/cgroup has none to be in).
+    pub fn covers(&self, wanted: &[&str]) -> bool {
+        match self.mode {
+            Mode::V2 => wanted.is_empty() || self.mounts.iter().any(|m| m.v2),
+            Mode::V1 | Mode::Hybrid => wanted.iter().all(|w| {
+                standard::v1_line(&self.membership, w).is_none()
+                    || self
+                        .mounts
+                        .iter()
+                        .any(|m| !m.v2 && m.controllers.iter().any(|c| c == w))
+            }),
+        }
+    }
+
+    /// The standard places of `wanted`, or else mountinfo.
+    fn add_mounts(&mut self, wanted: &[&str]) -> Result<Option<Fallback>> {
+        let found = standard::standard_mounts(
+            self.mode,
+            &self.root,
+            &self.membership,
+            wanted,
+            &mut standard::mount_at,
+        );
+        match found {
+            Ok(found) => {
+                for m in found {
+                    if !self.mounts.contains(&m) {
+                        self.mounts.push(m);
+                    }
+                }
+                Ok(None)
+            }
+            Err(why) => {
+                let mi = Path::new("/proc/self/mountinfo");
+                let all = parse_mountinfo(&read_proc(mi)?)?;
+                self.mounts = used_mounts(self.mode, all);
+                Ok(Some(why))
+            }
+        }
+    }
+
+    /// Like [`Layout::detect`] with every cgroup mount of /proc/self/mountinfo, for
+    /// finding the directory of any process's cgroup in any hierarchy.
+    pub fn detect_all() -> Result<Layout> {
         let root = Path::new(DEFAULT_ROOT);
         let mode = Mode::detect_at(root)?;
         let mi = Path::new("/proc/self/mountinfo");
         let cg = Path::new("/proc/self/cgroup");
-        let mountinfo = std::fs::read_to_string(mi).ctx("read", mi.display())?;
-        let proc_cgroup = std::fs::read_to_string(cg).ctx("read", cg.display())?;
-        let mut layout = Layout::from_parts(mode, root, &mountinfo, &proc_cgroup)?;
-        // proc(5): /proc/swaps has a header line, then one line per swap area.
-        let swaps = std::fs::read_to_string("/proc/swaps").unwrap_or_default();
-        layout.swap = swaps.lines().skip(1).any(|l| !l.trim().is_empty());
+        let mut layout = Layout::from_parts(mode, root, &read_proc(mi)?, &read_proc(cg)?)?;
+        layout.swap = swap_in_use();
         Ok(layout)
     }
 
-    /// [`Layout::detect`] once per process: later calls return the first answer.
+    /// This process's layout, detected once and extended as callers need more
+    /// hierarchies (`wanted` as for [`Layout::detect_for`]): later calls return the same
+    /// answer, with the mounts asked for so far.
     ///
-    /// A lesson needs the layout several times (to check it can run, to sweep leftovers,
-    /// to create its cgroup), and detection reads three /proc files and two statfs(2):
-    /// as much as creating, joining and removing a cgroup together. Neither the mounts
-    /// nor nsx's own cgroup change while nsx runs. A process that moves itself to another
-    /// cgroup (a probe) must call [`Layout::detect`] instead: a forked child inherits this
-    /// cache.
-    pub fn current() -> Result<&'static Layout> {
-        static CURRENT: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
-        if let Some(layout) = CURRENT.get() {
-            return Ok(layout);
-        }
-        let layout = Layout::detect()?;
-        Ok(CURRENT.get_or_init(|| layout))
+    /// A lesson needs the layout several times (to sweep leftovers, to create its cgroup),
+    /// and detection costs a good part of creating, joining and removing a cgroup
+    /// (docs/performance.md); each hierarchy's mount is looked up only once it is needed.
+    /// Neither the mounts nor nsx's own cgroup change while nsx runs. A process that moves
+    /// itself to another cgroup (a probe) must call [`Layout::detect`] instead: a forked
+    /// child inherits this cache.
+    pub fn current_for(wanted: &[&str]) -> Result<Arc<Layout>> {
+        /// The layout, and whether mountinfo was read (then nothing more can be found).
+        static CURRENT: Mutex<Option<(Arc<Layout>, bool)>> = Mutex::new(None);
+        let mut current = CURRENT.lock().unwrap_or_else(|e| e.into_inner());
+        let (layout, complete) = match current.take() {
+            None => {
+                let (layout, fallback) = Layout::detect_for_traced(wanted)?;
+                (Arc::new(layout), fallback.is_some())
+            }
+            Some((layout, complete)) if complete || layout.covers(wanted) => (layout, complete),
+            Some((mut layout, _)) => {
+                // Copied only if a caller still holds the previous answer.
+                let fallback = Arc::make_mut(&mut layout).extend_to(wanted);
+                // On an error the cache keeps what it had (extend_to adds nothing then).
+                let fallback = match fallback {
+                    Ok(f) => f,
+                    Err(e) => {
+                        *current = Some((layout, false));
+                        return Err(e);
+                    }
+                };
+                (layout, fallback.is_some())
+            }
+        };
+        *current = Some((Arc::clone(&layout), complete));
+        Ok(layout)
     }
 
     /// A layout from a known mode and the text of mountinfo and `/proc/<pid>/cgroup`.
@@ -425,6 +528,60 @@ impl Layout {
     }
 }
 
+/// The mounts of the hierarchies nsx creates lesson cgroups in: cgroup2 on v2, on v1 and
+/// hybrid the v1 hierarchies of [`USED_V1`].
+pub fn used_mounts(mode: Mode, mounts: Vec<CgroupMount>) -> Vec<CgroupMount> {
+    mounts
+        .into_iter()
+        .filter(|m| match mode {
+            Mode::V2 => m.v2,
+            Mode::V1 | Mode::Hybrid => {
+                !m.v2 && m.controllers.iter().any(|c| USED_V1.contains(&c.as_str()))
+            }
+        })
+        .collect()
+}
+
+/// Whether the machine has swap in use: sysinfo(2)'s total swap is the size of the
+/// active swap areas, the ones /proc/swaps lists, without reading (and the kernel
+/// printing) a file.
+fn swap_in_use() -> bool {
+    let mut info = std::mem::MaybeUninit::<libc::sysinfo>::zeroed();
+    // SAFETY: info is a writable sysinfo buffer; sysinfo(2) fills it or fails.
+    if unsafe { libc::sysinfo(info.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: sysinfo returned 0.
+    unsafe { info.assume_init() }.totalswap > 0
+}
+
+/// Reads a small /proc file with one open(2), read(2)s until the end (a procfs file of
+/// a few lines comes in one, then the empty read at the end) and close(2); without the
+/// extra statx(2) and lseek(2) that `std::fs::read_to_string` spends on sizing a buffer
+/// procfs cannot size.
+pub(crate) fn read_proc(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let read = || -> std::io::Result<String> {
+        let mut file = std::fs::File::open(path)?;
+        let mut buf = vec![0u8; 4096];
+        let mut len = 0;
+        loop {
+            if len == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            match file.read(&mut buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(len);
+        String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    };
+    read().ctx("read", path.display())
+}
+
 /// `mount point + (own path relative to the mount's root)`, preferring mounts under the
 /// cgroup root (a hierarchy may also be bind-mounted elsewhere).
 fn own_dir(candidates: &[&CgroupMount], root: &Path, own: &Path, what: &str) -> Result<PathBuf> {
@@ -449,7 +606,7 @@ fn own_dir(candidates: &[&CgroupMount], root: &Path, own: &Path, what: &str) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// This development machine: v1 controllers in separate hierarchies (cpu and cpuacct
@@ -577,16 +734,54 @@ mod tests {
     }
 
     #[test]
-    fn current_is_detected_once_and_matches_a_fresh_detection() {
-        let Ok(first) = Layout::current() else {
+    fn current_is_detected_once_and_extended_as_needed() {
+        let Ok(first) = Layout::current_for(&[]) else {
             eprintln!("skipping: no cgroup file system here");
             return;
         };
-        let again = Layout::current().unwrap();
-        assert!(std::ptr::eq(first, again), "detected twice");
+        // Other tests of this binary may have extended it already: only growth is seen.
+        let again = Layout::current_for(&[]).unwrap();
+        assert_eq!(first.mode, again.mode);
+        assert_eq!(first.membership, again.membership);
+        let memory = Layout::current_for(&["memory"]).unwrap();
+        assert!(memory.covers(&["memory"]));
+        let same = Layout::current_for(&["memory"]).unwrap();
+        assert!(Arc::ptr_eq(&memory, &same), "looked up twice");
+        let all = Layout::current_for(&USED_V1).unwrap();
         let fresh = Layout::detect().unwrap();
-        assert_eq!(first.mode, fresh.mode);
-        assert_eq!(first.mounts, fresh.mounts);
+        assert_eq!(all.mode, fresh.mode);
+        let mut a = all.mounts.clone();
+        let mut b = fresh.mounts.clone();
+        a.sort_by(|x, y| x.mount_point.cmp(&y.mount_point));
+        b.sort_by(|x, y| x.mount_point.cmp(&y.mount_point));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_layout_is_extended_hierarchy_by_hierarchy() {
+        let Ok(mut l) = Layout::detect_for(&[]) else {
+            eprintln!("skipping: no cgroup file system here");
+            return;
+        };
+        if l.mode == Mode::V2 {
+            assert!(l.mounts.is_empty());
+            l.extend_to(&["memory"]).unwrap();
+            assert!(l.covers(&USED_V1));
+            return;
+        }
+        assert!(l.mounts.is_empty() && l.covers(&[]));
+        assert!(!l.covers(&["memory"]) || standard::v1_line(&l.membership, "memory").is_none());
+        l.extend_to(&["memory"]).unwrap();
+        assert!(l.covers(&["memory"]));
+        let full = Layout::detect().unwrap();
+        assert_eq!(
+            l.v1_own_dir("memory").unwrap(),
+            full.v1_own_dir("memory").unwrap()
+        );
+        l.extend_to(&USED_V1).unwrap();
+        for c in USED_V1 {
+            assert_eq!(l.v1_own_dir(c).ok(), full.v1_own_dir(c).ok(), "{c}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod fs;
 pub mod layout;
 pub mod limits;
 pub mod rosetta;
+pub mod standard;
 pub mod stats;
 pub mod sweep;
 pub mod v1;
@@ -70,6 +71,16 @@ impl Controller {
             Controller::Memory => "memory",
             Controller::Cpu => "cpu",
             Controller::Pids => "pids",
+        }
+    }
+
+    /// The v1 hierarchies a lesson cgroup with this controller uses (the CPU lessons
+    /// also read cpuacct), the names [`Layout::current_for`] takes.
+    pub fn v1_names(self) -> &'static [&'static str] {
+        match self {
+            Controller::Memory => &["memory"],
+            Controller::Cpu => &["cpu", "cpuacct"],
+            Controller::Pids => &["pids"],
         }
     }
 }
@@ -222,9 +233,14 @@ pub struct LessonCgroup {
 impl LessonCgroup {
     /// Creates `nsx-<our pid>-<lesson>` on this machine for `controllers`.
     pub fn create(lesson: &str, controllers: &[Controller]) -> Result<LessonCgroup> {
-        let layout = Layout::current()?;
+        let wanted: Vec<&str> = controllers
+            .iter()
+            .flat_map(|c| c.v1_names())
+            .copied()
+            .collect();
+        let layout = Layout::current_for(&wanted)?;
         LessonCgroup::create_with(
-            layout,
+            &layout,
             lesson,
             controllers,
             Options::current(),
