@@ -21,6 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Result};
 
+/// The fewest rmdir attempts [`Recorder::remove_tree`] makes on EBUSY before giving up.
+pub const MIN_TRIES: u32 = 5;
+
 /// What was done to the cgroup file system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -252,10 +255,13 @@ impl Recorder {
     /// rmdir is tried first (a lesson cgroup rarely has children, and listing a cgroup's
     /// directory costs as much as removing it); on EBUSY the children are removed and the
     /// rmdir tried again. A process that was just killed leaves its cgroup only once it
-    /// has finished exiting, so EBUSY without children is retried until `deadline`, after
-    /// which the error is returned.
+    /// has finished exiting, so EBUSY without children is retried until `deadline` (and
+    /// at least [`MIN_TRIES`] times, so a process descheduled past the deadline on a busy
+    /// machine still gets its retries), after which the error is returned.
     pub fn remove_tree(&mut self, dir: &Path, deadline: Instant) -> Result<()> {
+        let mut tries = 0;
         loop {
+            tries += 1;
             let e = match self.rmdir(dir) {
                 // Removed, or already gone.
                 Ok(_) => return Ok(()),
@@ -274,7 +280,7 @@ impl Recorder {
                 }
                 continue;
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline && tries >= MIN_TRIES {
                 return Err(e);
             }
             thread::sleep(Duration::from_millis(5));
