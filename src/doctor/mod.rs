@@ -332,58 +332,53 @@ pub fn examine_for(
     user: Option<User>,
     lesson: &Lesson,
 ) -> Machine {
-    let rootless = privilege == Privilege::Rootless;
     let needs = lesson.needs();
     let wants = |f: fn(&Need) -> bool| needs.iter().any(f);
-    let release = sys
-        .read_line("/proc/sys/kernel/osrelease")
-        .unwrap_or_default();
-    let kernel = Kernel {
-        version: parse_kernel_version(&release),
-        release,
+    let sections = Sections {
+        cgroup: wants(|n| matches!(n, Need::CgroupController(_))),
+        namespaces: needs
+            .iter()
+            .filter_map(|n| match n {
+                Need::Namespace(ty) => Some(*ty),
+                _ => None,
+            })
+            .collect(),
+        overlay: wants(|n| matches!(n, Need::Overlay)),
+        // Only a run without root is refused for the user-namespace sysctls or a
+        // confining container (see `obstacle`).
+        rootless: privilege == Privilege::Rootless,
     };
-    let nsx = nsx_process(sys);
-    let cgroup = if wants(|n| matches!(n, Need::CgroupController(_))) {
-        cgroups(sys, user)
-    } else {
-        Cgroups::default()
-    };
-    let types: Vec<&str> = needs
-        .iter()
-        .filter_map(|n| match n {
-            Need::Namespace(ty) => Some(*ty),
-            _ => None,
-        })
-        .collect();
-    let namespaces = namespaces_of(sys, &kernel, &types);
-    let overlay = if wants(|n| matches!(n, Need::Overlay)) {
-        overlay(sys, &kernel)
-    } else {
-        Overlay::default()
-    };
-    // Only a run without root is refused for the user-namespace sysctls or a confining
-    // container (see `obstacle`).
-    let (user_namespaces, environment) = if rootless {
-        (user_namespaces(sys), environment(sys, &kernel, &nsx))
-    } else {
-        (UserNamespaces::default(), Environment::default())
-    };
-    Machine {
-        kernel,
-        privilege,
-        user,
-        nsx,
-        cgroup,
-        user_namespaces,
-        namespaces,
-        overlay,
-        environment,
-    }
+    examine_sections(sys, privilege, user, sections)
 }
 
 /// Reads everything the doctor reports from `sys`, as nsx running with `privilege`, the
 /// rootless verdicts being for `user`.
 pub fn examine(sys: &SysRoot, privilege: Privilege, user: Option<User>) -> Machine {
+    let all = Sections {
+        cgroup: true,
+        namespaces: NS_TYPES.to_vec(),
+        overlay: true,
+        rootless: true,
+    };
+    examine_sections(sys, privilege, user, all)
+}
+
+/// Which sections of a [`Machine`] to read (the kernel and nsx's own process always are).
+struct Sections {
+    cgroup: bool,
+    /// The namespace types to look at.
+    namespaces: Vec<&'static str>,
+    overlay: bool,
+    /// The user-namespace sysctls and the environment (container, WSL, VM).
+    rootless: bool,
+}
+
+fn examine_sections(
+    sys: &SysRoot,
+    privilege: Privilege,
+    user: Option<User>,
+    s: Sections,
+) -> Machine {
     let release = sys
         .read_line("/proc/sys/kernel/osrelease")
         .unwrap_or_default();
@@ -392,11 +387,22 @@ pub fn examine(sys: &SysRoot, privilege: Privilege, user: Option<User>) -> Machi
         release,
     };
     let nsx = nsx_process(sys);
-    let cgroup = cgroups(sys, user);
-    let user_namespaces = user_namespaces(sys);
-    let namespaces = namespaces(sys, &kernel);
-    let overlay = overlay(sys, &kernel);
-    let environment = environment(sys, &kernel, &nsx);
+    let cgroup = if s.cgroup {
+        cgroups(sys, user)
+    } else {
+        Cgroups::default()
+    };
+    let namespaces = namespaces_of(sys, &kernel, &s.namespaces);
+    let overlay = if s.overlay {
+        overlay(sys, &kernel)
+    } else {
+        Overlay::default()
+    };
+    let (user_namespaces, environment) = if s.rootless {
+        (user_namespaces(sys), environment(sys, &kernel, &nsx))
+    } else {
+        (UserNamespaces::default(), Environment::default())
+    };
     Machine {
         kernel,
         privilege,
@@ -895,10 +901,6 @@ fn kconfig(ty: &str) -> &'static str {
         "uts" => "CONFIG_UTS_NS",
         _ => "CONFIG_NAMESPACES",
     }
-}
-
-fn namespaces(sys: &SysRoot, kernel: &Kernel) -> Vec<NamespaceType> {
-    namespaces_of(sys, kernel, &NS_TYPES)
 }
 
 /// The namespace types in `types` (names of [`NS_TYPES`]).
