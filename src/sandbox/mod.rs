@@ -539,16 +539,7 @@ impl Child {
     /// until [`Child::finish`].
     pub fn run<T: DeserializeOwned>(&mut self) -> Result<T> {
         self.go()?;
-        let mut buf = Vec::new();
-        if let Some(mut data) = self.data.take() {
-            loop {
-                match data.read_to_end(&mut buf) {
-                    Ok(_) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => signals::check()?,
-                    Err(e) => return Err(e).ctx("read", "the probe's data pipe"),
-                }
-            }
-        }
+        let buf = self.read_data("the probe's data pipe")?;
         if buf.is_empty() {
             // The probe died before writing its report (an OOM kill, a signal): the status
             // is the news, and run_or_exit hands it to the lesson as an outcome.
@@ -613,19 +604,10 @@ impl Child {
     /// with nothing read means execve(2) succeeded and the child *is* the command now; a
     /// report means its setup or the exec failed, and that error is returned.
     pub fn go_exec(&mut self) -> Result<()> {
-        if let Some(mut go) = self.go.take() {
-            retry(|| go.write(b"g")).ctx("write", "the child's go pipe")?;
-        }
-        let mut buf = Vec::new();
-        if let Some(mut data) = self.data.take() {
-            loop {
-                match data.read_to_end(&mut buf) {
-                    Ok(_) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => signals::check()?,
-                    Err(e) => return Err(e).ctx("read", "the child's data pipe"),
-                }
-            }
-        }
+        // A child killed before it could read `go` (an OOM kill in a tiny --memory) is
+        // Error::ProbeExited with its status, as for a probe.
+        self.go()?;
+        let buf = self.read_data("the child's data pipe")?;
         if buf.is_empty() {
             // The exec'd command does not hold the release pipe (close-on-exec) either.
             self.release.take();
@@ -645,6 +627,25 @@ impl Child {
             _ => Err(Error::Other(
                 "internal: the child reported instead of exec'ing".into(),
             )),
+        }
+    }
+
+    /// Everything the child writes to the data pipe, until it closes it (by exiting,
+    /// exec'ing, or after its report). Plain read(2)s: std's read_to_end would first ask
+    /// statx(2) and lseek(2) for the size of a pipe.
+    fn read_data(&mut self, what: &str) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        let Some(mut data) = self.data.take() else {
+            return Ok(buf);
+        };
+        let mut chunk = [0u8; 4096];
+        loop {
+            match data.read(&mut chunk) {
+                Ok(0) => return Ok(buf),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => signals::check()?,
+                Err(e) => return Err(e).ctx("read", what),
+            }
         }
     }
 
