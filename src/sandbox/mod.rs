@@ -31,7 +31,7 @@ pub use join::{enter_user_namespace_of, Join};
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -473,12 +473,50 @@ pub enum Outcome<T> {
     Exited(WaitStatus),
 }
 
+/// The parent's end of one of a probe's pipes. While it is open its descriptor is listed
+/// in `PARENT_ENDS`, and a probe cloned meanwhile closes every listed one first
+/// ([`close_parent_ends`]): a probe holding another probe's `release` pipe would keep
+/// that one from exiting until it exits itself, and one holding another's `go` pipe
+/// would keep it from seeing EOF if nsx died.
+struct End(File);
+
+impl End {
+    fn new(fd: OwnedFd) -> End {
+        PARENT_ENDS.with(|e| e.borrow_mut().push(fd.as_raw_fd()));
+        End(File::from(fd))
+    }
+}
+
+impl Drop for End {
+    fn drop(&mut self) {
+        // The File closes the descriptor right after this: unlist it first, so a later
+        // descriptor with the same number is never closed by a probe.
+        let fd = self.0.as_raw_fd();
+        PARENT_ENDS.with(|e| e.borrow_mut().retain(|&f| f != fd));
+    }
+}
+
+thread_local! {
+    static PARENT_ENDS: std::cell::RefCell<Vec<std::os::fd::RawFd>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// In a new probe: closes the copies of other probes' pipe ends it inherited from nsx.
+fn close_parent_ends() {
+    for fd in PARENT_ENDS.with(|e| std::mem::take(&mut *e.borrow_mut())) {
+        // SAFETY: fd is a pipe end nsx opened and this process inherited; nothing in this
+        // process uses it (the File that owns it in the parent is never dropped here, as a
+        // probe leaves through _exit).
+        unsafe { libc::close(fd) };
+    }
+}
+
 /// A probe process. Dropping it kills and reaps the process.
 pub struct Child {
     pid: Pid,
-    go: Option<File>,
-    data: Option<File>,
-    release: Option<File>,
+    go: Option<End>,
+    data: Option<End>,
+    release: Option<End>,
     reaped: bool,
     /// The clone flags, user namespace included when nsx added one.
     flags: CloneFlags,
@@ -513,9 +551,9 @@ where
             drop((go_r, data_w, release_r));
             let mut child = Child {
                 pid,
-                go: Some(File::from(go_w)),
-                data: Some(File::from(data_r)),
-                release: Some(File::from(release_w)),
+                go: Some(End::new(go_w)),
+                data: Some(End::new(data_r)),
+                release: Some(End::new(release_w)),
                 reaped: false,
                 flags,
                 id_map: spec.id_map,
@@ -574,7 +612,7 @@ impl Child {
     /// the result. Calling it twice does nothing.
     pub fn go(&mut self) -> Result<()> {
         if let Some(mut go) = self.go.take() {
-            match retry(|| go.write(b"g")) {
+            match retry(|| go.0.write(b"g")) {
                 Ok(_) => {}
                 // EPIPE (nsx ignores SIGPIPE): the probe died before it was told to go, e.g.
                 // OOM-killed in a tiny memory cgroup by a page it touched while still
@@ -640,7 +678,7 @@ impl Child {
         };
         let mut chunk = [0u8; 4096];
         loop {
-            match data.read(&mut chunk) {
+            match data.0.read(&mut chunk) {
                 Ok(0) => return Ok(buf),
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => signals::check()?,
@@ -858,6 +896,7 @@ where
         // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         signals::reset_in_child();
+        close_parent_ends();
         let mut go = File::from(go);
         let mut byte = [0u8; 1];
         if !matches!(retry(|| go.read(&mut byte)), Ok(1)) {
