@@ -911,6 +911,32 @@ pub fn output_retrying_busy(mut make: impl FnMut() -> std::process::Command) -> 
     out
 }
 
+/// An unprivileged uid (and gid) for the tests; setpriv switches to it without an account.
+pub const TEST_UID: &str = "4242";
+
+/// Runs `exe args` as uid and gid [`TEST_UID`] with no supplementary groups (setpriv,
+/// util-linux), from "/" and with NO_COLOR set, and waits for it.
+pub fn run_as_user(exe: &Path, args: &[&str]) -> Output {
+    output_retrying_busy(|| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid",
+            TEST_UID,
+            "--regid",
+            TEST_UID,
+            "--clear-groups",
+            "--",
+        ])
+        .arg(exe)
+        .args(args)
+        .current_dir("/")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd
+    })
+}
+
 // ------------------------------------------------------------------ what runs leave behind
 
 /// The PID in a name nsx gives what it creates, `nsx-<pid>-<what>` (temp directories,

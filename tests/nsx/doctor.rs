@@ -1,8 +1,6 @@
 //! `nsx doctor` on this machine: its answers are host-specific, so the structure is
 //! checked here and the wording is pinned by the fixture snapshots (src/doctor/tests.rs).
 
-use std::process::{Command, Stdio};
-
 use serde_json::Value;
 
 use crate::common::*;
@@ -125,16 +123,7 @@ fn doctor_as_an_unprivileged_user_judges_for_that_user() {
         return;
     }
     let (_dir, exe) = copy_binary("nsx");
-    let out = output_retrying_busy(|| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid", "4242", "--regid", "4242", "--clear-groups", "--"])
-            .arg(&exe)
-            .args(["doctor", "--format", "json"])
-            .current_dir("/")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    });
+    let out = run_as_user(&exe, &["doctor", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let d: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(d["privilege"], "rootless");

@@ -339,17 +339,7 @@ fn another_users_process_without_permission_is_exit_77_with_the_fix() {
     }
     // This test process belongs to root; an unprivileged nsx may not read its namespaces.
     let (_dir, exe) = copy_binary("nsx");
-    let out = output_retrying_busy(|| {
-        let mut cmd = Command::new("setpriv");
-        cmd.args(["--reuid", "4242", "--regid", "4242", "--clear-groups", "--"])
-            .arg(&exe)
-            .args(["inspect", &std::process::id().to_string()])
-            .env("NO_COLOR", "1")
-            .current_dir("/")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
-    });
+    let out = run_as_user(&exe, &["inspect", &std::process::id().to_string()]);
     assert_eq!(out.status.code(), Some(77), "{}", stderr(&out));
     let e = stderr(&out);
     assert!(e.contains("EACCES") || e.contains("EPERM"), "{e}");

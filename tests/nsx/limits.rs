@@ -2,8 +2,7 @@
 //! left behind (no lesson cgroup after many runs, after SIGINT, after SIGKILL).
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -364,21 +363,6 @@ fn limit_flags_are_documented_in_help() {
 
 // ------------------------------------------------------------------ rootless
 
-fn as_user(exe: &Path, args: &[&str]) -> Output {
-    spawn(
-        Command::new("setpriv")
-            .args(["--reuid", "4242", "--regid", "4242", "--clear-groups", "--"])
-            .arg(exe)
-            .args(args)
-            .current_dir("/")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .wait_with_output()
-    .expect("setpriv (util-linux)")
-}
-
 #[test]
 fn rootless_limits_need_a_delegated_v2_cgroup() {
     if !privileged("rootless limit lessons (setpriv needs root)") {
@@ -390,7 +374,8 @@ fn rootless_limits_need_a_delegated_v2_cgroup() {
         .lines()
         .any(|l| l.contains(" /sys/fs/cgroup ") && l.contains(" - cgroup2 "));
     let list: Value =
-        serde_json::from_slice(&as_user(&exe, &["lessons", "--format", "json"]).stdout).unwrap();
+        serde_json::from_slice(&run_as_user(&exe, &["lessons", "--format", "json"]).stdout)
+            .unwrap();
     for id in ["memory", "cpu", "pids"] {
         let entry = list
             .as_array()
@@ -398,7 +383,7 @@ fn rootless_limits_need_a_delegated_v2_cgroup() {
             .iter()
             .find(|l| l["id"] == id)
             .unwrap();
-        let out = as_user(&exe, &["lesson", id, "--format", "json"]);
+        let out = run_as_user(&exe, &["lesson", id, "--format", "json"]);
         let err = stderr(&out);
         if v2 {
             // With a delegated subtree it runs; without one it says how to get one.

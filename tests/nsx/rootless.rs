@@ -1,25 +1,13 @@
 //! The lessons as an unprivileged user: nsx adds a user namespace and the facts hold.
 
-use std::process::Command;
-
 use crate::common::*;
 
-/// An unprivileged uid for the test; setpriv switches to it without needing an account.
-const UID: &str = "4242";
+const UID: &str = TEST_UID;
 
 fn rootless_report(id: &str) -> Option<serde_json::Value> {
     let out = if is_root() {
         let (_dir, exe) = copy_binary("nsx");
-        output_retrying_busy(|| {
-            let mut cmd = Command::new("setpriv");
-            cmd.args(["--reuid", UID, "--regid", UID, "--clear-groups", "--"])
-                .arg(&exe)
-                .args(["lesson", id, "--format", "json"])
-                .current_dir("/")
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            cmd
-        })
+        run_as_user(&exe, &["lesson", id, "--format", "json"])
     } else {
         nsx()
             .args(["lesson", id, "--format", "json"])
