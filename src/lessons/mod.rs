@@ -286,7 +286,18 @@ where
     F: FnOnce(&mut crate::sandbox::Inside) -> Result<T>,
     G: FnOnce(i32) -> Result<H>,
 {
-    let mut child = crate::sandbox::spawn(spec, probe)?;
+    collect(crate::sandbox::spawn(spec, probe)?, host_extra)
+}
+
+/// Runs a spawned probe (or reads the report of one already told to go), observes it
+/// from the host while it is alive, plus `host_extra`, and releases it.
+fn collect<T, H>(
+    mut child: crate::sandbox::Child,
+    host_extra: impl FnOnce(i32) -> Result<H>,
+) -> Result<Run<T, H>>
+where
+    T: serde::de::DeserializeOwned,
+{
     let inside = child.run()?;
     let host = child.observe_from_host()?;
     let pid = child.pid();
@@ -328,23 +339,11 @@ where
         child.go()?;
     }
     // In order; an error drops the children not yet released, which kills and reaps them.
-    let mut runs = Vec::with_capacity(children.len());
-    for (k, mut child) in children.into_iter().enumerate() {
-        let inside = child.run()?;
-        let host = child.observe_from_host()?;
-        let pid = child.pid();
-        let host_extra = host_extra(k, pid)?;
-        let actions = std::mem::take(&mut child.actions);
-        child.release();
-        runs.push(Run {
-            inside,
-            host,
-            host_extra,
-            actions,
-            pid,
-        });
-    }
-    Ok(runs)
+    children
+        .into_iter()
+        .enumerate()
+        .map(|(k, child)| collect(child, |pid| host_extra(k, pid)))
+        .collect()
 }
 
 /// [`probes_together`] for a fixed number of probes, as an array to destructure.

@@ -286,13 +286,6 @@ const fn const_eq(a: &str, b: &str) -> bool {
     true
 }
 
-impl std::ops::BitOr for Parts {
-    type Output = Parts;
-    fn bitor(self, other: Parts) -> Parts {
-        self.with(other)
-    }
-}
-
 /// What [`observe`] reads in this process, and in the probes it forks (they inherit it).
 static SCOPE: AtomicU32 = AtomicU32::new(Parts::ALL.0);
 
@@ -302,14 +295,10 @@ pub fn set_scope(parts: Parts) {
     SCOPE.store(parts.0, Ordering::Relaxed);
 }
 
-pub fn scope() -> Parts {
-    Parts(SCOPE.load(Ordering::Relaxed))
-}
-
 /// Reads what the observer sees of `subject` through the procfs mounted at `proc`: the
-/// parts of the current [`scope`].
+/// parts of the current scope ([`set_scope`]).
 pub fn observe(proc: &Path, subject: Subject) -> Result<View> {
-    observe_parts(proc, subject, scope())
+    observe_parts(proc, subject, Parts(SCOPE.load(Ordering::Relaxed)))
 }
 
 /// [`observe`] with the parts named.
@@ -548,12 +537,7 @@ impl ProcDir {
 }
 
 /// `<dir>/ns/<type>` are symlinks whose text is `type:[inode]`; readlink(2) gives it.
-/// Types this kernel lacks are left out.
-pub fn read_ns(dir: &Path) -> Result<BTreeMap<String, u64>> {
-    read_ns_at(&ProcDir::open(dir)?, "ns", Parts::NS)
-}
-
-/// The links of the types in `parts`.
+/// Only the types in `parts`; types this kernel lacks are left out.
 fn read_ns_at(d: &ProcDir, ns_dir: &str, parts: Parts) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     for ty in parts.ns_types() {
