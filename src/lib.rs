@@ -10,6 +10,7 @@
 pub mod caps;
 pub mod cgroup;
 pub mod cli;
+pub mod diag;
 pub mod doctor;
 pub mod error;
 pub mod inspect;
@@ -17,6 +18,7 @@ pub mod lessons;
 pub mod limits;
 pub mod manual;
 pub mod observe;
+pub mod owner;
 pub mod render;
 pub mod report;
 pub mod rootfs;

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code as u8),
         Err(Error::BrokenPipe) => ExitCode::from(Error::BrokenPipe.exit_code() as u8),
         Err(e) => {
-            eprintln!("nsx: {e}");
+            nsx::warn!("nsx: {e}");
             ExitCode::from(e.exit_code() as u8)
         }
     }
@@ -179,7 +179,7 @@ fn can_pause(step: bool, format: Format) -> bool {
     let human = format == Format::Human;
     let pause = step && human && std::io::stdin().is_terminal();
     if step && human && !pause {
-        eprintln!(
+        nsx::warn!(
             "nsx: --step: standard input is not a terminal, so nsx will not pause between steps"
         );
     }

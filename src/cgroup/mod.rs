@@ -422,7 +422,7 @@ impl Drop for LessonCgroup {
         // Drop cannot return the error, and a silent leak would surprise the next run:
         // say where the leftover is. `nsx` sweeps it once this process is gone.
         if let Err(e) = self.remove() {
-            eprintln!("nsx: could not remove cgroup {}: {e}", self.name);
+            crate::warn!("nsx: could not remove cgroup {}: {e}", self.name);
         }
     }
 }

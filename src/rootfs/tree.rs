@@ -71,7 +71,7 @@ impl OwnedTree {
 impl Drop for OwnedTree {
     fn drop(&mut self) {
         if let Err(e) = remove_tree(&self.path) {
-            eprintln!("nsx: could not remove {}: {e}", self.path.display());
+            crate::warn!("nsx: could not remove {}: {e}", self.path.display());
         }
     }
 }

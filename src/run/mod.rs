@@ -334,7 +334,7 @@ pub fn run(o: &RunOptions) -> Result<i32> {
                 Some(_) if e.to_string().starts_with("execve") => 126,
                 _ => return Err(e),
             };
-            eprintln!("nsx: {e}");
+            crate::warn!("nsx: {e}");
             drop(applied);
             return Ok(code);
         }

@@ -1,0 +1,182 @@
+//! Which nsx run made a leftover, and whether that run is still alive.
+//!
+//! Everything nsx creates outside its own process (a temp dir, a cgroup, a veth, a System
+//! V IPC object) carries the run that made it, so the next run can remove it once that
+//! run is gone (SIGKILL gives no chance to clean up). A run is its PID *and* the start
+//! time of that process (proc(5), `/proc/<pid>/stat` field 22, in clock ticks since
+//! boot): a PID alone is reused by the kernel, and a process's name is whatever its
+//! executable is called (a copy named `labtool` is still nsx). The pair names one process
+//! for the life of the machine, so liveness never depends on either.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// One nsx process: its PID and start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Run {
+    pub pid: u32,
+    /// `starttime` of `/proc/<pid>/stat`, clock ticks after boot.
+    pub start: u64,
+}
+
+impl Run {
+    /// This process. Read once: the start time of a process never changes.
+    pub fn current() -> Run {
+        static CURRENT: OnceLock<Run> = OnceLock::new();
+        *CURRENT.get_or_init(|| {
+            let pid = std::process::id();
+            // /proc/self is always readable by the process itself; 0 only if procfs is
+            // missing, and then every leftover of ours is simply never swept.
+            let start = start_time(Path::new("/proc"), pid).unwrap_or(0);
+            Run { pid, start }
+        })
+    }
+
+    /// The process that has `pid` now, read through the procfs at `proc`.
+    pub fn of(proc: &Path, pid: u32) -> Option<Run> {
+        Some(Run {
+            pid,
+            start: start_time(proc, pid)?,
+        })
+    }
+
+    /// True while this very process runs (a zombie has ended: it counts as gone).
+    pub fn is_alive(&self) -> bool {
+        self.is_alive_in(Path::new("/proc"))
+    }
+
+    pub fn is_alive_in(&self, proc: &Path) -> bool {
+        Run::of(proc, self.pid).is_some_and(|now| now == *self && !is_zombie(proc, self.pid))
+    }
+
+    /// `4242-98765`: how names carry the run.
+    pub fn tag(&self) -> String {
+        format!("{}-{}", self.pid, self.start)
+    }
+
+    /// `nsx-<pid>-<start>-<what>`: the name of something this run made.
+    pub fn name(&self, what: &str) -> String {
+        format!("nsx-{}-{what}", self.tag())
+    }
+}
+
+/// Splits a name made by [`Run::name`] into the run and the `what`; `None` for anything
+/// else (other names, the old `nsx-<pid>-<what>` form without a start time).
+pub fn parse_name(name: &str) -> Option<(Run, &str)> {
+    let rest = name.strip_prefix("nsx-")?;
+    let (pid, rest) = split_number(rest)?;
+    let (start, what) = split_number(rest)?;
+    if what.is_empty() {
+        return None;
+    }
+    Some((
+        Run {
+            pid: pid.parse().ok()?,
+            start: start.parse().ok()?,
+        },
+        what,
+    ))
+}
+
+/// `"123-rest"` -> `("123", "rest")`: digits, then a dash.
+fn split_number(s: &str) -> Option<(&str, &str)> {
+    let (n, rest) = s.split_once('-')?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then_some((n, rest))
+}
+
+/// proc(5): `/proc/<pid>/stat` is `pid (comm) state ppid ...`, and comm may hold spaces
+/// and parentheses, so fields are counted after the last `)`: state is field 3 and
+/// starttime field 22.
+fn start_time(proc: &Path, pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(proc.join(pid.to_string()).join("stat")).ok()?;
+    parse_stat_start(&stat)
+}
+
+fn parse_stat_start(stat: &str) -> Option<u64> {
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+fn is_zombie(proc: &Path, pid: u32) -> bool {
+    std::fs::read_to_string(proc.join(pid.to_string()).join("stat"))
+        .ok()
+        .and_then(|s| {
+            let after = &s[s.rfind(')')? + 1..];
+            after.split_whitespace().next().map(|state| state == "Z")
+        })
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_pid_and_start_and_parse_back() {
+        let run = Run {
+            pid: 4242,
+            start: 98765,
+        };
+        assert_eq!(run.name("memory"), "nsx-4242-98765-memory");
+        assert_eq!(parse_name("nsx-4242-98765-memory"), Some((run, "memory")));
+        assert_eq!(
+            parse_name("nsx-4242-98765-rootfs-x1y2"),
+            Some((run, "rootfs-x1y2"))
+        );
+        for other in [
+            "nsx-4242-memory",
+            "nsx-4242-98765-",
+            "nsx--98765-x",
+            "nsx-a-1-x",
+            "other-4242-98765-x",
+            "nsx-test-bin1234",
+        ] {
+            assert_eq!(parse_name(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn start_time_is_field_22_even_when_comm_has_spaces_and_parens() {
+        let mut fields = vec!["S".to_string()];
+        fields.extend((4..=52).map(|n| n.to_string()));
+        let stat = format!("77 (a ) b) {}", fields.join(" "));
+        assert_eq!(parse_stat_start(&stat), Some(22));
+        assert_eq!(parse_stat_start("77 (x) S 1"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_another_start_time_is_not() {
+        let me = Run::current();
+        assert_eq!(me.pid, std::process::id());
+        assert!(me.start > 0);
+        assert!(me.is_alive());
+        // Same PID, other start time: a reused PID, so the run that made it is gone.
+        assert!(!Run {
+            start: me.start + 1,
+            ..me
+        }
+        .is_alive());
+        // Whatever its executable is called.
+        let parent = Run::of(Path::new("/proc"), std::os::unix::process::parent_id()).unwrap();
+        assert!(parent.is_alive());
+    }
+
+    #[test]
+    fn a_zombie_is_gone() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let run = Run::of(Path::new("/proc"), pid);
+        // Wait until it has exited but is not reaped yet.
+        for _ in 0..200 {
+            if is_zombie(Path::new("/proc"), pid) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        if let Some(run) = run {
+            assert!(!run.is_alive());
+        }
+        let mut child = child;
+        child.wait().unwrap();
+    }
+}
