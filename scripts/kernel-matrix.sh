@@ -21,7 +21,7 @@ nsx lessons --format json >/out/lessons.json
 nsx doctor --format json >/out/doctor.json 2>/dev/null || true
 for id in $(sed -n 's/^ *"id": "\(.*\)",$/\1/p' /out/lessons.json); do
   start=$(cut -d' ' -f1 /proc/uptime)
-  nsx lesson "$id" --format json >"/out/$id.json" 2>"/out/$id.err"
+  nsx lesson "$id" --format json --record "/out/$id.rec.json" >"/out/$id.json" 2>"/out/$id.err"
   echo $? >"/out/$id.rc"
   echo "$id: exit $(cat "/out/$id.rc"), from ${start}s to $(cut -d' ' -f1 /proc/uptime)s of uptime"
 done

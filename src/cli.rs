@@ -257,20 +257,94 @@ pub struct TourArgs {
     pub skip: Vec<String>,
 }
 
-#[derive(Debug, Args)]
+/// `nsx lesson [ID] [OPTIONS]`: one subcommand per lesson, each with the lesson's own
+/// options; the flags every lesson takes are global to `lesson`, so they may follow the id.
+#[derive(Debug, Clone)]
 pub struct LessonArgs {
-    /// The lesson to run.
-    #[arg(value_parser = PossibleValuesParser::new(lessons::ids()))]
-    pub id: String,
-
+    /// The lesson to run; none lists the lessons.
+    pub id: Option<String>,
     /// Print the lesson's story (lessons/<id>.md) before running it.
-    #[arg(long)]
     pub explain: bool,
-
-    /// Wait for Enter between steps, for live demos (ignored when stdin is not a terminal).
-    #[arg(long)]
+    /// Wait for Enter between steps.
     pub step: bool,
+    /// Write what this run observed to this new file.
+    pub record: Option<PathBuf>,
+    /// Show a recorded run instead of measuring.
+    pub replay: Option<PathBuf>,
+    /// The lesson's own options, as its subcommand parsed them.
+    pub matches: clap::ArgMatches,
+}
 
+impl clap::FromArgMatches for LessonArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let (id, matches) = match m.subcommand() {
+            Some((id, sub)) => (Some(id.to_string()), sub.clone()),
+            None => (None, m.clone()),
+        };
+        Ok(LessonArgs {
+            id,
+            explain: matches.get_flag("explain"),
+            step: matches.get_flag("step"),
+            record: matches.get_one::<PathBuf>("record").cloned(),
+            replay: matches.get_one::<PathBuf>("replay").cloned(),
+            matches,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl Args for LessonArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        use clap::{Arg, ArgAction};
+        cmd.subcommand_value_name("ID")
+            .subcommand_help_heading("Lessons")
+            .arg(
+                Arg::new("explain")
+                    .long("explain")
+                    .global(true)
+                    .action(ArgAction::SetTrue)
+                    .help("Print the lesson's story (lessons/<id>.md) before running it"),
+            )
+            .arg(
+                Arg::new("step")
+                    .long("step")
+                    .global(true)
+                    .action(ArgAction::SetTrue)
+                    .help("Wait for Enter between steps, for live demos (ignored when stdin is not a terminal)"),
+            )
+            .arg(
+                Arg::new("record")
+                    .long("record")
+                    .global(true)
+                    .value_name("FILE")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .conflicts_with("replay")
+                    .help("Write what this run observed to FILE (a new file), to replay it later anywhere"),
+            )
+            .arg(
+                Arg::new("replay")
+                    .long("replay")
+                    .global(true)
+                    .value_name("FILE")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help("Show a run recorded with --record instead of measuring: no privileges needed, and the output says where it was recorded"),
+            )
+            .subcommands(lessons::LESSONS.iter().map(|l| l.command()))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// The options of the lessons not yet on the measure + judge shape, which still share
+/// one [`lessons::Options`]: each such lesson's subcommand takes all of them.
+#[derive(Debug, Args)]
+pub struct OldFlags {
     /// The hostname the uts lesson sets inside its namespace.
     #[arg(long, default_value = "nsx-demo", value_parser = parse_hostname)]
     pub hostname: String,
@@ -306,7 +380,7 @@ pub struct LessonArgs {
     pub pids: Option<u64>,
 }
 
-impl LessonArgs {
+impl OldFlags {
     /// The limit flags given, each with the lesson it belongs to.
     pub fn limit_flags(&self) -> Vec<(&'static str, &'static str)> {
         let mut given = Vec::new();
@@ -326,12 +400,12 @@ impl LessonArgs {
     }
 }
 
-fn parse_veth_net(s: &str) -> Result<Subnet30, String> {
+pub fn parse_veth_net(s: &str) -> Result<Subnet30, String> {
     s.parse()
 }
 
 /// sethostname(2) takes at most HOST_NAME_MAX (64) bytes; keep it printable.
-fn parse_hostname(s: &str) -> Result<String, String> {
+pub fn parse_hostname(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.chars()

@@ -5,7 +5,7 @@ use clap::Parser;
 
 use nsx::cli::{Cli, Color, Command, Format, LessonArgs, RootfsCommand, TourArgs};
 use nsx::error::{Error, Result};
-use nsx::lessons::{self, Options};
+use nsx::lessons;
 use nsx::render;
 use nsx::sandbox::signals;
 use nsx::{doctor, inspect, manual};
@@ -49,31 +49,7 @@ fn out(text: &str) -> Result<()> {
 
 fn run(cli: &Cli) -> Result<i32> {
     match &cli.command {
-        Command::Lessons => {
-            let rows: Vec<_> = lessons::LESSONS.iter().map(|l| (l, l.support())).collect();
-            match cli.format {
-                Format::Human => out(&render::human::lessons(&rows))?,
-                Format::Json => {
-                    let list: Vec<_> = rows
-                        .iter()
-                        .map(|(l, support)| {
-                            serde_json::json!({
-                                "id": l.id,
-                                "title": l.title,
-                                "mechanism": l.mechanism,
-                                "needs": match l.rootless { lessons::Rootless::Yes => "rootless", lessons::Rootless::No(_) => "root" },
-                                "supported": support,
-                            })
-                        })
-                        .collect();
-                    out(&format!(
-                        "{}\n",
-                        serde_json::to_string_pretty(&list).expect("serialisable")
-                    ))?;
-                }
-            }
-            Ok(0)
-        }
+        Command::Lessons => list_lessons(cli.format),
         Command::Lesson(args) => lesson(cli.format, args),
         Command::Tour(args) => tour(cli.format, args),
         Command::Doctor => {
@@ -121,6 +97,35 @@ fn run(cli: &Cli) -> Result<i32> {
         Command::Run(args) => nsx::run::run(&args.options()),
         Command::Rootfs(cmd) => rootfs(cli.format, cmd),
     }
+}
+
+/// `nsx lessons` (and a bare `nsx lesson`): every lesson and whether it runs here.
+fn list_lessons(format: Format) -> Result<i32> {
+    let rows: Vec<_> = lessons::LESSONS.iter().map(|l| (l, l.support())).collect();
+    match format {
+        Format::Human => out(&render::human::lessons(&rows))?,
+        Format::Json => {
+            let list: Vec<_> = rows
+            .iter()
+            .map(|(l, support)| {
+                serde_json::json!({
+                    "id": l.id,
+                    "title": l.title,
+                    "mechanism": l.mechanism,
+                    "needs": match l.rootless { lessons::Rootless::Yes => "rootless", lessons::Rootless::No(_) => "root" },
+                    "supported": support,
+                    "facts": l.facts,
+                    "recordable": matches!(l.imp, lessons::Imp::New(_)),
+                })
+            })
+            .collect();
+            out(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&list).expect("serialisable")
+            ))?;
+        }
+    }
+    Ok(0)
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {
@@ -194,19 +199,30 @@ fn pause_here(prompt: &str) -> Result<()> {
     wait_for_enter()
 }
 
+/// Where a lesson's observations come from: measured now, or a recording.
+enum Source<'a> {
+    Live { record: Option<&'a std::path::Path> },
+    Replay(&'a std::path::Path),
+}
+
 /// Runs one lesson, printing its human output as it goes (header, each step, footer).
 fn run_one(
     lesson: &'static lessons::Lesson,
-    options: Options,
+    input: lessons::Input,
     format: Format,
     pause: bool,
+    source: Source,
 ) -> Result<nsx::report::Report> {
     let human = format == Format::Human;
     if human {
-        out(&render::human::header(
-            lesson,
-            nsx::report::Privilege::current(),
-        ))?;
+        let head = match source {
+            Source::Live { .. } => render::human::header(lesson, nsx::report::Privilege::current()),
+            Source::Replay(file) => {
+                let rec = lessons::engine::read_recording(file)?;
+                render::human::replay_header(lesson, file, &rec)
+            }
+        };
+        out(&head)?;
     }
     let mut number = 0;
     let mut on_step = |step: &nsx::report::Step| -> Result<()> {
@@ -220,7 +236,22 @@ fn run_one(
         }
         Ok(())
     };
-    let report = lessons::run(lesson, options, &mut on_step)?;
+    let report = match source {
+        Source::Live { record } => {
+            let (report, recording) = lessons::run(lesson, input, &mut on_step)?;
+            if let Some(path) = record {
+                match recording {
+                    Some(rec) => lessons::engine::write_recording(path, &rec)?,
+                    None => nsx::warn!(
+                        "nsx: --record: the {} lesson cannot be recorded yet; nothing written",
+                        lesson.id
+                    ),
+                }
+            }
+            report
+        }
+        Source::Replay(file) => lessons::replay(lesson, file, &mut on_step)?,
+    };
     if human {
         out(&render::human::footer(&report))?;
     }
@@ -228,34 +259,24 @@ fn run_one(
 }
 
 fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
-    let lesson = lessons::find(&args.id)
-        .ok_or_else(|| Error::Usage(format!("unknown lesson {}", args.id)))?;
-    // A limit flag for another lesson would be silently ignored: refuse it instead.
-    for (flag, owner) in args.limit_flags() {
-        if owner != lesson.id {
-            return Err(Error::Usage(format!(
-                "{flag} belongs to the {owner} lesson (nsx lesson {owner} {flag} ...), not to {}",
-                lesson.id
-            )));
-        }
-    }
-    let defaults = Options::default();
-    let options = Options {
-        hostname: args.hostname.clone(),
-        veth_net: args.veth_net,
-        veth: !args.no_veth,
-        memory: args.memory.unwrap_or(defaults.memory),
-        alloc: args.alloc.unwrap_or(defaults.alloc),
-        cpus: args.cpus.unwrap_or(defaults.cpus),
-        pids: args.pids.unwrap_or(defaults.pids),
+    let Some(id) = &args.id else {
+        // A bare `nsx lesson` lists what there is to run.
+        return list_lessons(format);
     };
-    lessons::check_options(lesson, &options)?;
+    let lesson = lessons::find(id).ok_or_else(|| Error::Usage(format!("unknown lesson {id}")))?;
+    let input = lessons::Input::from_matches(lesson, &args.matches)?;
     let pause = can_pause(args.step, format);
     if args.explain && format == Format::Human {
         out(lesson.narrative)?;
         out("\n")?;
     }
-    let report = run_one(lesson, options, format, pause)?;
+    let source = match &args.replay {
+        Some(file) => Source::Replay(file),
+        None => Source::Live {
+            record: args.record.as_deref(),
+        },
+    };
+    let report = run_one(lesson, input, format, pause, source)?;
     if format == Format::Json {
         let mut value = serde_json::to_value(&report).expect("serialisable");
         if args.explain {
@@ -293,7 +314,13 @@ fn tour(format: Format, args: &TourArgs) -> Result<i32> {
             continue;
         }
         let started = std::time::Instant::now();
-        let report = run_one(lesson, Options::default(), format, pause)?;
+        let report = run_one(
+            lesson,
+            lessons::Input::defaults(lesson)?,
+            format,
+            pause,
+            Source::Live { record: None },
+        )?;
         let millis = started.elapsed().as_secs_f64() * 1000.0;
         if human {
             out(&render::human::recap(&report))?;

@@ -35,7 +35,8 @@ const fn stand_in(id: &'static str, rootless: Rootless) -> Lesson {
         rootless,
         narrative: "",
         sees: crate::observe::Parts::NONE,
-        run: no_run,
+        facts: &[],
+        imp: crate::lessons::Imp::Old(no_run),
     }
 }
 

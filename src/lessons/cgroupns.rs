@@ -41,7 +41,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/cgroupns.md"),
     sees: Parts::ns("cgroup").with(Parts::CGROUP),
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 fn lines(view: &View) -> Result<Vec<CgroupLine>> {
@@ -251,6 +252,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     let mount_dir = TempDir::new("cgroupns")?;
     let b_rows = rows(&before.host, &before.inside, None, mount_dir.path(), &name)?;
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "before".into(),
         title: "before: the probe forked with no new namespace".into(),
         rows: b_rows,
@@ -382,6 +385,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         pid,
     };
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "after".into(),
         title: "after: the probe unshares CLONE_NEWCGROUP and mounts its hierarchy inside".into(),
         rows: a_rows,

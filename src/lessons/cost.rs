@@ -29,7 +29,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/cost.md"),
     sees: Parts::ns("pid").with(Parts::ns("net")),
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 /// How many times each mechanism is created; network namespaces are torn down by a
@@ -251,6 +252,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         base.what, base.median_us
     ));
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "measure".into(),
         title: "measure: a plain fork against creating each namespace and a cgroup".into(),
         actions,
@@ -279,6 +282,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     let isolated = whole.1.own_ns("pid") != whole.0.own_ns("pid")
         && whole.1.own_ns("net") != whole.0.own_ns("net");
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "container".into(),
         title: format!("a whole container: every namespace and a fresh /proc, from clone to the probe's report (medians of {STARTS}, alternating)"),
         actions: whole.2,

@@ -43,7 +43,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/cpu.md"),
     sees: Parts::CGROUP,
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 /// The lesson compares one spinning thread with and without the quota. A thread uses at
@@ -354,6 +355,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     let before_cgroup_actions = before.log.cgroup.clone();
     let extra = json!({ "weight": WEIGHT, "measured": measured_before });
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "before".into(),
         title: format!(
             "before: the probe spins for {} ms in the lesson cgroup, with no quota",
@@ -508,6 +511,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         "cgroup": cs::extra(&cg, &all, &rosetta),
     });
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "after".into(),
         title: format!(
             "after: the probe spins for {} ms in the same cgroup, now with a quota of {cpus} CPU",

@@ -32,7 +32,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/init.md"),
     sees: Parts::ns("pid").with(Parts::PROCESSES),
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 /// How long the host waits for something the kernel does asynchronously.
@@ -343,6 +344,8 @@ fn signals_step(ctx: &mut Ctx, facts: &mut Vec<Fact>) -> Result<()> {
         json!({ "status": describe(status) }),
     ));
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "signals".into(),
         title: "signals: what reaches PID 1".into(),
         actions,
@@ -481,6 +484,8 @@ fn orphan_step(ctx: &mut Ctx, facts: &mut Vec<Fact>) -> Result<()> {
         json!({ "in_namespace": others.len(), "ppid": gc_host.map(|s| s.ppid), "host_pid": pid }),
     ));
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "orphans".into(),
         title: "orphans: PID 1 adopts them".into(),
         actions,
@@ -595,6 +600,8 @@ fn zombie_step(ctx: &mut Ctx, facts: &mut Vec<Fact>, reap: bool) -> Result<()> {
         ));
     }
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: id.into(),
         title: title.into(),
         actions,
@@ -686,6 +693,8 @@ fn teardown_step(ctx: &mut Ctx, facts: &mut Vec<Fact>) -> Result<()> {
         json!({ "before": before.len(), "after": after }),
     ));
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "pid1-exits".into(),
         title: "the end of PID 1 is the end of the container".into(),
         actions,
@@ -753,6 +762,8 @@ fn supervisor_step(ctx: &mut Ctx, facts: &mut Vec<Fact>) -> Result<()> {
         json!({ "app": seen.app_status, "pid1_state": state.to_string() }),
     ));
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "supervisor".into(),
         title: "control: a supervisor as PID 1 hides a dead app".into(),
         actions,

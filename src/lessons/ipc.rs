@@ -29,7 +29,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/ipc.md"),
     sees: Parts::ns("ipc").with(Parts::SYSVIPC),
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 /// What the probe made and saw.
@@ -126,6 +127,8 @@ fn step(
     notes: Vec<String>,
 ) -> Step {
     Step {
+        takeaway: None,
+        columns: None,
         id: id.into(),
         title: title.into(),
         rows: rows(&run.host, &run.inside.view, key),

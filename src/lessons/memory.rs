@@ -50,7 +50,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/memory.md"),
     sees: Parts::CGROUP,
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 /// Checks `--alloc` against what this lesson can do (the grammar is checked by the CLI;
@@ -376,6 +377,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     let extra =
         json!({ "asked": asked, "status": describe(before.status), "measured": measured(&before) });
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "before".into(),
         title: format!(
             "before: the probe writes {} in nsx's own cgroup, with no lesson limit",
@@ -508,6 +511,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         "cgroup": cs::extra(&cg, &after.log.cgroup, &rosetta),
     });
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "after".into(),
         title: format!(
             "after: the probe writes {} in a cgroup limited to {}",

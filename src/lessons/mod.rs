@@ -7,8 +7,10 @@ pub mod cgroup_steps;
 pub mod cgroupns;
 pub mod cost;
 pub mod cpu;
+pub mod engine;
 pub mod init;
 pub mod ipc;
+pub mod kit;
 pub mod memory;
 pub mod mount;
 pub mod needs;
@@ -22,7 +24,7 @@ pub mod time;
 pub mod user;
 pub mod uts;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::limits::Cpus;
@@ -40,7 +42,7 @@ pub enum Rootless {
     No(&'static str),
 }
 
-/// One lesson: what it is, and the function that runs it.
+/// One lesson: what it is, and how it runs.
 pub struct Lesson {
     pub id: &'static str,
     pub title: &'static str,
@@ -53,7 +55,16 @@ pub struct Lesson {
     /// What its views read from /proc: what its rows and facts show, nothing more
     /// (every view also reads the probe's status).
     pub sees: observe::Parts,
-    pub run: fn(&mut Ctx) -> Result<Vec<Fact>>,
+    /// Every fact the lesson decides (lessons still on the old shape list none).
+    pub facts: &'static [&'static str],
+    pub imp: Imp,
+}
+
+/// How a lesson runs: measure + judge ([`engine::Def`]), or the older single function
+/// that measures, judges and hands steps over as it goes (being retired).
+pub enum Imp {
+    Old(fn(&mut Ctx) -> Result<Vec<Fact>>),
+    New(engine::Erased),
 }
 
 /// Every lesson, in curriculum order.
@@ -136,6 +147,17 @@ pub enum Support {
 }
 
 impl Lesson {
+    /// The lesson's `nsx lesson <id>` subcommand, with its own options.
+    pub fn command(&self) -> clap::Command {
+        match &self.imp {
+            Imp::New(e) => (e.command)(),
+            Imp::Old(_) => {
+                use clap::Args;
+                crate::cli::OldFlags::augment_args(clap::Command::new(self.id)).about(self.title)
+            }
+        }
+    }
+
     /// Checks this machine for what the lesson needs ([`Lesson::needs`], its `rootless`
     /// field, the user-namespace sysctls without root), without creating anything: the
     /// same decision `nsx doctor` shows ([`crate::doctor::check`]).
@@ -207,12 +229,13 @@ impl Ctx<'_> {
     }
 }
 
-/// Runs `lesson`, calling `on_step` with each step as it completes.
+/// Runs `lesson`, calling `on_step` with each step as it completes. Returns the report,
+/// and the recording of what was measured (lessons of the measure + judge shape).
 pub fn run(
     lesson: &'static Lesson,
-    options: Options,
+    input: Input,
     on_step: &mut dyn FnMut(&Step) -> Result<()>,
-) -> Result<Report> {
+) -> Result<(Report, Option<engine::Recording>)> {
     if let Support::No { reason, fix } = lesson.support() {
         return Err(Error::Unsupported { reason, fix });
     }
@@ -220,6 +243,30 @@ pub fn run(
     // next run of any lesson removes what it left.
     crate::sandbox::sweep_temp_dirs();
     let privilege = Privilege::current();
+    let (run_old, options) = match (&lesson.imp, input) {
+        (Imp::Old(run), Input::Old(options)) => (*run, options),
+        (Imp::Old(_), Input::New(_)) | (Imp::New(_), Input::Old(_)) => {
+            return Err(Error::Other(format!(
+                "internal: options of the wrong shape for the {} lesson",
+                lesson.id
+            )))
+        }
+        (Imp::New(e), Input::New(options)) => {
+            let parts = engine::parts_for(lesson.sees, privilege);
+            let env = engine::Env {
+                machine: crate::report::Machine::current(),
+                baseline: engine::baseline(parts)?,
+            };
+            let measured = (e.measure)(&env, privilege, &options);
+            crate::sandbox::reap_released();
+            let rec = measured?;
+            let report = (e.judge)(&rec)?;
+            for step in &report.steps {
+                on_step(step)?;
+            }
+            return Ok((report, Some(rec)));
+        }
+    };
     // Without root the sandbox adds a user namespace to every probe, and the output says
     // so: the views then show it too (its link and the id maps nsx wrote).
     observe::set_scope(match privilege {
@@ -246,20 +293,98 @@ pub fn run(
             nix::unistd::getuid()
         ));
     }
-    let facts = (lesson.run)(&mut ctx);
+    let facts = run_old(&mut ctx);
     crate::sandbox::reap_released();
     let facts = facts?;
     let ok = !facts.is_empty() && facts.iter().all(|f| f.holds);
-    Ok(Report {
-        lesson: lesson.id.to_string(),
-        title: lesson.title.to_string(),
-        mechanism: lesson.mechanism.to_string(),
-        ok,
-        privilege,
-        notes: ctx.notes,
-        steps: ctx.steps,
-        facts,
-    })
+    Ok((
+        Report {
+            lesson: lesson.id.to_string(),
+            title: lesson.title.to_string(),
+            mechanism: lesson.mechanism.to_string(),
+            ok,
+            privilege,
+            notes: ctx.notes,
+            steps: ctx.steps,
+            facts,
+            undecided: Vec::new(),
+            takeaway: None,
+            machine: None,
+            replay: None,
+        },
+        None,
+    ))
+}
+
+/// A lesson's options: the shared struct of the older lessons, or a measure + judge
+/// lesson's own options, serialised ([`engine::Def::Options`]).
+pub enum Input {
+    Old(Options),
+    New(serde_json::Value),
+}
+
+impl Input {
+    /// The options a lesson runs with when none are given (the tour).
+    pub fn defaults(lesson: &Lesson) -> Result<Input> {
+        match &lesson.imp {
+            Imp::Old(_) => Ok(Input::Old(Options::default())),
+            Imp::New(e) => Ok(Input::New((e.options)(None)?)),
+        }
+    }
+
+    /// The options given to `lesson`'s subcommand.
+    pub fn from_matches(lesson: &Lesson, matches: &clap::ArgMatches) -> Result<Input> {
+        use clap::FromArgMatches;
+        match &lesson.imp {
+            Imp::New(e) => Ok(Input::New((e.options)(Some(matches))?)),
+            Imp::Old(_) => {
+                let flags = crate::cli::OldFlags::from_arg_matches(matches)
+                    .map_err(|e| Error::Usage(e.to_string()))?;
+                // A limit flag for another lesson would be silently ignored: refuse it.
+                for (flag, owner) in flags.limit_flags() {
+                    if owner != lesson.id {
+                        return Err(Error::Usage(format!(
+                            "{flag} belongs to the {owner} lesson (nsx lesson {owner} {flag} ...), not to {}",
+                            lesson.id
+                        )));
+                    }
+                }
+                let defaults = Options::default();
+                let options = Options {
+                    hostname: flags.hostname.clone(),
+                    veth_net: flags.veth_net,
+                    veth: !flags.no_veth,
+                    memory: flags.memory.unwrap_or(defaults.memory),
+                    alloc: flags.alloc.unwrap_or(defaults.alloc),
+                    cpus: flags.cpus.unwrap_or(defaults.cpus),
+                    pids: flags.pids.unwrap_or(defaults.pids),
+                };
+                check_options(lesson, &options)?;
+                Ok(Input::Old(options))
+            }
+        }
+    }
+}
+
+/// Renders a recorded run of `lesson` from `file`, on any machine, without privileges:
+/// nothing is measured. `on_step` gets each step as for a live run.
+pub fn replay(
+    lesson: &'static Lesson,
+    file: &std::path::Path,
+    on_step: &mut dyn FnMut(&Step) -> Result<()>,
+) -> Result<Report> {
+    let Imp::New(e) = &lesson.imp else {
+        return Err(Error::Usage(format!(
+            "the {} lesson cannot be recorded or replayed yet",
+            lesson.id
+        )));
+    };
+    let rec = engine::read_recording(file)?;
+    let report = engine::mark_replay((e.judge)(&rec)?, file, &rec);
+    for step in &report.steps {
+        on_step(step)?;
+    }
+    Ok(report)
 }
 
 /// `pid:[4026531836]`, as `ls -l /proc/self/ns` shows it.
@@ -268,6 +393,7 @@ pub fn ns_label(ty: &str, inode: u64) -> String {
 }
 
 /// One probe run: what the probe reported, what the host saw of it, and what was done.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run<T, H = ()> {
     pub inside: T,
     pub host: View,
@@ -291,7 +417,7 @@ where
 
 /// Runs a spawned probe (or reads the report of one already told to go), observes it
 /// from the host while it is alive, plus `host_extra`, and releases it.
-fn collect<T, H>(
+pub(crate) fn collect<T, H>(
     mut child: crate::sandbox::Child,
     host_extra: impl FnOnce(i32) -> Result<H>,
 ) -> Result<Run<T, H>>
@@ -432,3 +558,6 @@ mod tests {
             .contains("max_user_namespaces is 0"));
     }
 }
+
+#[cfg(test)]
+mod fixture_tests;

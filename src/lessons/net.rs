@@ -32,7 +32,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/net.md"),
     sees: Parts::ns("net").with(Parts::INTERFACES).with(Parts::LINKS),
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 /// The port the probe listens on inside its namespace: any port is free in a namespace
@@ -113,6 +114,8 @@ fn ns_rows(host: &View, inside: &View) -> Vec<Row> {
 
 fn ns_step(id: &str, title: &str, run: super::Run<View>, notes: Vec<String>) -> Step {
     Step {
+        takeaway: None,
+        columns: None,
         id: id.into(),
         title: title.into(),
         rows: ns_rows(&run.host, &run.inside),
@@ -447,6 +450,8 @@ fn veth_step(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     });
     let step_host = host.clone();
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "veth".into(),
         title: format!("veth: a pair of linked interfaces, one end moved into the probe's namespace, on {subnet}"),
         actions,

@@ -10,186 +10,300 @@ use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{join, ns_label, probes_n, processes_label, Ctx, Lesson, Rootless, Run};
+use super::engine::{Def, Env, Judged, Measure, NoOptions};
+use super::kit::{self, StepExt};
+use super::{join, Lesson, Rootless, Run};
 use crate::error::Result;
-use crate::observe::Parts;
-use crate::observe::View;
-use crate::report::{Fact, Row, Step};
+use crate::observe::{Ns, Parts, View};
+use crate::report::{Fact, Row, Step, Val};
 use crate::sandbox::Spec;
 
-pub const LESSON: Lesson = Lesson {
-    id: "pid",
-    title: "PID namespace: the probe becomes PID 1",
-    mechanism: "CLONE_NEWPID + a fresh /proc in a new mount namespace",
-    man: "pid_namespaces(7), proc(5), clone(2)",
-    rootless: Rootless::Yes,
-    narrative: include_str!("../../lessons/pid.md"),
-    sees: Parts::ns("pid").with(Parts::PROCESSES),
-    run,
-};
+pub const LESSON: Lesson = super::engine::lesson::<Pid>();
+
+pub struct Pid;
 
 /// What the probe reports: its view, and what getpid(2) says.
-#[derive(Debug, Serialize, Deserialize)]
-struct Seen {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Seen {
     getpid: i32,
     view: View,
 }
 
-fn look(inside: &mut crate::sandbox::Inside) -> Result<Seen> {
-    Ok(Seen {
-        getpid: nix::unistd::getpid().as_raw(),
-        view: inside.observe()?,
-    })
+/// The three probe runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Obs {
+    /// A plain fork: no new namespace.
+    before: Run<Seen>,
+    /// CLONE_NEWPID | CLONE_NEWNS with a fresh /proc.
+    after: Run<Seen>,
+    /// CLONE_NEWPID alone: the host's /proc still mounted.
+    control: Run<Seen>,
 }
 
-fn rows(run: &Run<Seen>) -> Vec<Row> {
-    let (host, inside) = (&run.host, &run.inside.view);
-    vec![
-        Row::new("PID of the probe", host.probe.pid, run.inside.getpid),
-        Row::new(
-            "NSpid in /proc/…/status",
-            join(&host.probe.nspid),
-            join(&inside.probe.nspid),
-        ),
-        Row::new(
-            "PID the probe's /proc/self shows",
-            host.probe.pid,
-            inside.probe.pid,
-        ),
-        Row::new(
-            "pid namespace",
-            ns_label("pid", host.own_ns("pid")),
-            ns_label("pid", inside.own_ns("pid")),
-        ),
-        Row::new(
-            "processes listed in /proc",
-            processes_label(host),
-            processes_label(inside),
-        ),
-    ]
-}
+impl Def for Pid {
+    const ID: &'static str = "pid";
+    const TITLE: &'static str = "PID namespace: the probe becomes PID 1";
+    const MECHANISM: &'static str = "CLONE_NEWPID + a fresh /proc in a new mount namespace";
+    const MAN: &'static str = "pid_namespaces(7), proc(5), clone(2)";
+    const ROOTLESS: Rootless = Rootless::Yes;
+    const NARRATIVE: &'static str = include_str!("../../lessons/pid.md");
+    const SEES: Parts = Ns::Pid.part().with(Parts::PROCESSES);
+    const FACTS: &'static [&'static str] = &[
+        "before-same-view",
+        "inside-pid-is-1",
+        "host-pid-is-not-1",
+        "nspid-lists-both",
+        "pid-ns-differs",
+        "host-sees-same-ns",
+        "inside-sees-only-own",
+        "control-old-proc-shows-host",
+    ];
+    type Options = NoOptions;
+    type Obs = Obs;
 
-fn step(id: &str, title: &str, run: Run<Seen>, notes: Vec<String>) -> Step {
-    Step {
-        id: id.into(),
-        title: title.into(),
-        rows: rows(&run),
-        actions: run.actions,
-        notes,
-        extra: json!({ "getpid": run.inside.getpid }),
-        host: run.host,
-        container: run.inside.view,
+    fn measure(m: &mut Measure, _: &NoOptions) -> Result<Obs> {
+        let after = Spec {
+            namespaces: CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS,
+            mount_proc: true,
+            ..Spec::default()
+        };
+        // The three probes see nothing of one another (two have PID namespaces of their
+        // own, none mounts anything the host sees): they run side by side.
+        let [before, after, control] = m.probes_n(
+            [
+                Spec::new(CloneFlags::empty()),
+                after,
+                Spec::new(CloneFlags::CLONE_NEWPID),
+            ],
+            |_, inside| {
+                Ok(Seen {
+                    getpid: nix::unistd::getpid().as_raw(),
+                    view: inside.observe()?,
+                })
+            },
+            |_, _| Ok(()),
+        )?;
+        Ok(Obs {
+            before,
+            after,
+            control,
+        })
+    }
+
+    fn judge(o: &Obs, _: &NoOptions, env: &Env) -> Judged {
+        let base = &env.baseline;
+        let (b, a, c) = (&o.before, &o.after, &o.control);
+        let (ai, ah) = (&a.inside.view, &a.host);
+        let host_pid = ah.probe.pid;
+        let facts = vec![
+            Fact::new(
+                "before-same-view",
+                format!(
+                    "before, both sides agree: getpid() = {}, the host sees PID {}, same pid namespace",
+                    b.inside.getpid, b.host.probe.pid
+                ),
+                b.inside.getpid == b.host.probe.pid
+                    && kit::same(b.inside.view.own(Ns::Pid), base.own(Ns::Pid)),
+                json!({ "getpid": b.inside.getpid, "host_pid": b.host.probe.pid }),
+            ),
+            Fact::new(
+                "inside-pid-is-1",
+                format!(
+                    "inside, getpid() returns {}: the probe is PID 1 of its namespace",
+                    a.inside.getpid
+                ),
+                a.inside.getpid == 1,
+                json!({ "getpid": a.inside.getpid }),
+            ),
+            Fact::new(
+                "host-pid-is-not-1",
+                format!("the host sees the same process as PID {host_pid}, an ordinary PID"),
+                host_pid != 1 && host_pid == a.pid,
+                json!({ "host_pid": host_pid, "cloned_pid": a.pid }),
+            ),
+            Fact::new(
+                "nspid-lists-both",
+                format!(
+                    "NSpid in the host's {}/status lists both numbers: {}",
+                    ah.source,
+                    join(&ah.probe.nspid)
+                ),
+                ah.probe.nspid == [host_pid, 1],
+                json!({ "nspid": ah.probe.nspid }),
+            ),
+            kit::ns_differs(Ns::Pid, ah, ai, base),
+            Fact::new(
+                "host-sees-same-ns",
+                format!(
+                    "the host reads the probe's namespace through {}/ns/pid and gets the same inode the probe sees ({})",
+                    ah.source,
+                    kit::ns_text(Ns::Pid, ah.probe.ns_of(Ns::Pid))
+                ),
+                kit::same(ah.probe.ns_of(Ns::Pid), ai.own(Ns::Pid)),
+                json!({ "host_reads": ah.probe.ns_of(Ns::Pid), "inside": ai.own(Ns::Pid) }),
+            ),
+            Fact::new(
+                "inside-sees-only-own",
+                format!(
+                    "the probe's fresh /proc lists {} process(es) ({}) while the host's lists {}",
+                    ai.processes.count,
+                    join(&ai.processes.first),
+                    ah.processes.count
+                ),
+                ai.processes.count == 1 && ai.processes.first == [1] && ah.processes.count > 1,
+                json!({ "inside": ai.processes.count, "host": ah.processes.count }),
+            ),
+            control_fact(c),
+        ];
+
+        let cv = &c.inside.view;
+        let steps = vec![
+            step("before", "before: the probe forked with no new namespace", b),
+            step(
+                "after",
+                "after: clone(CLONE_NEWPID | CLONE_NEWNS) and a fresh /proc",
+                a,
+            )
+            .takeaway(format!(
+                "one process, two numbers: PID {host_pid} to the host, PID {} to itself",
+                a.inside.getpid
+            )),
+            step(
+                "control",
+                "control: CLONE_NEWPID alone, without a new mount namespace and a fresh /proc",
+                c,
+            )
+            .note(format!(
+                "getpid() says {}, but the probe still reads the host's /proc: it lists {} processes and /proc/self is {}",
+                c.inside.getpid, cv.processes.count, cv.probe.pid
+            ))
+            .takeaway("ps reads /proc: a PID namespace needs its own /proc to hide the host's processes"),
+        ];
+        Judged {
+            steps,
+            facts,
+            notes: Vec::new(),
+            takeaway: Some(format!(
+                "the probe was PID {} inside and PID {host_pid} on the host; only with a /proc of its own did it list {} process instead of {}",
+                a.inside.getpid, ai.processes.count, ah.processes.count
+            )),
+        }
+    }
+
+    #[cfg(test)]
+    fn falsifiers() -> Vec<super::engine::Falsifier<Obs>> {
+        use super::engine::Falsifier as F;
+        vec![
+            F {
+                fact: "before-same-view",
+                what: "getpid() before disagrees with the host",
+                change: |o, _| o.before.inside.getpid += 1,
+            },
+            F {
+                fact: "inside-pid-is-1",
+                what: "getpid() inside is not 1",
+                change: |o, _| o.after.inside.getpid = 7,
+            },
+            F {
+                fact: "host-pid-is-not-1",
+                what: "the host sees PID 1",
+                change: |o, _| o.after.host.probe.pid = 1,
+            },
+            F {
+                fact: "nspid-lists-both",
+                what: "NSpid lists one number",
+                change: |o, _| o.after.host.probe.nspid.truncate(1),
+            },
+            F {
+                fact: "pid-ns-differs",
+                what: "the probe is in the host's pid namespace",
+                change: |o, env| {
+                    let host = env.baseline.own_ns["pid"];
+                    o.after.inside.view.own_ns.insert("pid".into(), host);
+                },
+            },
+            F {
+                fact: "host-sees-same-ns",
+                what: "the host reads another inode through /proc/<pid>/ns/pid",
+                change: |o, _| {
+                    o.after.host.probe.ns.insert("pid".into(), 1);
+                },
+            },
+            F {
+                fact: "inside-sees-only-own",
+                what: "the fresh /proc lists more than PID 1",
+                change: |o, _| o.after.inside.view.processes.count = 5,
+            },
+            F {
+                fact: "control-old-proc-shows-host",
+                what: "the control's /proc lists only PID 1",
+                change: |o, _| {
+                    o.control.inside.view.processes.count = 1;
+                },
+            },
+        ]
     }
 }
 
-fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
-    let after_spec = Spec {
-        namespaces: CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS,
-        mount_proc: true,
-        ..Spec::default()
-    };
-    // The three probes see nothing of one another (two have PID namespaces of their own,
-    // none mounts anything the host sees): they run side by side.
-    let specs = [
-        Spec::new(CloneFlags::empty()),
-        after_spec,
-        Spec::new(CloneFlags::CLONE_NEWPID),
-    ];
-    let [before, after, control] = probes_n(specs, |_, i| look(i), |_, _| Ok(()))?;
-    let before_same = before.inside.getpid == before.host.probe.pid
-        && before.inside.view.own_ns("pid") == ctx.baseline.own_ns("pid");
-    let (b_getpid, b_host_pid) = (before.inside.getpid, before.host.probe.pid);
-    ctx.step(step(
-        "before",
-        "before: the probe forked with no new namespace",
-        before,
-        vec![],
-    ))?;
-
-    let a = (&after.host, &after.inside.view, after.inside.getpid);
-    let host_pid = a.0.probe.pid;
-    let facts_after = vec![
-        Fact::new(
-            "inside-pid-is-1",
-            format!("inside, getpid() returns {}: the probe is PID 1 of its namespace", a.2),
-            a.2 == 1,
-            json!({ "getpid": a.2 }),
-        ),
-        Fact::new(
-            "host-pid-is-not-1",
-            format!("the host sees the same process as PID {host_pid}, an ordinary PID"),
-            host_pid != 1 && host_pid == after.pid,
-            json!({ "host_pid": host_pid, "cloned_pid": after.pid }),
-        ),
-        Fact::new(
-            "nspid-lists-both",
-            format!("NSpid in the host's /proc/{host_pid}/status lists both numbers: {}", join(&a.0.probe.nspid)),
-            a.0.probe.nspid == [host_pid, 1],
-            json!({ "nspid": a.0.probe.nspid }),
-        ),
-        Fact::new(
-            "pid-ns-differs",
-            format!(
-                "the probe's pid namespace ({}) differs from the host's ({})",
-                ns_label("pid", a.1.own_ns("pid")),
-                ns_label("pid", ctx.baseline.own_ns("pid"))
-            ),
-            a.1.own_ns("pid") != ctx.baseline.own_ns("pid"),
-            json!({ "inside": a.1.own_ns("pid"), "host": ctx.baseline.own_ns("pid") }),
-        ),
-        Fact::new(
-            "host-sees-same-ns",
-            "the host reads the probe's namespace through /proc/<pid>/ns/pid and gets the same inode the probe sees",
-            a.0.probe.ns("pid") == a.1.own_ns("pid"),
-            json!({ "host_reads": a.0.probe.ns("pid"), "inside": a.1.own_ns("pid") }),
-        ),
-        Fact::new(
-            "inside-sees-only-own",
-            format!(
-                "the probe's fresh /proc lists {} process(es) ({}) while the host lists {}",
-                a.1.processes.count,
-                join(&a.1.processes.first),
-                a.0.processes.count
-            ),
-            a.1.processes.count == 1 && a.1.processes.first == [1] && a.0.processes.count > 1,
-            json!({ "inside": a.1.processes.count, "host": a.0.processes.count }),
-        ),
-    ];
-    ctx.step(step(
-        "after",
-        "after: clone(CLONE_NEWPID | CLONE_NEWNS) and a fresh /proc",
-        after,
-        vec![],
-    ))?;
-
-    let c = (&control.host, &control.inside.view, control.inside.getpid);
-    let control_note = format!(
-        "getpid() says {}, but the probe still reads the host's /proc: it lists {} processes and /proc/self is {}",
-        c.2, c.1.processes.count, c.1.probe.pid
-    );
-    let control_fact = Fact::new(
+fn control_fact(c: &Run<Seen>) -> Fact {
+    let cv = &c.inside.view;
+    Fact::new(
         "control-old-proc-shows-host",
         format!(
             "without a fresh /proc the probe is PID {} yet lists {} of the host's processes: ps reads /proc, and this /proc belongs to the host's PID namespace",
-            c.2, c.1.processes.count
+            c.inside.getpid, cv.processes.count
         ),
-        c.2 == 1 && c.1.processes.count > 1 && c.1.probe.pid == c.0.probe.pid,
-        json!({ "getpid": c.2, "listed": c.1.processes.count, "proc_self_pid": c.1.probe.pid }),
-    );
-    ctx.step(step(
-        "control",
-        "control: CLONE_NEWPID alone, without a new mount namespace and a fresh /proc",
-        control,
-        vec![control_note],
-    ))?;
+        c.inside.getpid == 1 && cv.processes.count > 1 && cv.probe.pid == c.host.probe.pid,
+        json!({ "getpid": c.inside.getpid, "listed": cv.processes.count, "proc_self_pid": cv.probe.pid }),
+    )
+}
 
-    let mut facts = vec![Fact::new(
-        "before-same-view",
-        format!("before, both sides agree: getpid() = {b_getpid}, the host sees PID {b_host_pid}, same pid namespace"),
-        before_same,
-        json!({ "getpid": b_getpid, "host_pid": b_host_pid }),
-    )];
-    facts.extend(facts_after);
-    facts.push(control_fact);
-    Ok(facts)
+/// One step: the probe read two ways (status and its pid namespace link), then each
+/// side's own world (its pid namespace, the processes its /proc lists).
+fn step(id: &str, title: &str, run: &Run<Seen>) -> Step {
+    let (host, inside) = (&run.host, &run.inside.view);
+    // A probe whose /proc/self is its host PID reads the host's procfs: the two counts
+    // are one list read at two moments, and other processes came and went meanwhile.
+    let one_procfs = inside.probe.pid == host.probe.pid;
+    let isolated = inside.probe.pid != host.probe.pid;
+    let [ns_probe, ns_own] = kit::ns_rows(Ns::Pid, host, inside);
+    let pid_row = Row::probe(
+        "PID",
+        "status Pid",
+        Val::Pid(host.probe.pid),
+        Val::Pid(inside.probe.pid),
+    );
+    let processes = Row::own(
+        "processes listed",
+        "/proc",
+        kit::processes_val(host),
+        kit::processes_val(inside),
+    )
+    .drift_if(
+        one_procfs,
+        "one /proc read at two moments: other processes came and went",
+    );
+    let rows = vec![
+        if isolated { pid_row.key() } else { pid_row },
+        Row::probe(
+            "NSpid",
+            "status NSpid",
+            Val::Pids(host.probe.nspid.clone()),
+            Val::Pids(inside.probe.nspid.clone()),
+        ),
+        Row::probe(
+            "getpid()",
+            "a system call",
+            Val::None("only the probe can call it".into()),
+            Val::Pid(run.inside.getpid),
+        ),
+        ns_probe,
+        ns_own,
+        if id == "control" {
+            processes.key()
+        } else {
+            processes
+        },
+    ];
+    kit::step(id, title, run, inside, rows).extra(json!({ "getpid": run.inside.getpid }))
 }

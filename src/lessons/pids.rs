@@ -46,7 +46,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/pids.md"),
     sees: Parts::CGROUP,
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 pub fn check_options(pids: u64) -> Result<()> {
@@ -279,6 +280,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         ),
     ];
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "before".into(),
         title: format!(
             "before: the probe, PID 1 of a new PID namespace, forks up to {cap} children in nsx's own cgroup"
@@ -395,6 +398,8 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         "cgroup": cs::extra(&cg, &after.log.cgroup, &rosetta),
     });
     ctx.step(Step {
+        takeaway: None,
+        columns: None,
         id: "after".into(),
         title: format!("after: the probe forks in a cgroup with pids.max = {max}"),
         actions: after.log.lines,

@@ -30,7 +30,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/pod.md"),
     sees: Parts::NS.with(Parts::HOSTNAME).with(Parts::LINKS).with(Parts::PROCESSES),
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 /// The pod's name, set by the holder in the UTS namespace it owns.
@@ -145,6 +146,8 @@ fn step(
     notes: Vec<String>,
 ) -> Step {
     Step {
+        takeaway: None,
+        columns: None,
         id: id.into(),
         title: title.into(),
         actions,

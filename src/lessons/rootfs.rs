@@ -34,7 +34,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/rootfs.md"),
     sees: Parts::MOUNTS.with(Parts::LINKS),
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 /// What one side sees of a process's root directory, read through a procfs directory
@@ -563,6 +564,8 @@ fn step(id: &str, title: &str, host: &RootView, run: ProbeRun, notes: Vec<String
         Row::new("mounts in mountinfo", host.mounts, inside.mounts),
     ]);
     Step {
+        takeaway: None,
+        columns: None,
         id: id.into(),
         title: title.into(),
         actions: run.actions,

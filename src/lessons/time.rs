@@ -33,7 +33,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/time.md"),
     sees: Parts::ns("time"),
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 /// The offsets nsx writes: the monotonic clock 2 days ahead, boot time 7 days ahead (the
@@ -297,6 +298,8 @@ fn step(
     notes: Vec<String>,
 ) -> Step {
     Step {
+        takeaway: None,
+        columns: None,
         id: id.into(),
         title: title.into(),
         rows: rows(&run, off),

@@ -40,7 +40,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/user.md"),
     sees: Parts::ns("user").with(Parts::ID_MAPS),
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 /// Where the map puts root's range when nsx runs as root (Docker's userns-remap and
@@ -191,6 +192,8 @@ fn rows(run: &Run<Seen, String>, target: i32) -> Vec<Row> {
 
 fn step(id: &str, title: &str, run: Run<Seen, String>, target: i32, notes: Vec<String>) -> Step {
     Step {
+        takeaway: None,
+        columns: None,
         id: id.into(),
         title: title.into(),
         rows: rows(&run, target),

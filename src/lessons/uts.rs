@@ -22,7 +22,8 @@ pub const LESSON: Lesson = Lesson {
     rootless: Rootless::Yes,
     narrative: include_str!("../../lessons/uts.md"),
     sees: Parts::ns("uts").with(Parts::HOSTNAME),
-    run,
+    facts: &[],
+    imp: super::Imp::Old(run),
 };
 
 fn rows(run: &Run<View>) -> Vec<Row> {
@@ -43,6 +44,8 @@ fn rows(run: &Run<View>) -> Vec<Row> {
 
 fn step(id: &str, title: &str, run: Run<View>) -> Step {
     Step {
+        takeaway: None,
+        columns: None,
         id: id.into(),
         title: title.into(),
         rows: rows(&run),

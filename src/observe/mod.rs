@@ -31,6 +31,55 @@ pub use net::Link;
 /// Namespace types, in the order namespaces(7) lists them.
 pub const NS_TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
 
+/// A namespace type (namespaces(7)), named as in `/proc/<pid>/ns/<name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ns {
+    Cgroup,
+    Ipc,
+    Mnt,
+    Net,
+    Pid,
+    Time,
+    User,
+    Uts,
+}
+
+impl Ns {
+    /// In the order namespaces(7) lists them, as [`NS_TYPES`].
+    pub const ALL: [Ns; 8] = [
+        Ns::Cgroup,
+        Ns::Ipc,
+        Ns::Mnt,
+        Ns::Net,
+        Ns::Pid,
+        Ns::Time,
+        Ns::User,
+        Ns::Uts,
+    ];
+
+    /// The name of its link in `/proc/<pid>/ns`.
+    pub const fn name(self) -> &'static str {
+        NS_TYPES[self as usize]
+    }
+
+    /// The link's text for `inode`, as `ls -l /proc/self/ns` shows it: `pid:[4026531836]`.
+    pub fn label(self, inode: u64) -> String {
+        format!("{}:[{inode}]", self.name())
+    }
+
+    /// The parts of a view that read this type's links.
+    pub const fn part(self) -> Parts {
+        Parts(1 << (16 + self as u32))
+    }
+}
+
+impl std::fmt::Display for Ns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Which process the observer looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
@@ -107,6 +156,10 @@ pub struct Proc {
     /// whoever reads it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<String>,
+    /// `<dir>/mountinfo`: the mount table of this process's mount namespace, whoever
+    /// reads it (paths as seen from the reader's root). `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Mounts>,
     /// More of status: what `nsx inspect` and `nsx doctor` show. Host-specific and not
     /// compared by the lessons, so it stays out of the lesson JSON.
     #[serde(skip)]
@@ -178,6 +231,12 @@ impl View {
         self.own_ns.get(ty).copied().unwrap_or(0)
     }
 
+    /// The observer's own namespace of type `ns` (`<proc>/self/ns/<ns>`): `None` when it
+    /// was not read (or the kernel lacks the type), never a made-up 0.
+    pub fn own(&self, ns: Ns) -> Option<u64> {
+        self.own_ns.get(ns.name()).copied()
+    }
+
     pub fn has_mount(&self, mount_point: &str) -> bool {
         self.mounts.nsx.iter().any(|m| m.mount_point == mount_point)
     }
@@ -196,6 +255,11 @@ impl View {
 impl Proc {
     pub fn ns(&self, ty: &str) -> u64 {
         self.ns.get(ty).copied().unwrap_or(0)
+    }
+
+    /// The process's namespace of type `ns` (`<dir>/ns/<ns>`): `None` when not read.
+    pub fn ns_of(&self, ns: Ns) -> Option<u64> {
+        self.ns.get(ns.name()).copied()
     }
 
     /// The uid_map lines (none when not read).
@@ -229,7 +293,8 @@ impl Parts {
     pub const HOSTNAME: Parts = Parts(1 << 3);
     /// The numeric directories of `<proc>`.
     pub const PROCESSES: Parts = Parts(1 << 4);
-    /// `<proc>/self/mountinfo`.
+    /// `<dir>/mountinfo` (the probe's mount table) and `<proc>/self/mountinfo` (the
+    /// observer's own).
     pub const MOUNTS: Parts = Parts(1 << 5);
     /// `<proc>/sysvipc/{shm,msg}`.
     pub const SYSVIPC: Parts = Parts(1 << 6);
@@ -323,11 +388,14 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
     } else {
         Processes::default()
     };
-    let mounts = if parts.has(Parts::MOUNTS) {
-        root.read("self/mountinfo", &mut buf)?;
-        parse_mounts(&buf, &root.path("self/mountinfo"))?
-    } else {
-        Mounts::default()
+    let mounts = match (&probe.mounts, subject) {
+        // Observing itself, the observer's table is the probe's: one read serves both.
+        (Some(m), Subject::SelfProcess) => m.clone(),
+        _ if parts.has(Parts::MOUNTS) => {
+            root.read("self/mountinfo", &mut buf)?;
+            parse_mounts(&buf, &root.path("self/mountinfo"))?
+        }
+        _ => Mounts::default(),
     };
     let sysvipc = if parts.has(Parts::SYSVIPC) {
         sysvipc::read_sysvipc(proc)?
@@ -386,6 +454,12 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
         Vec::new()
     };
     let ns = read_ns_at(&d, "ns", parts)?;
+    // Always there in a real procfs; captured fixtures may leave it out.
+    let mounts = if parts.has(Parts::MOUNTS) && d.read_if_present("mountinfo", buf)? {
+        Some(parse_mounts(buf, &d.path("mountinfo"))?)
+    } else {
+        None
+    };
     Ok(Proc {
         pid: status.pid,
         ppid: status.ppid,
@@ -402,6 +476,7 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
         uid_map,
         gid_map,
         interfaces,
+        mounts,
         extra: status.extra,
     })
 }

@@ -9,7 +9,7 @@ use std::fmt::Write;
 use colored::Colorize;
 
 use crate::lessons::{Lesson, Support};
-use crate::report::{Fact, Privilege, Report, Step};
+use crate::report::{Cmp, Fact, Privilege, Report, Side, Step};
 
 pub fn header(lesson: &Lesson, privilege: Privilege) -> String {
     let mut s = String::new();
@@ -32,7 +32,49 @@ pub fn header(lesson: &Lesson, privilege: Privilege) -> String {
     s
 }
 
-/// One step: what was done, then the two views side by side.
+/// The header of a replayed lesson: what it is, and where the run was recorded.
+pub fn replay_header(
+    lesson: &Lesson,
+    file: &std::path::Path,
+    rec: &crate::lessons::engine::Recording,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} {}",
+        format!("nsx lesson {}", lesson.id).bold(),
+        format!("· {}", lesson.title).bold()
+    );
+    let _ = writeln!(s, "  mechanism: {}", lesson.mechanism);
+    let _ = writeln!(
+        s,
+        "  {} a run recorded by nsx {} on {} ({}): nothing is measured now",
+        "replay of".yellow().bold(),
+        rec.nsx,
+        rec.env.machine,
+        file.display()
+    );
+    let _ = writeln!(s, "  read next: {}", lesson.man);
+    s
+}
+
+/// The column headings of a group of rows.
+fn headings(step: &Step, side: Side) -> (String, String) {
+    match (&step.columns, side) {
+        (Some([a, b]), _) => (a.clone(), b.clone()),
+        (None, Side::Probe) => (
+            format!("host reads {}/…", step.host.source),
+            format!("probe reads {}/…", step.container.source),
+        ),
+        (None, Side::Own) => (
+            "host's own (nsx's /proc/self)".to_string(),
+            "probe's own (/proc/self)".to_string(),
+        ),
+    }
+}
+
+/// One step: what was done, then the two views side by side, in groups: the probe read
+/// by both sides, then each side's own world.
 pub fn step(step: &Step, number: usize) -> String {
     let mut s = String::new();
     let _ = writeln!(s);
@@ -46,54 +88,90 @@ pub fn step(step: &Step, number: usize) -> String {
     }
     // A step may name its own two columns (the cost lesson's "median" and "bar"); then
     // the columns are not two views of one thing and a difference marks nothing.
-    let columns: Option<Vec<&str>> = step
-        .extra
-        .get("columns")
-        .and_then(|c| c.as_array())
-        .map(|c| c.iter().filter_map(|v| v.as_str()).collect());
-    let (host_head, cont_head, compare) = match columns.as_deref() {
-        Some([a, b]) => (a.to_string(), b.to_string(), false),
-        _ => (
-            format!("host sees ({})", step.host.source),
-            format!("container sees ({})", step.container.source),
-            true,
-        ),
+    let compare = step.columns.is_none();
+    let label = |r: &crate::report::Row| {
+        if r.file.is_empty() {
+            r.label.clone()
+        } else {
+            format!("{} ({})", r.label, r.file)
+        }
     };
-    let label_w = step.rows.iter().map(|r| width(&r.label)).max().unwrap_or(0);
+    let label_w = step
+        .rows
+        .iter()
+        .map(|r| width(&label(r)))
+        .max()
+        .unwrap_or(0);
     let host_w = step
         .rows
         .iter()
         .map(|r| width(&r.host))
-        .chain([width(&host_head)])
+        .chain(
+            [Side::Probe, Side::Own]
+                .iter()
+                .map(|side| width(&headings(step, *side).0)),
+        )
         .max()
         .unwrap_or(0);
-    let _ = writeln!(s);
-    let _ = writeln!(
-        s,
-        "    {}  {}  {}",
-        pad("", label_w),
-        pad(&host_head, host_w).underline(),
-        cont_head.underline()
-    );
+    let mut group: Option<Side> = None;
+    let mut drift: Vec<&str> = Vec::new();
     for row in &step.rows {
-        let (mark, host, cont) = if compare && row.differs() {
-            (
+        if group != Some(row.side) {
+            group = Some(row.side);
+            let (h, c) = headings(step, row.side);
+            let _ = writeln!(s);
+            let _ = writeln!(
+                s,
+                "     {}  {}  {}",
+                pad("", label_w),
+                pad(&h, host_w).underline(),
+                c.underline()
+            );
+        }
+        let key = if row.key && compare {
+            "▶".bold()
+        } else {
+            " ".normal()
+        };
+        let (mark, host, cont) = match &row.cmp {
+            Cmp::Differs if compare => (
                 "≠".yellow().bold(),
                 pad(&row.host, host_w).yellow().bold(),
                 row.container.yellow().bold(),
-            )
-        } else {
-            (
+            ),
+            Cmp::Drift(why) if compare => {
+                if !drift.contains(&why.as_str()) {
+                    drift.push(why);
+                }
+                (
+                    "~".dimmed(),
+                    pad(&row.host, host_w).normal(),
+                    row.container.normal(),
+                )
+            }
+            _ => (
                 " ".normal(),
                 pad(&row.host, host_w).normal(),
                 row.container.normal(),
-            )
+            ),
         };
-        let _ = writeln!(s, "  {mark} {}  {host}  {cont}", pad(&row.label, label_w));
+        let text = if row.key && compare {
+            pad(&label(row), label_w).bold()
+        } else {
+            pad(&label(row), label_w).normal()
+        };
+        let _ = writeln!(s, "  {key}{mark} {text}  {host}  {cont}");
+    }
+    for why in drift {
+        let _ = writeln!(s, "  {} {why}", "~".dimmed());
     }
     for note in &step.notes {
         let _ = writeln!(s);
         let _ = writeln!(s, "  {} {}", "→".cyan(), note);
+    }
+    if let Some(t) = &step.takeaway {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "  {} {}", "⇒".green().bold(), t.bold());
     }
     s
 }
@@ -105,13 +183,33 @@ pub fn footer(report: &Report) -> String {
         let _ = writeln!(s);
         let _ = writeln!(s, "  {} {}", "note:".bold(), note);
     }
+    if let Some(t) = &report.takeaway {
+        let _ = writeln!(s);
+        let line = "─".repeat(width(t).min(76) + 2);
+        let _ = writeln!(s, "  ┌{line}┐");
+        let _ = writeln!(s, "  │ {} │", t.bold());
+        let _ = writeln!(s, "  └{line}┘");
+    }
     let _ = writeln!(s);
     let _ = writeln!(s, "{}", "facts (computed from this run)".bold());
     for fact in &report.facts {
         let _ = writeln!(s, "  {}", fact_line(fact));
     }
+    for fact in &report.undecided {
+        let _ = writeln!(
+            s,
+            "  {} {} {} (undecided: {})",
+            "?".yellow().bold(),
+            fact.claim,
+            format!("[{}]", fact.id).dimmed(),
+            fact.undecided.as_deref().unwrap_or("")
+        );
+    }
     let _ = writeln!(s);
-    let verdict = format!("{} of {} facts hold", report.held(), report.facts.len());
+    let mut verdict = format!("{} of {} facts hold", report.held(), report.facts.len());
+    if !report.undecided.is_empty() {
+        verdict += &format!(", {} undecided", report.undecided.len());
+    }
     let _ = writeln!(
         s,
         "{}",
@@ -149,6 +247,21 @@ fn fact_line(fact: &Fact) -> String {
 /// The whole report at once (used by tests and by the book).
 pub fn report(lesson: &Lesson, report: &Report) -> String {
     let mut s = header(lesson, report.privilege);
+    for (i, st) in report.steps.iter().enumerate() {
+        s.push_str(&step(st, i + 1));
+    }
+    s.push_str(&footer(report));
+    s
+}
+
+/// A replayed report at once, as `nsx lesson <id> --replay FILE` prints it.
+pub fn replayed(
+    lesson: &Lesson,
+    file: &std::path::Path,
+    rec: &crate::lessons::engine::Recording,
+    report: &Report,
+) -> String {
+    let mut s = replay_header(lesson, file, rec);
     for (i, st) in report.steps.iter().enumerate() {
         s.push_str(&step(st, i + 1));
     }

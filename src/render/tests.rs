@@ -32,6 +32,8 @@ fn report(holds: bool) -> Report {
                 Row::new("same", "x", "x"),
             ],
             notes: vec![],
+            takeaway: None,
+            columns: None,
             extra: json!({}),
             host,
             container,
@@ -40,6 +42,10 @@ fn report(holds: bool) -> Report {
             Fact::new("inside-pid-is-1", "the probe is PID 1", true, json!({})),
             Fact::new("other", "something else", holds, json!({ "seen": 7 })),
         ],
+        undecided: vec![],
+        takeaway: None,
+        machine: None,
+        replay: None,
     }
 }
 
@@ -57,14 +63,14 @@ fn columns_line_up_and_differences_are_marked() {
         lines.contains(&"  $ clone(CLONE_NEWPID | SIGCHLD) = 4242"),
         "{text}"
     );
-    let header = lines.iter().find(|l| l.contains("host sees")).unwrap();
+    let header = lines.iter().find(|l| l.contains("host reads")).unwrap();
     let differs = lines
         .iter()
         .find(|l| l.contains("PID of the probe"))
         .unwrap();
     let same = lines.iter().find(|l| l.contains("same")).unwrap();
-    assert!(differs.starts_with("  ≠ "), "{differs:?}");
-    assert!(same.starts_with("    "), "{same:?}");
+    assert!(differs.starts_with("   ≠ "), "{differs:?}");
+    assert!(same.starts_with("     "), "{same:?}");
     // The host column starts at the same character in every line.
     let col = |l: &str, s: &str| {
         l.chars()
@@ -72,9 +78,9 @@ fn columns_line_up_and_differences_are_marked() {
             .find(s)
             .map(|b| l[..b].chars().count())
     };
-    assert_eq!(col(header, "host sees"), col(differs, "4242"));
-    assert_eq!(col(header, "host sees"), col(same, "x"));
-    let container_col = col(header, "container sees").unwrap();
+    assert_eq!(col(header, "host reads"), col(differs, "4242"));
+    assert_eq!(col(header, "host reads"), col(same, "x"));
+    let container_col = col(header, "probe reads").unwrap();
     let rest: String = differs.chars().skip(container_col).collect();
     assert_eq!(rest, "1", "{text}");
 }

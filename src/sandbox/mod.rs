@@ -70,6 +70,9 @@ pub struct Spec {
     /// Namespaces of another process to join with setns(2) before the setup, as a pod's
     /// containers join the namespaces its sandbox holds.
     pub join: Option<Join>,
+    /// What the probe's view and the host's view of it read ([`observe::Parts`]); `None`
+    /// for what the process-wide scope says ([`observe::set_scope`], being retired).
+    pub parts: Option<observe::Parts>,
 }
 
 impl Default for Spec {
@@ -82,6 +85,7 @@ impl Default for Spec {
             unshare: CloneFlags::empty(),
             time_offsets: None,
             join: None,
+            parts: None,
         }
     }
 }
@@ -206,12 +210,13 @@ pub fn flag_names(flags: CloneFlags) -> String {
 pub struct Inside {
     private_mounts: bool,
     actions: Vec<String>,
+    parts: Option<observe::Parts>,
 }
 
 impl Inside {
-    /// What the probe sees of itself: `observe(/proc, self)`.
+    /// What the probe sees of itself: `observe(/proc, self)`, the parts its spec names.
     pub fn observe(&self) -> Result<View> {
-        observe::observe(Path::new("/proc"), Subject::SelfProcess)
+        observe_with(Path::new("/proc"), Subject::SelfProcess, self.parts)
     }
 
     /// Records a step the probe took, for the lesson's action list.
@@ -393,6 +398,14 @@ impl Inside {
     }
 }
 
+/// `observe` of the named parts, or of the process-wide scope when none are named.
+fn observe_with(proc: &Path, subject: Subject, parts: Option<observe::Parts>) -> Result<View> {
+    match parts {
+        Some(parts) => observe::observe_parts(proc, subject, parts),
+        None => observe::observe(proc, subject),
+    }
+}
+
 /// A directory nsx created, removed when dropped (it must be empty by then: nsx never
 /// deletes files recursively). Named `nsx-<pid>-<what>` so a leftover from a killed run
 /// is recognisable.
@@ -521,6 +534,7 @@ pub struct Child {
     /// The clone flags, user namespace included when nsx added one.
     flags: CloneFlags,
     id_map: IdMap,
+    parts: Option<observe::Parts>,
     /// What was done to make this child, in order, parent and child side.
     pub actions: Vec<String>,
 }
@@ -557,6 +571,7 @@ where
                 reaped: false,
                 flags,
                 id_map: spec.id_map,
+                parts: spec.parts,
                 actions: vec![format!("clone({} | SIGCHLD) = {pid}", flag_names(flags))],
             };
             if flags.contains(CloneFlags::CLONE_NEWUSER) {
@@ -706,7 +721,7 @@ impl Child {
 
     /// What the host sees of the probe, through its own /proc.
     pub fn observe_from_host(&self) -> Result<View> {
-        observe::observe(Path::new("/proc"), Subject::Pid(self.pid()))
+        observe_with(Path::new("/proc"), Subject::Pid(self.pid()), self.parts)
     }
 
     /// Releases the probe without waiting for it to exit: tearing down its namespaces
@@ -829,6 +844,47 @@ pub fn rootless_refusal(flags: CloneFlags, op: &str, target: &str, errno: Errno)
     sys(op, target, errno)
 }
 
+/// How a process ended, in a form a recording keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "how", rename_all = "lowercase")]
+pub enum Exit {
+    Exited {
+        code: i32,
+    },
+    /// Killed by a signal, named as signal(7) does ("SIGKILL").
+    Killed {
+        signal: String,
+    },
+    /// Anything waitpid(2) can say beyond those two.
+    Other {
+        what: String,
+    },
+}
+
+impl From<WaitStatus> for Exit {
+    fn from(status: WaitStatus) -> Exit {
+        match status {
+            WaitStatus::Exited(_, code) => Exit::Exited { code },
+            WaitStatus::Signaled(_, sig, _) => Exit::Killed {
+                signal: sig.as_str().to_string(),
+            },
+            other => Exit::Other {
+                what: format!("{other:?}"),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Exited { code } => write!(f, "exited with status {code}"),
+            Exit::Killed { signal } => write!(f, "killed by {signal}"),
+            Exit::Other { what } => f.write_str(what),
+        }
+    }
+}
+
 /// "exited with status 3", "killed by SIGKILL"
 pub fn describe(status: WaitStatus) -> String {
     match status {
@@ -905,6 +961,7 @@ where
         let mut inside = Inside {
             private_mounts: false,
             actions: Vec::new(),
+            parts: spec.parts,
         };
         let joined = match &spec.join {
             Some(join) => join.enter(&mut inside),

@@ -1203,3 +1203,82 @@ pub fn lesson_runs_at_once(exe: &Path, args: &[&str], n: usize) -> Vec<(u32, Val
         })
         .collect()
 }
+
+/// A lesson as `nsx lessons --format json` describes it.
+pub struct LessonInfo {
+    pub facts: Vec<String>,
+    /// On the measure + judge shape: it can be recorded and replayed.
+    pub recordable: bool,
+}
+
+pub fn lesson_info(id: &str) -> LessonInfo {
+    let out = run(&["lessons", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("a JSON list");
+    let l = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == id)
+        .unwrap_or_else(|| panic!("no lesson {id}"));
+    LessonInfo {
+        facts: l["facts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f.as_str().unwrap().to_string())
+            .collect(),
+        recordable: l["recordable"] == true,
+    }
+}
+
+/// The shape of a JSON value: every key, and the kind of every value. Values are kept
+/// only under the keys that are the same on every machine (ids, titles, labels, files,
+/// sides, comparisons, value kinds, verdicts); arrays keep one of each distinct shape.
+/// This is the structural redaction: nothing machine-specific can be pinned.
+pub fn shape(v: &Value) -> Value {
+    fn walk(v: &Value, key: &str) -> Value {
+        const KEPT: &[&str] = &[
+            "id",
+            "lesson",
+            "title",
+            "label",
+            "file",
+            "side",
+            "is",
+            "kind",
+            "privilege",
+            "how",
+            "mechanism",
+        ];
+        match v {
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, c)| (k.clone(), walk(c, k))).collect())
+            }
+            Value::Array(a) => {
+                let mut seen: Vec<Value> = Vec::new();
+                for x in a {
+                    let s = walk(x, key);
+                    if !seen.contains(&s) {
+                        seen.push(s);
+                    }
+                }
+                Value::Array(seen)
+            }
+            Value::String(_) if KEPT.contains(&key) => v.clone(),
+            Value::Bool(_) => v.clone(),
+            Value::String(_) => Value::String("<text>".into()),
+            Value::Number(_) => Value::String("<number>".into()),
+            Value::Null => Value::Null,
+        }
+    }
+    walk(v, "")
+}
+
+/// The lines of a lesson's human output that describe the run itself (the header's
+/// "running as" or "replay of" line), which a replay of a recording must differ in.
+pub fn without_run_line(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("  running as: ") && !l.starts_with("  replay of "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -10,6 +10,9 @@ fn check_with(id: &str, args: &[&str], facts: &[&str]) {
     if !privileged(&format!("lesson {id}")) {
         return;
     }
+    if lesson_info(id).recordable {
+        return check_recordable(id, args, facts);
+    }
     let report = lesson_json(id, args);
     assert_eq!(report["lesson"], id);
     assert_eq!(report["privilege"], "root");
@@ -82,6 +85,7 @@ fn mount() {
         &[
             "before-same-table",
             "mount-visible-inside",
+            "host-reads-probe-mounts",
             "mount-absent-on-host",
             "host-mountinfo-unchanged",
             "root-private-inside",
@@ -492,4 +496,50 @@ fn pids() {
         insta::assert_json_snapshot!("pids_json", json);
         insta::assert_snapshot!("pids_human", human);
     }
+}
+
+/// A lesson of the measure + judge shape: its facts hold here, its JSON has the shape
+/// the snapshot pins, and its human output is exactly the replay of its own recording.
+fn check_recordable(id: &str, args: &[&str], facts: &[&str]) {
+    let info = lesson_info(id);
+    assert_eq!(
+        info.facts, facts,
+        "{id}: the facts the test expects are the lesson's"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("run.json");
+    let rec = rec.to_str().unwrap();
+    let mut live = vec!["lesson", id, "--record", rec];
+    live.extend_from_slice(args);
+    let out = run(&live);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\u{1b}'),
+        "NO_COLOR output must have no escape codes"
+    );
+    let replayed = run(&["lesson", id, "--replay", rec]);
+    assert_eq!(replayed.status.code(), Some(0), "{}", stderr(&replayed));
+    let replayed = stdout(&replayed);
+    assert!(
+        replayed.contains("  replay of a run recorded by nsx"),
+        "{replayed}"
+    );
+    assert_eq!(
+        without_run_line(&text),
+        without_run_line(&replayed),
+        "{id}: live and replayed output differ"
+    );
+
+    let report = lesson_json(id, args);
+    let typed: nsx::report::Report = serde_json::from_value(report.clone()).expect("a Report");
+    assert_eq!(typed.lesson, id);
+    assert_eq!(typed.privilege, nsx::report::Privilege::Root);
+    assert!(typed.ok, "{report:#}");
+    let ids: Vec<&str> = typed.facts.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, facts);
+    for step in &typed.steps {
+        assert!(!step.rows.is_empty(), "{id}: step {} has no rows", step.id);
+    }
+    insta::assert_json_snapshot!(format!("{id}_shape"), shape(&report));
 }

@@ -1,0 +1,453 @@
+//! A lesson is `measure` + `judge`.
+//!
+//! `measure` is the only part that clones, mounts or writes cgroup files: it runs the
+//! probes and returns the lesson's observations, a serde value holding everything the
+//! lesson will show or judge. `judge` is a pure function from those observations (and the
+//! machine they were made on) to steps, rows, notes and facts. The seam is what makes a
+//! run recordable (`--record FILE`), replayable anywhere without privileges (`--replay
+//! FILE`), and every fact testable without root from recorded runs, holding and failing.
+//!
+//! A lesson implements [`Def`]; [`lesson`] turns it into the registry's [`Lesson`] value,
+//! whose function pointers hide the lesson's own types.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Lesson, Rootless, Run};
+use crate::error::{Error, Result};
+use crate::observe::{self, Parts, Subject, View};
+use crate::report::{Fact, Machine, Privilege, Replay, Report, Step};
+use crate::sandbox::{Inside, Spec};
+
+/// One lesson: its registry entry (constants) and its two halves.
+pub trait Def: 'static {
+    const ID: &'static str;
+    const TITLE: &'static str;
+    const MECHANISM: &'static str;
+    /// The man pages to read next.
+    const MAN: &'static str;
+    const ROOTLESS: Rootless;
+    /// lessons/<id>.md, shown by --explain and included by the book.
+    const NARRATIVE: &'static str;
+    /// What its views read: what its rows and facts show, nothing more.
+    const SEES: Parts;
+    /// Every fact `judge` decides, in the order it lists them.
+    const FACTS: &'static [&'static str];
+
+    /// The lesson's own options: its `nsx lesson <id>` flags ([`NoOptions`] for none).
+    type Options: clap::Args + Serialize + DeserializeOwned + Clone + std::fmt::Debug;
+
+    /// The observations: everything the lesson shows or judges.
+    type Obs: Serialize + DeserializeOwned;
+
+    /// Checks options the flag grammar accepted against what this lesson can do: a usage
+    /// error (exit 2) names the accepted range.
+    fn check(_options: &Self::Options) -> Result<()> {
+        Ok(())
+    }
+
+    /// Runs the probes and reads what they and the host see.
+    fn measure(m: &mut Measure, options: &Self::Options) -> Result<Self::Obs>;
+
+    /// Turns observations into what the student reads: pure, no system calls.
+    fn judge(obs: &Self::Obs, options: &Self::Options, env: &Env) -> Judged;
+
+    /// For the tests: changes to a holding recording, each of which must make the named
+    /// fact fail (every fact needs at least one; see `falsify` in lessons/tests.rs).
+    #[cfg(test)]
+    fn falsifiers() -> Vec<Falsifier<Self::Obs>>;
+}
+
+/// The options of a lesson that has none.
+#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize)]
+pub struct NoOptions {}
+
+/// What judging one falsified recording gave: the fact, what was changed, and whether
+/// the fact still held (it must not).
+#[cfg(test)]
+pub type Falsified = (&'static str, &'static str, bool);
+
+/// A minimal change to a recorded run that must make fact `fact` fail.
+#[cfg(test)]
+pub struct Falsifier<O> {
+    pub fact: &'static str,
+    /// What the change stands for, for the failure message.
+    pub what: &'static str,
+    pub change: fn(&mut O, &mut Env),
+}
+
+/// What a judge knows besides the observations: where they were made, and the host's
+/// own view taken before the lesson created anything.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Env {
+    pub machine: Machine,
+    /// nsx's own /proc/self before the lesson began: the host's own world.
+    pub baseline: View,
+}
+
+impl Env {
+    pub fn rootless(&self) -> bool {
+        self.machine.privilege == Privilege::Rootless
+    }
+}
+
+/// What a judge returns.
+#[derive(Debug, Default)]
+pub struct Judged {
+    pub steps: Vec<Step>,
+    pub facts: Vec<Fact>,
+    pub notes: Vec<String>,
+    /// The lesson's point in one sentence, from this run's facts.
+    pub takeaway: Option<String>,
+}
+
+/// A run as `--record` writes it: the observations, with where and how they were made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recording {
+    /// The nsx version that measured.
+    pub nsx: String,
+    pub lesson: String,
+    /// The lesson's options for this run ([`Def::Options`]).
+    pub options: Value,
+    pub env: Env,
+    /// What `measure` noted about its own work (leftovers of killed runs it removed).
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// The lesson's own observations ([`Def::Obs`]).
+    pub observations: Value,
+}
+
+/// The measuring side's context: what a lesson's `measure` may use.
+pub struct Measure<'a> {
+    pub privilege: Privilege,
+    /// The host's own view before the lesson began (nsx's /proc/self).
+    pub baseline: &'a View,
+    /// What every view of this lesson reads.
+    pub parts: Parts,
+    notes: Vec<String>,
+}
+
+impl Measure<'_> {
+    /// A note about the measurement itself, kept in the recording.
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(text.into());
+    }
+
+    pub fn rootless(&self) -> bool {
+        self.privilege == Privilege::Rootless
+    }
+
+    /// `spec` reading what this lesson reads.
+    fn scoped(&self, spec: &Spec) -> Spec {
+        Spec {
+            parts: Some(self.parts),
+            ..spec.clone()
+        }
+    }
+
+    /// Runs one probe: see [`super::probe`].
+    pub fn probe<T, H, F, G>(&self, spec: &Spec, probe: F, host_extra: G) -> Result<Run<T, H>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(&mut Inside) -> Result<T>,
+        G: FnOnce(i32) -> Result<H>,
+    {
+        super::probe(&self.scoped(spec), probe, host_extra)
+    }
+
+    /// Runs probes side by side: see [`super::probes_n`].
+    pub fn probes_n<const N: usize, T, H, F, G>(
+        &self,
+        specs: [Spec; N],
+        probe: F,
+        host_extra: G,
+    ) -> Result<[Run<T, H>; N]>
+    where
+        T: Serialize + DeserializeOwned,
+        F: Fn(usize, &mut Inside) -> Result<T>,
+        G: Fn(usize, i32) -> Result<H>,
+    {
+        super::probes_n(specs.map(|s| self.scoped(&s)), probe, host_extra)
+    }
+
+    /// Runs one probe, with `prepare` between its clone and its go: the probe exists but
+    /// waits, so the host can move it into a cgroup or write its time offsets before it
+    /// runs a single instruction of its own.
+    pub fn probe_with<T, H, P, F, G>(
+        &self,
+        spec: &Spec,
+        prepare: P,
+        probe: F,
+        host_extra: G,
+    ) -> Result<Run<T, H>>
+    where
+        T: Serialize + DeserializeOwned,
+        P: FnOnce(&mut Prep) -> Result<()>,
+        F: FnOnce(&mut Inside) -> Result<T>,
+        G: FnOnce(i32) -> Result<H>,
+    {
+        let mut child = crate::sandbox::spawn(&self.scoped(spec), probe)?;
+        prepare(&mut Prep { child: &mut child })?;
+        super::collect(child, host_extra)
+    }
+
+    /// Clones a probe held before it runs, for a lesson that prepares it first (see
+    /// [`crate::sandbox::spawn`]).
+    pub fn spawn<T, F>(&self, spec: &Spec, probe: F) -> Result<crate::sandbox::Child>
+    where
+        T: Serialize,
+        F: FnOnce(&mut Inside) -> Result<T>,
+    {
+        crate::sandbox::spawn(&self.scoped(spec), probe)
+    }
+}
+
+/// A probe between its clone and its go ([`Measure::probe_with`]).
+pub struct Prep<'c> {
+    child: &'c mut crate::sandbox::Child,
+}
+
+impl Prep<'_> {
+    /// The probe's PID on the host.
+    pub fn pid(&self) -> i32 {
+        self.child.pid()
+    }
+
+    /// Records something the host did for the probe, in the step's actions.
+    pub fn action(&mut self, text: impl Into<String>) {
+        self.child.actions.push(text.into());
+    }
+
+    /// What the host sees of the probe now, before it runs.
+    pub fn observe(&self) -> Result<View> {
+        self.child.observe_from_host()
+    }
+}
+
+/// The type-erased halves of a [`Def`], stored in the registry.
+pub struct Erased {
+    /// The lesson's `nsx lesson <id>` subcommand, with its options.
+    pub command: fn() -> clap::Command,
+    /// Its options from the subcommand's matches (`None`: the defaults), checked.
+    pub options: fn(Option<&clap::ArgMatches>) -> Result<Value>,
+    /// Measures with the options given, then returns the recording.
+    pub measure: fn(&Env, Privilege, &Value) -> Result<Recording>,
+    /// Judges a recording into a report.
+    pub judge: fn(&Recording) -> Result<Report>,
+    /// For the tests: judges each falsified copy of `recording`, returning (fact,
+    /// what changed, holds after the change) per falsifier.
+    #[cfg(test)]
+    pub falsify: fn(&Recording) -> Result<Vec<Falsified>>,
+}
+
+/// The registry entry for `L`.
+pub const fn lesson<L: Def>() -> Lesson {
+    Lesson {
+        id: L::ID,
+        title: L::TITLE,
+        mechanism: L::MECHANISM,
+        man: L::MAN,
+        rootless: L::ROOTLESS,
+        narrative: L::NARRATIVE,
+        sees: L::SEES,
+        facts: L::FACTS,
+        imp: super::Imp::New(Erased {
+            command: command::<L>,
+            options: options::<L>,
+            measure: measure::<L>,
+            judge: judge::<L>,
+            #[cfg(test)]
+            falsify: falsify::<L>,
+        }),
+    }
+}
+
+/// What the views of a lesson read: its own parts, and without root the user namespace
+/// the sandbox adds and the id maps nsx wrote (the output shows them).
+pub fn parts_for(sees: Parts, privilege: Privilege) -> Parts {
+    match privilege {
+        Privilege::Rootless => sees.with(observe::Ns::User.part()).with(Parts::ID_MAPS),
+        Privilege::Root => sees,
+    }
+}
+
+/// The host's own view before a lesson: nsx's /proc/self (/proc/1/ns is not always
+/// readable, even as root).
+pub fn baseline(parts: Parts) -> Result<View> {
+    observe::observe_parts(Path::new("/proc"), Subject::SelfProcess, parts)
+}
+
+fn command<L: Def>() -> clap::Command {
+    use clap::Args;
+    // The title after the options: a derived Args sets its own doc comment as about.
+    L::Options::augment_args(clap::Command::new(L::ID)).about(L::TITLE)
+}
+
+fn options<L: Def>(matches: Option<&clap::ArgMatches>) -> Result<Value> {
+    use clap::FromArgMatches;
+    let defaults;
+    let matches = match matches {
+        Some(m) => m,
+        None => {
+            defaults = command::<L>()
+                .try_get_matches_from([L::ID])
+                .map_err(|e| Error::Other(format!("internal: {} defaults: {e}", L::ID)))?;
+            &defaults
+        }
+    };
+    let options = L::Options::from_arg_matches(matches).map_err(|e| Error::Usage(e.to_string()))?;
+    L::check(&options)?;
+    serde_json::to_value(&options)
+        .map_err(|e| Error::Other(format!("internal: options not serialisable: {e}")))
+}
+
+fn typed_options<L: Def>(value: &Value) -> Result<L::Options> {
+    serde_json::from_value(value.clone()).map_err(|e| {
+        Error::Usage(format!(
+            "the {} lesson's options do not fit this nsx ({e})",
+            L::ID
+        ))
+    })
+}
+
+fn measure<L: Def>(env: &Env, privilege: Privilege, options: &Value) -> Result<Recording> {
+    let typed = typed_options::<L>(options)?;
+    let mut m = Measure {
+        privilege,
+        baseline: &env.baseline,
+        parts: parts_for(L::SEES, privilege),
+        notes: Vec::new(),
+    };
+    let obs = L::measure(&mut m, &typed)?;
+    Ok(Recording {
+        nsx: env!("CARGO_PKG_VERSION").to_string(),
+        lesson: L::ID.to_string(),
+        options: options.clone(),
+        env: env.clone(),
+        notes: m.notes,
+        observations: serde_json::to_value(&obs)
+            .map_err(|e| Error::Other(format!("internal: observations not serialisable: {e}")))?,
+    })
+}
+
+fn observations<L: Def>(rec: &Recording) -> Result<L::Obs> {
+    if rec.lesson != L::ID {
+        return Err(Error::Usage(format!(
+            "the recording is of the {} lesson, not {}",
+            rec.lesson,
+            L::ID
+        )));
+    }
+    serde_json::from_value(rec.observations.clone()).map_err(|e| {
+        Error::Usage(format!(
+            "the recording's observations do not fit this nsx's {} lesson ({e}); it was recorded by nsx {}: record it again with this version",
+            L::ID, rec.nsx
+        ))
+    })
+}
+
+fn judge<L: Def>(rec: &Recording) -> Result<Report> {
+    let obs = observations::<L>(rec)?;
+    let options = typed_options::<L>(&rec.options)?;
+    Ok(report::<L>(rec, L::judge(&obs, &options, &rec.env)))
+}
+
+/// Puts a judgement into the report shape: decided and undecided facts apart, the run's
+/// notes first.
+pub fn report<L: Def>(rec: &Recording, judged: Judged) -> Report {
+    let (facts, undecided): (Vec<Fact>, Vec<Fact>) = judged
+        .facts
+        .into_iter()
+        .partition(|f| f.undecided.is_none());
+    let ok = !facts.is_empty() && facts.iter().all(|f| f.holds);
+    let mut notes = rec.notes.clone();
+    if rec.env.rootless() {
+        notes.push(format!(
+            "nsx is not running as root (uid {}): it added a user namespace (CLONE_NEWUSER) and mapped your uid to 0 inside, which is what lets an unprivileged user create the other namespaces",
+            rec.env.machine.uid
+        ));
+    }
+    notes.extend(judged.notes);
+    Report {
+        lesson: L::ID.to_string(),
+        title: L::TITLE.to_string(),
+        mechanism: L::MECHANISM.to_string(),
+        ok,
+        privilege: rec.env.machine.privilege,
+        notes,
+        steps: judged.steps,
+        facts,
+        undecided,
+        takeaway: judged.takeaway,
+        machine: Some(rec.env.machine.clone()),
+        replay: None,
+    }
+}
+
+#[cfg(test)]
+fn falsify<L: Def>(rec: &Recording) -> Result<Vec<Falsified>> {
+    let mut out = Vec::new();
+    let options = typed_options::<L>(&rec.options)?;
+    for f in L::falsifiers() {
+        let mut obs = observations::<L>(rec)?;
+        let mut env = rec.env.clone();
+        (f.change)(&mut obs, &mut env);
+        let judged = L::judge(&obs, &options, &env);
+        let holds = judged
+            .facts
+            .iter()
+            .find(|x| x.id == f.fact)
+            .map(|x| x.holds && x.undecided.is_none())
+            .ok_or_else(|| Error::Other(format!("falsifier names unknown fact {}", f.fact)))?;
+        out.push((f.fact, f.what, holds));
+    }
+    Ok(out)
+}
+
+/// Reads a recording written by `--record`.
+pub fn read_recording(path: &Path) -> Result<Recording> {
+    let bytes = std::fs::read(path).map_err(|e| crate::error::io("read", path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Error::Usage(format!(
+            "{} is not an nsx recording ({e}); make one with nsx lesson ID --record FILE",
+            path.display()
+        ))
+    })
+}
+
+/// Writes a recording to a new file: refused if `path` exists (O_CREAT|O_EXCL never
+/// follows a symlink either), so a planted link cannot redirect it.
+pub fn write_recording(path: &Path, rec: &Recording) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Usage(format!(
+                "--record {}: the file exists; nsx never overwrites (remove it or choose another name)",
+                path.display()
+            )),
+            _ => crate::error::io("create", path, e),
+        })?;
+    let mut bytes = serde_json::to_vec_pretty(rec)
+        .map_err(|e| Error::Other(format!("internal: recording not serialisable: {e}")))?;
+    bytes.push(b'\n');
+    f.write_all(&bytes)
+        .map_err(|e| crate::error::io("write", path, e))
+}
+
+/// Marks a report as replayed from `file`.
+pub fn mark_replay(mut report: Report, file: &Path, rec: &Recording) -> Report {
+    report.replay = Some(Replay {
+        file: file.display().to_string(),
+        recorded_by: rec.nsx.clone(),
+    });
+    report
+}
