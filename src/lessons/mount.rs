@@ -35,6 +35,9 @@ const FILE: &str = "written-inside";
 pub struct Seen {
     view: View,
     files: Vec<String>,
+    /// The control only: the probe's mount table after it unmounted the leaked mount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    after_umount: Option<Mounts>,
 }
 
 /// A probe run; the host lists the demo directory while the probe lives.
@@ -70,6 +73,7 @@ impl Def for Mount {
         "mnt-ns-differs",
         "shared-propagation-leaks",
         "private-propagation-contains",
+        "umount-undoes-the-leak",
         "control-host-untouched",
     ];
     type Options = NoOptions;
@@ -84,6 +88,7 @@ impl Def for Mount {
             Ok(Seen {
                 view: i.observe()?,
                 files: list(&dir)?,
+                after_umount: None,
             })
         };
         // The after probe: a tmpfs in a mount namespace of its own.
@@ -112,7 +117,12 @@ impl Def for Mount {
                 "  in that child: mount -t tmpfs nsx-kept {}",
                 p.display()
             ));
-            look(i)
+            let mut seen = look(i)?;
+            // A leaked mount is an ordinary mount of the namespace it leaked into: one
+            // umount there undoes it.
+            i.umount(&s)?;
+            seen.after_umount = i.observe()?.probe.mounts;
+            Ok(seen)
         };
         // Each probe mounts only in a mount namespace of its own: the three run side by side.
         let [before, after, control] = m.probes_n(
@@ -221,6 +231,18 @@ impl Def for Mount {
                 ),
                 kept,
                 json!({ "parent_sees": stage.mounts.nsx }),
+            ),
+            Fact::new(
+                "umount-undoes-the-leak",
+                format!(
+                    "after umount {} in the namespace it leaked into, the mount is gone from its table: a leaked mount lasts until someone unmounts it, not until reboot",
+                    o.shared_dir
+                ),
+                leaked
+                    && o.control.inside.after_umount.as_ref().is_some_and(|m| {
+                        !m.nsx.iter().any(|x| x.mount_point == o.shared_dir)
+                    }),
+                json!({ "after_umount": o.control.inside.after_umount.as_ref().map(|m| &m.nsx) }),
             ),
             Fact::new(
                 "control-host-untouched",
@@ -332,6 +354,16 @@ impl Def for Mount {
                     let mut m = o.control.inside.view.mounts.nsx[0].clone();
                     m.mount_point = o.private_dir.clone();
                     o.control.inside.view.mounts.nsx.push(m);
+                },
+            },
+            F {
+                fact: "umount-undoes-the-leak",
+                what: "the leaked mount is still there after umount",
+                change: |o, _| {
+                    let leaked = o.control.inside.view.mounts.nsx.clone();
+                    if let Some(m) = o.control.inside.after_umount.as_mut() {
+                        m.nsx = leaked;
+                    }
                 },
             },
             F {

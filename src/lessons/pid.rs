@@ -27,6 +27,13 @@ pub struct Pid;
 pub struct Seen {
     getpid: i32,
     view: View,
+    /// What its first child's getpid(2) said (the unshare step only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_child: Option<i32>,
+    /// The unshare step only: whether /proc/self/ns/pid_for_children could be read right
+    /// after unshare(2), before the first fork.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link_before_fork: Option<bool>,
 }
 
 /// The three probe runs.
@@ -38,6 +45,8 @@ pub struct Obs {
     after: Run<Seen>,
     /// CLONE_NEWPID alone: the host's /proc still mounted.
     control: Run<Seen>,
+    /// unshare(CLONE_NEWPID) by the probe itself, then one fork.
+    unshare: Run<Seen>,
 }
 
 impl Def for Pid {
@@ -57,6 +66,8 @@ impl Def for Pid {
         "host-sees-same-ns",
         "inside-sees-only-own",
         "control-old-proc-shows-host",
+        "unshare-leaves-the-caller",
+        "first-child-is-pid-1",
     ];
     type Options = NoOptions;
     type Obs = Obs;
@@ -69,17 +80,28 @@ impl Def for Pid {
         };
         // The three probes see nothing of one another (two have PID namespaces of their
         // own, none mounts anything the host sees): they run side by side.
-        let [before, after, control] = m.probes_n(
+        // The unshare probe makes its namespace itself: without root it needs a user
+        // namespace of its own to hold CAP_SYS_ADMIN for that (user_namespaces(7)).
+        let own_user = if m.rootless() {
+            CloneFlags::CLONE_NEWUSER
+        } else {
+            CloneFlags::empty()
+        };
+        let [before, after, control, unshare] = m.probes_n(
             [
                 Spec::new(CloneFlags::empty()),
                 after,
                 Spec::new(CloneFlags::CLONE_NEWPID),
+                Spec::new(own_user),
             ],
-            |_, inside| {
-                Ok(Seen {
+            |k, inside| match k {
+                3 => unshare_then_fork(inside),
+                _ => Ok(Seen {
                     getpid: nix::unistd::getpid().as_raw(),
                     view: inside.observe()?,
-                })
+                    first_child: None,
+                    link_before_fork: None,
+                }),
             },
             |_, _| Ok(()),
         )?;
@@ -87,6 +109,7 @@ impl Def for Pid {
             before,
             after,
             control,
+            unshare,
         })
     }
 
@@ -95,7 +118,7 @@ impl Def for Pid {
         let (b, a, c) = (&o.before, &o.after, &o.control);
         let (ai, ah) = (&a.inside.view, &a.host);
         let host_pid = ah.probe.pid;
-        let facts = vec![
+        let mut facts = vec![
             Fact::new(
                 "before-same-view",
                 format!(
@@ -155,6 +178,8 @@ impl Def for Pid {
             ),
             control_fact(c),
         ];
+        let u = &o.unshare;
+        facts.extend(unshare_facts(u, base));
 
         let cv = &c.inside.view;
         let steps = vec![
@@ -178,6 +203,7 @@ impl Def for Pid {
                 c.inside.getpid, cv.processes.count, cv.probe.pid
             ))
             .takeaway("ps reads /proc: a PID namespace needs its own /proc to hide the host's processes"),
+            unshare_step(u),
         ];
         Judged {
             steps,
@@ -233,6 +259,26 @@ impl Def for Pid {
                 fact: "inside-sees-only-own",
                 what: "the fresh /proc lists more than PID 1",
                 change: |o, _| o.after.inside.view.processes.count = 5,
+            },
+            F {
+                fact: "unshare-leaves-the-caller",
+                what: "the caller moved into the new pid namespace",
+                change: |o, _| {
+                    let new = o.unshare.inside.view.own_ns["pid_for_children"];
+                    o.unshare.inside.view.own_ns.insert("pid".into(), new);
+                },
+            },
+            F {
+                fact: "unshare-leaves-the-caller",
+                what: "pid_for_children was not read",
+                change: |o, _| {
+                    o.unshare.inside.view.own_ns.remove("pid_for_children");
+                },
+            },
+            F {
+                fact: "first-child-is-pid-1",
+                what: "the first child is PID 2",
+                change: |o, _| o.unshare.inside.first_child = Some(2),
             },
             F {
                 fact: "control-old-proc-shows-host",
@@ -306,4 +352,148 @@ fn step(id: &str, title: &str, run: &Run<Seen>) -> Step {
         },
     ];
     kit::step(id, title, run, inside, rows).extra(json!({ "getpid": run.inside.getpid }))
+}
+
+/// unshare(2) with CLONE_NEWPID: the caller stays where it is, and only its next child is
+/// born in the new namespace (as its PID 1). pid_namespaces(7): "the first child created
+/// by the calling process after unshare() ... has the PID 1". That is why `unshare --pid`
+/// needs `--fork`.
+fn unshare_then_fork(inside: &mut crate::sandbox::Inside) -> Result<Seen> {
+    use crate::error::Context;
+    nix::sched::unshare(CloneFlags::CLONE_NEWPID).ctx("unshare", "CLONE_NEWPID")?;
+    inside.action("unshare(CLONE_NEWPID)");
+    // The kernel hands out the new namespace's link only once it has a process (its
+    // child reaper): until the first fork, readlink(2) of pid_for_children fails.
+    let link_before_fork = nix::fcntl::readlink("/proc/self/ns/pid_for_children").is_ok();
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "first child")?;
+    // SAFETY: the probe is single-threaded (a clone of single-threaded nsx), so the child
+    // may run any code; it only writes to the pipe and leaves with _exit.
+    match unsafe { libc::fork() } {
+        -1 => Err(crate::error::sys(
+            "fork",
+            "the first child",
+            nix::errno::Errno::last(),
+        )),
+        0 => {
+            drop(r);
+            let pid = nix::unistd::getpid().as_raw().to_ne_bytes();
+            let ok = nix::unistd::write(&w, &pid).is_ok_and(|n| n == pid.len());
+            // SAFETY: leaves without running the parent's destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        child => {
+            drop(w);
+            let mut buf = [0u8; 4];
+            let mut got = 0;
+            while got < buf.len() {
+                match nix::unistd::read(&r, &mut buf[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => return Err(crate::error::sys("read", "the first child's pipe", e)),
+                }
+            }
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+            inside.action(format!(
+                "fork() = {child}   (its PID in the probe's own namespace)"
+            ));
+            Ok(Seen {
+                getpid: nix::unistd::getpid().as_raw(),
+                view: inside.observe()?,
+                first_child: (got == buf.len()).then(|| i32::from_ne_bytes(buf)),
+                link_before_fork: Some(link_before_fork),
+            })
+        }
+    }
+}
+
+fn unshare_facts(u: &Run<Seen>, base: &View) -> Vec<Fact> {
+    let uv = &u.inside.view;
+    let (own, children) = (uv.own(Ns::Pid), uv.own_for_children(Ns::Pid));
+    vec![
+        Fact::new(
+            "unshare-leaves-the-caller",
+            format!(
+                "after unshare(CLONE_NEWPID) the probe is still in the host's pid namespace ({}); only its pid_for_children link names the new one ({})",
+                kit::ns_text(Ns::Pid, own),
+                kit::ns_text(Ns::Pid, children)
+            ),
+            kit::same(own, base.own(Ns::Pid)) && kit::differ(children, own),
+            json!({ "pid": own, "pid_for_children": children, "host": base.own(Ns::Pid) }),
+        ),
+        Fact::new(
+            "first-child-is-pid-1",
+            format!(
+                "its first child's getpid() returned {}: the first process born in the new namespace is its PID 1, which is why unshare --pid needs --fork",
+                u.inside.first_child.map_or("nothing".to_string(), |p| p.to_string())
+            ),
+            u.inside.first_child == Some(1),
+            json!({ "first_child": u.inside.first_child }),
+        ),
+    ]
+}
+
+/// The unshare step: the caller's two links, and its first child.
+fn unshare_step(u: &Run<Seen>) -> Step {
+    let (host, inside) = (&u.host, &u.inside.view);
+    let children = |v: Option<u64>| kit::ns_val(Ns::Pid, v);
+    let rows = vec![
+        Row::probe(
+            "PID",
+            "status Pid",
+            Val::Pid(host.probe.pid),
+            Val::Pid(inside.probe.pid),
+        ),
+        Row::probe(
+            "pid namespace",
+            "ns/pid",
+            children(host.probe.ns_of(Ns::Pid)),
+            children(inside.probe.ns_of(Ns::Pid)),
+        ),
+        Row::probe(
+            "children's pid namespace",
+            "ns/pid_for_children",
+            children(host.probe.ns_for_children(Ns::Pid)),
+            children(inside.probe.ns_for_children(Ns::Pid)),
+        ),
+        Row::own(
+            "pid namespace",
+            "ns/pid",
+            children(host.own(Ns::Pid)),
+            children(inside.own(Ns::Pid)),
+        ),
+        Row::own(
+            "children's pid namespace",
+            "ns/pid_for_children",
+            children(host.own_for_children(Ns::Pid)),
+            children(inside.own_for_children(Ns::Pid)),
+        )
+        .key(),
+        Row::own(
+            "its first child's getpid()",
+            "a system call",
+            Val::None("the host made no child there".into()),
+            match u.inside.first_child {
+                Some(p) => Val::Pid(p),
+                None => Val::None("no report".into()),
+            },
+        ),
+    ];
+    kit::step(
+        "unshare",
+        "unshare: unshare(CLONE_NEWPID) in the probe itself, then one fork",
+        u,
+        inside,
+        rows,
+    )
+    .note(match u.inside.link_before_fork {
+        Some(false) => "right after unshare(), /proc/self/ns/pid_for_children could not be read: the kernel gives the new namespace to readers only once its first process, its PID 1, exists".to_string(),
+        Some(true) => "right after unshare(), /proc/self/ns/pid_for_children could already be read on this kernel".to_string(),
+        None => "the probe did not say whether pid_for_children could be read before the fork".to_string(),
+    })
+    .takeaway(format!(
+        "unshare moved nobody: the probe kept PID {}; its first child became PID {} of the new namespace",
+        u.inside.getpid,
+        u.inside.first_child.map_or("-".to_string(), |p| p.to_string())
+    ))
 }

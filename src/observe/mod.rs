@@ -237,6 +237,13 @@ impl View {
         self.own_ns.get(ns.name()).copied()
     }
 
+    /// The observer's own `<ns>_for_children` link (pid and time only).
+    pub fn own_for_children(&self, ns: Ns) -> Option<u64> {
+        self.own_ns
+            .get(&format!("{}_for_children", ns.name()))
+            .copied()
+    }
+
     pub fn has_mount(&self, mount_point: &str) -> bool {
         self.mounts.nsx.iter().any(|m| m.mount_point == mount_point)
     }
@@ -260,6 +267,12 @@ impl Proc {
     /// The process's namespace of type `ns` (`<dir>/ns/<ns>`): `None` when not read.
     pub fn ns_of(&self, ns: Ns) -> Option<u64> {
         self.ns.get(ns.name()).copied()
+    }
+
+    /// `<dir>/ns/<ns>_for_children` (pid and time only): where the process's next
+    /// children will be; `None` when not read or not such a type.
+    pub fn ns_for_children(&self, ns: Ns) -> Option<u64> {
+        self.ns.get(&format!("{}_for_children", ns.name())).copied()
     }
 
     /// The uid_map lines (none when not read).
@@ -615,7 +628,14 @@ impl ProcDir {
 /// Only the types in `parts`; types this kernel lacks are left out.
 fn read_ns_at(d: &ProcDir, ns_dir: &str, parts: Parts) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
-    for ty in parts.ns_types() {
+    // pid and time also have a `<type>_for_children` link: the namespace the process's
+    // next children will be born in (namespaces(7)), which unshare(2) changes for these
+    // two types instead of moving the caller.
+    let links = parts.ns_types().flat_map(|ty| {
+        let children = matches!(ty, "pid" | "time").then(|| format!("{ty}_for_children"));
+        std::iter::once(ty.to_string()).chain(children)
+    });
+    for ty in links {
         let name = format!("{ns_dir}/{ty}");
         // readlinkat(2) relative to the directory already open: no walk from "/".
         match nix::fcntl::readlinkat(&d.fd, name.as_str()) {

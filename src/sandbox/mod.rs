@@ -357,6 +357,19 @@ impl Inside {
         Ok(())
     }
 
+    /// umount(2) of `target`, recorded. Refused unless the probe is in its own mount
+    /// namespace with private propagation, like every mount nsx makes.
+    pub fn umount(&mut self, target: &Path) -> Result<()> {
+        if !self.private_mounts {
+            return Err(Error::Other(
+                "internal: refusing to unmount outside a private mount namespace".into(),
+            ));
+        }
+        nix::mount::umount(target).ctx("umount", target.display())?;
+        self.action(format!("umount {}", target.display()));
+        Ok(())
+    }
+
     /// Mounts the cgroup hierarchy named by `options` (v1: its controllers, e.g. "memory",
     /// or "none,name=systemd"; v2: `None`) on `target`, through [`Inside::mount`], so only
     /// in a private nsx mount namespace. cgroup_namespaces(7): inside a cgroup namespace

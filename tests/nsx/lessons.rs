@@ -51,6 +51,8 @@ fn pid() {
             "host-sees-same-ns",
             "inside-sees-only-own",
             "control-old-proc-shows-host",
+            "unshare-leaves-the-caller",
+            "first-child-is-pid-1",
         ],
     );
 }
@@ -92,6 +94,7 @@ fn mount() {
             "mnt-ns-differs",
             "shared-propagation-leaks",
             "private-propagation-contains",
+            "umount-undoes-the-leak",
             "control-host-untouched",
         ],
     );
