@@ -26,6 +26,14 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
 
+    /// Fit human output to N columns [default: $COLUMNS, else the terminal's width, else 80]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(40..=1000))]
+    pub width: Option<u16>,
+
+    /// For a projector: no `$` command lines and no fact ids.
+    #[arg(long, global = true)]
+    pub compact: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -456,5 +464,12 @@ mod tests {
         for bad in ["", "-x", "a b", &"x".repeat(65)] {
             assert!(parse_hostname(bad).is_err(), "{bad:?}");
         }
+    }
+}
+
+impl Cli {
+    /// How wide human output may be, and how much of it to show.
+    pub fn fmt(&self) -> crate::render::text::Fmt {
+        crate::render::text::Fmt::detect(self.width.map(usize::from), self.compact)
     }
 }

@@ -49,9 +49,9 @@ fn out(text: &str) -> Result<()> {
 
 fn run(cli: &Cli) -> Result<i32> {
     match &cli.command {
-        Command::Lessons => list_lessons(cli.format),
-        Command::Lesson(args) => lesson(cli.format, args),
-        Command::Tour(args) => tour(cli.format, args),
+        Command::Lessons => list_lessons(cli.format, &cli.fmt()),
+        Command::Lesson(args) => lesson(cli.format, &cli.fmt(), args),
+        Command::Tour(args) => tour(cli.format, &cli.fmt(), args),
         Command::Doctor => {
             let report = doctor::report(doctor::host().clone());
             match cli.format {
@@ -100,10 +100,10 @@ fn run(cli: &Cli) -> Result<i32> {
 }
 
 /// `nsx lessons` (and a bare `nsx lesson`): every lesson and whether it runs here.
-fn list_lessons(format: Format) -> Result<i32> {
+fn list_lessons(format: Format, fmt: &render::human::Fmt) -> Result<i32> {
     let rows: Vec<_> = lessons::LESSONS.iter().map(|l| (l, l.support())).collect();
     match format {
-        Format::Human => out(&render::human::lessons(&rows))?,
+        Format::Human => out(&render::human::lessons(&rows, fmt))?,
         Format::Json => {
             let list: Vec<_> = rows
             .iter()
@@ -210,16 +210,19 @@ fn run_one(
     lesson: &'static lessons::Lesson,
     input: lessons::Input,
     format: Format,
+    fmt: &render::human::Fmt,
     pause: bool,
     source: Source,
 ) -> Result<nsx::report::Report> {
     let human = format == Format::Human;
     if human {
         let head = match source {
-            Source::Live { .. } => render::human::header(lesson, nsx::report::Privilege::current()),
+            Source::Live { .. } => {
+                render::human::header(lesson, nsx::report::Privilege::current(), fmt)
+            }
             Source::Replay(file) => {
                 let rec = lessons::engine::read_recording(file)?;
-                render::human::replay_header(lesson, file, &rec)
+                render::human::replay_header(lesson, file, &rec, fmt)
             }
         };
         out(&head)?;
@@ -230,7 +233,7 @@ fn run_one(
             return Ok(());
         }
         number += 1;
-        out(&render::human::step(step, number))?;
+        out(&render::human::step(step, number, fmt))?;
         if pause {
             pause_here("for the next step")?;
         }
@@ -253,15 +256,15 @@ fn run_one(
         Source::Replay(file) => lessons::replay(lesson, file, &mut on_step)?,
     };
     if human {
-        out(&render::human::footer(&report))?;
+        out(&render::human::footer(&report, fmt))?;
     }
     Ok(report)
 }
 
-fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
+fn lesson(format: Format, fmt: &render::human::Fmt, args: &LessonArgs) -> Result<i32> {
     let Some(id) = &args.id else {
         // A bare `nsx lesson` lists what there is to run.
-        return list_lessons(format);
+        return list_lessons(format, fmt);
     };
     let lesson = lessons::find(id).ok_or_else(|| Error::Usage(format!("unknown lesson {id}")))?;
     let input = lessons::Input::from_matches(lesson, &args.matches)?;
@@ -276,7 +279,7 @@ fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
             record: args.record.as_deref(),
         },
     };
-    let report = run_one(lesson, input, format, pause, source)?;
+    let report = run_one(lesson, input, format, fmt, pause, source)?;
     if format == Format::Json {
         let mut value = serde_json::to_value(&report).expect("serialisable");
         if args.explain {
@@ -291,7 +294,7 @@ fn lesson(format: Format, args: &LessonArgs) -> Result<i32> {
 }
 
 /// Every supported lesson in curriculum order, a recap after each, a summary at the end.
-fn tour(format: Format, args: &TourArgs) -> Result<i32> {
+fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) -> Result<i32> {
     let pause = can_pause(args.step, format);
     let human = format == Format::Human;
     let mut rows = Vec::new();
@@ -302,7 +305,7 @@ fn tour(format: Format, args: &TourArgs) -> Result<i32> {
     {
         if let lessons::Support::No { reason, fix } = lesson.support() {
             if human {
-                out(&render::human::tour_skipped(lesson, &reason, &fix))?;
+                out(&render::human::tour_skipped(lesson, &reason, &fix, fmt))?;
             }
             json.push(serde_json::json!({ "lesson": lesson.id, "skipped": true, "reason": reason, "fix": fix }));
             rows.push(render::human::TourRow {
@@ -318,12 +321,13 @@ fn tour(format: Format, args: &TourArgs) -> Result<i32> {
             lesson,
             lessons::Input::defaults(lesson)?,
             format,
+            fmt,
             pause,
             Source::Live { record: None },
         )?;
         let millis = started.elapsed().as_secs_f64() * 1000.0;
         if human {
-            out(&render::human::recap(&report))?;
+            out(&render::human::recap(&report, fmt))?;
             if pause {
                 pause_here("for the next lesson")?;
             }
@@ -337,7 +341,7 @@ fn tour(format: Format, args: &TourArgs) -> Result<i32> {
         });
     }
     match format {
-        Format::Human => out(&render::human::tour_summary(&rows))?,
+        Format::Human => out(&render::human::tour_summary(&rows, fmt))?,
         Format::Json => out(&format!(
             "{}\n",
             serde_json::to_string_pretty(&json).expect("serialisable")

@@ -124,8 +124,20 @@ fn replays_render_the_recorded_runs() {
                 .join(&machine)
                 .join(format!("{}.json", lesson.id));
             let report = super::engine::mark_replay((e.judge)(&rec).unwrap(), &file, &rec);
-            let text = crate::render::human::replayed(lesson, &file, &rec, &report);
-            insta::assert_snapshot!(format!("replay_{machine}_{}", lesson.id), text);
+            for width in [60, 80, 100, 120] {
+                let fmt = crate::render::text::Fmt::new(width, false);
+                let text = crate::render::human::replayed(lesson, &file, &rec, &report, &fmt);
+                for line in text.lines() {
+                    assert!(
+                        line.chars().count() <= width,
+                        "{} on {machine} at {width} columns: {line:?}",
+                        lesson.id
+                    );
+                }
+                if width == 100 {
+                    insta::assert_snapshot!(format!("replay_{machine}_{}", lesson.id), text);
+                }
+            }
         }
     }
 }

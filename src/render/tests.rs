@@ -56,7 +56,7 @@ fn plain<T>(f: impl FnOnce() -> T) -> T {
 
 #[test]
 fn columns_line_up_and_differences_are_marked() {
-    let text = plain(|| human::step(&report(true).steps[0], 2));
+    let text = plain(|| human::step(&report(true).steps[0], 2, &human::Fmt::new(120, false)));
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines.contains(&"step 2 · after: something"), "{text}");
     assert!(
@@ -87,15 +87,15 @@ fn columns_line_up_and_differences_are_marked() {
 
 #[test]
 fn facts_show_ticks_crosses_and_what_was_observed() {
-    let ok = plain(|| human::footer(&report(true)));
+    let ok = plain(|| human::footer(&report(true), &human::Fmt::new(120, false)));
     assert!(
         ok.contains("✓ the probe is PID 1 [inside-pid-is-1]"),
         "{ok}"
     );
     assert!(ok.contains("2 of 2 facts hold"));
-    let bad = plain(|| human::footer(&report(false)));
+    let bad = plain(|| human::footer(&report(false), &human::Fmt::new(120, false)));
     assert!(
-        bad.contains("✗ something else [other] (observed: {\"seen\":7})"),
+        bad.contains("✗ something else (observed: {\"seen\":7}) [other]"),
         "{bad}"
     );
     assert!(bad.contains("1 of 2 facts hold"));
@@ -125,10 +125,9 @@ fn lessons_table_says_why_a_lesson_is_blocked() {
             },
         ),
     ];
-    let text = plain(|| human::lessons(&rows));
-    assert!(text.contains("runs"));
-    assert!(
-        text.contains("blocked: needs root: x (fix: sudo nsx)"),
-        "{text}"
-    );
+    let text = plain(|| human::lessons(&rows, &human::Fmt::new(120, false)));
+    assert!(text.contains("(runs here)"));
+    assert!(text.contains("(blocked here)"));
+    assert!(text.contains("why: needs root: x"), "{text}");
+    assert!(text.contains("fix: sudo nsx"), "{text}");
 }
