@@ -38,6 +38,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// How wide human output may be, and how much of it to show.
+    pub fn fmt(&self) -> crate::render::text::Fmt {
+        crate::render::text::Fmt::detect(self.width.map(usize::from), self.compact)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
@@ -464,12 +471,5 @@ mod tests {
         for bad in ["", "-x", "a b", &"x".repeat(65)] {
             assert!(parse_hostname(bad).is_err(), "{bad:?}");
         }
-    }
-}
-
-impl Cli {
-    /// How wide human output may be, and how much of it to show.
-    pub fn fmt(&self) -> crate::render::text::Fmt {
-        crate::render::text::Fmt::detect(self.width.map(usize::from), self.compact)
     }
 }
