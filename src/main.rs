@@ -270,8 +270,14 @@ fn lesson(format: Format, fmt: &render::human::Fmt, args: &LessonArgs) -> Result
     let input = lessons::Input::from_matches(lesson, &args.matches)?;
     let pause = can_pause(args.step, format);
     if args.explain && format == Format::Human {
-        out(lesson.narrative)?;
+        // The story first, rendered for the terminal; with --step the class reads it
+        // before anything runs.
+        out(&render::markdown::render(lesson.narrative, fmt))?;
         out("\n")?;
+        if pause {
+            pause_here("to run the lesson")?;
+            out("\n")?;
+        }
     }
     let source = match &args.replay {
         Some(file) => Source::Replay(file),

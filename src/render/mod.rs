@@ -2,6 +2,7 @@
 //! /proc, so tests can render reports built from fixtures.
 
 pub mod human;
+pub mod markdown;
 pub mod text;
 
 use crate::report::Report;
