@@ -196,7 +196,8 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
             ),
             (r"/proc/\d+", "/proc/[PID]"),
             (r"(clone\([^)]*\)) = \d+", "$1 = [PID]"),
-            (r"nsx-\d+-", "nsx-[PID]-"),
+            // What nsx names after its run: `nsx-<pid>-<start>-` (older: `nsx-<pid>-`).
+            (r"nsx-\d+-(?:\d+-)?", "nsx-[PID]-"),
             (r"\(it was [^)]*\)", "(it was [HOST-PROPAGATION])"),
             (
                 r"real host's / is [a-z0-9: ]+\.",
