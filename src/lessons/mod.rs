@@ -82,6 +82,7 @@ pub fn check_options(lesson: &Lesson, options: &Options) -> Result<()> {
         "memory" => memory::check_options(options.alloc),
         "cpu" => cpu::check_options(options.cpus),
         "pids" => pids::check_options(options.pids),
+        "uts" => uts::check_options(&options.hostname),
         _ => Ok(()),
     }
 }
