@@ -103,6 +103,11 @@ pub struct Fact {
     pub holds: bool,
     /// The observed values the verdict was computed from.
     pub observed: Value,
+    /// Why this run could not judge the claim, when it does not hold for a reason that
+    /// is not the kernel's (a measurement starved by a busy machine). `holds` stays
+    /// false; such a fact alone does not make the report fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<String>,
 }
 
 impl Fact {
@@ -112,6 +117,45 @@ impl Fact {
             claim: claim.into(),
             holds,
             observed,
+            inconclusive: None,
         }
+    }
+
+    /// Marks a fact that does not hold as inconclusive, with `reason`, when `starved`
+    /// says its measurement could not show anything. A fact that holds stays as it is.
+    pub fn inconclusive_when(mut self, starved: bool, reason: impl FnOnce() -> String) -> Self {
+        if !self.holds && starved {
+            self.inconclusive = Some(reason());
+        }
+        self
+    }
+
+    /// Did not hold, and nothing explains it but the kernel.
+    pub fn fails(&self) -> bool {
+        !self.holds && self.inconclusive.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_fact_that_does_not_hold_can_be_inconclusive() {
+        let starved = || "the machine was busy".to_string();
+        let held = Fact::new("a", "a", true, Value::Null).inconclusive_when(true, starved);
+        assert!(held.inconclusive.is_none() && !held.fails());
+        let failed = Fact::new("b", "b", false, Value::Null).inconclusive_when(false, starved);
+        assert!(failed.fails());
+        let unjudged = Fact::new("c", "c", false, Value::Null).inconclusive_when(true, starved);
+        assert!(!unjudged.holds && !unjudged.fails());
+        let json = serde_json::to_value(&unjudged).unwrap();
+        assert_eq!(json["inconclusive"], "the machine was busy");
+        assert_eq!(json["holds"], false);
+        // Absent from the JSON of every other fact.
+        assert!(serde_json::to_value(&held)
+            .unwrap()
+            .get("inconclusive")
+            .is_none());
     }
 }

@@ -111,7 +111,15 @@ pub fn footer(report: &Report) -> String {
         let _ = writeln!(s, "  {}", fact_line(fact));
     }
     let _ = writeln!(s);
-    let verdict = format!("{} of {} facts hold", report.held(), report.facts.len());
+    let unjudged = report
+        .facts
+        .iter()
+        .filter(|f| f.inconclusive.is_some())
+        .count();
+    let mut verdict = format!("{} of {} facts hold", report.held(), report.facts.len());
+    if unjudged > 0 {
+        verdict += &format!("; {unjudged} could not be judged on this run (the ? lines say why)");
+    }
     let _ = writeln!(
         s,
         "{}",
@@ -128,6 +136,14 @@ pub fn footer(report: &Report) -> String {
 }
 
 fn fact_line(fact: &Fact) -> String {
+    if let Some(why) = fact.inconclusive.as_ref().filter(|_| !fact.holds) {
+        return format!(
+            "{} {} {} (inconclusive: {why})",
+            "?".yellow().bold(),
+            fact.claim,
+            format!("[{}]", fact.id).dimmed(),
+        );
+    }
     if fact.holds {
         format!(
             "{} {} {}",
