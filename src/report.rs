@@ -102,7 +102,7 @@ pub struct Report {
     /// Facts this run could not decide (a measurement too noisy to judge), each with its
     /// reason: neither a failure nor a pass, so they do not change `ok`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub undecided: Vec<Fact>,
+    pub inconclusive: Vec<Fact>,
     /// The lesson's point in one sentence, from this run's facts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub takeaway: Option<String>,
@@ -404,9 +404,9 @@ pub struct Fact {
     /// The observed values the verdict was computed from.
     pub observed: Value,
     /// Why this run cannot decide the fact (a measurement too noisy to judge): set on
-    /// the facts in [`Report::undecided`].
+    /// the facts in [`Report::inconclusive`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub undecided: Option<String>,
+    pub inconclusive: Option<String>,
 }
 
 impl Fact {
@@ -416,16 +416,31 @@ impl Fact {
             claim: claim.into(),
             holds,
             observed,
-            undecided: None,
+            inconclusive: None,
         }
     }
 
     /// This run cannot decide the fact, for `reason`: it is reported apart, neither held
     /// nor failed. A clear contradiction must stay a plain failing fact instead.
-    pub fn undecided(mut self, reason: impl Into<String>) -> Self {
+    pub fn inconclusive(mut self, reason: impl Into<String>) -> Self {
         self.holds = false;
-        self.undecided = Some(reason.into());
+        self.inconclusive = Some(reason.into());
         self
+    }
+
+    /// Marks a fact that does not hold as inconclusive, with `reason`, when `starved`
+    /// says its measurement could not show anything. A fact that holds stays as it is.
+    pub fn inconclusive_when(self, starved: bool, reason: impl FnOnce() -> String) -> Self {
+        if !self.holds && starved {
+            self.inconclusive(reason())
+        } else {
+            self
+        }
+    }
+
+    /// Did not hold, and nothing explains it but the kernel.
+    pub fn fails(&self) -> bool {
+        !self.holds && self.inconclusive.is_none()
     }
 }
 
@@ -464,9 +479,26 @@ mod tests {
     }
 
     #[test]
-    fn undecided_facts_carry_their_reason_and_do_not_hold() {
-        let f = Fact::new("x", "c", true, Value::Null).undecided("the machine was busy");
+    fn only_a_fact_that_does_not_hold_can_be_made_inconclusive_by_starvation() {
+        let starved = || "the machine was busy".to_string();
+        let held = Fact::new("a", "a", true, Value::Null).inconclusive_when(true, starved);
+        assert!(held.inconclusive.is_none() && !held.fails());
+        let failed = Fact::new("b", "b", false, Value::Null).inconclusive_when(false, starved);
+        assert!(failed.fails());
+        let unjudged = Fact::new("c", "c", false, Value::Null).inconclusive_when(true, starved);
+        assert!(!unjudged.holds && !unjudged.fails());
+        let json = serde_json::to_value(&unjudged).unwrap();
+        assert_eq!(json["inconclusive"], "the machine was busy");
+        assert!(serde_json::to_value(&held)
+            .unwrap()
+            .get("inconclusive")
+            .is_none());
+    }
+
+    #[test]
+    fn inconclusive_facts_carry_their_reason_and_do_not_hold() {
+        let f = Fact::new("x", "c", true, Value::Null).inconclusive("the machine was busy");
         assert!(!f.holds);
-        assert_eq!(f.undecided.as_deref(), Some("the machine was busy"));
+        assert_eq!(f.inconclusive.as_deref(), Some("the machine was busy"));
     }
 }

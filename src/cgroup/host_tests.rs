@@ -200,10 +200,13 @@ fn host_sweep_removes_a_dead_runs_leftover_only() {
     let live = LessonCgroup::create("host-sweep-live", &[Controller::Pids]).unwrap();
     let live_dir = live.dirs()[0].to_path_buf();
     // The leftover sits where nsx would have put it: beside the live lesson cgroup.
-    let leftover = live_dir
-        .parent()
-        .unwrap()
-        .join(cgroup_name(dead_pid, "host-sweep"));
+    let leftover = live_dir.parent().unwrap().join(cgroup_name(
+        crate::owner::Run {
+            pid: dead_pid,
+            start: 1,
+        },
+        "host-sweep",
+    ));
     std::fs::create_dir(&leftover).unwrap();
     let s = sweep().unwrap();
     let leftover_exists = leftover.exists();

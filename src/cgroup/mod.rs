@@ -47,9 +47,10 @@ pub use fs::{Action, CgroupFs, Op, RealFs, Recorder};
 pub use layout::{CgroupMount, Layout, Membership, Mode};
 pub use rosetta::{rosetta, rosetta_for, Rosetta};
 pub use stats::{CpuStats, MemoryStats, PidsStats};
-pub use sweep::{sweep, sweep_with, Kept, Sweep};
+pub use sweep::{sweep, sweep_place, sweep_with, Kept, Sweep};
 
 use crate::error::{Error, Result};
+use crate::owner::Run;
 
 /// How long [`LessonCgroup::remove`] keeps retrying a cgroup that is still busy because
 /// a killed process has not finished exiting.
@@ -185,12 +186,12 @@ impl Backend for AnyBackend {
     }
 }
 
-/// Who creates the cgroup: the PID in its name, and whether nsx runs without root.
+/// Who creates the cgroup: the run in its name, and whether nsx runs without root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
-    /// Goes into the name, `nsx-<pid>-<lesson>`, so [`sweep()`] can tell a leftover of a
-    /// dead run from a cgroup in use.
-    pub pid: u32,
+    /// Goes into the name, `nsx-<pid>-<start>-<lesson>`, so [`sweep()`] can tell a
+    /// leftover of a dead run from a cgroup in use.
+    pub run: Run,
     /// Decides how the v2 backend explains a missing delegation.
     pub rootless: bool,
 }
@@ -199,25 +200,69 @@ impl Options {
     /// This process.
     pub fn current() -> Self {
         Options {
-            pid: std::process::id(),
+            run: Run::current(),
             rootless: !nix::unistd::geteuid().is_root(),
         }
     }
 }
 
-/// `nsx-<pid>-<lesson>`: recognisable by name after a crash.
-pub fn cgroup_name(pid: u32, lesson: &str) -> String {
-    format!("nsx-{pid}-{lesson}")
+/// `nsx-<pid>-<start>-<lesson>` ([`Run::name`]): recognisable after a crash, with the
+/// run that made it.
+pub fn cgroup_name(run: Run, lesson: &str) -> String {
+    run.name(lesson)
 }
 
-/// The `<pid>` of a name made by [`cgroup_name`].
-pub fn parse_cgroup_name(name: &str) -> Option<u32> {
+/// Who made a cgroup with an nsx name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// `nsx-<pid>-<start>-<lesson>`: the run, PID and start time.
+    Run(Run),
+    /// `nsx-<pid>-<lesson>`, the name nsx gave lesson cgroups before it recorded the
+    /// start time: only the PID is known.
+    Pid(u32),
+}
+
+impl Owner {
+    /// Whether the run that made the cgroup may still be alive. A [`Owner::Run`] is alive
+    /// exactly while that process runs ([`Run::is_alive`]). For an old name only the PID
+    /// is known, so any process with that PID, whatever its name, counts as the owner:
+    /// the cgroup goes only once no process has the PID at all. A reused PID keeps such a
+    /// leftover (it goes later, or by hand); a run's cgroup is never taken from it.
+    pub fn may_be_alive(&self, proc: &Path) -> bool {
+        match self {
+            Owner::Run(run) => run.is_alive_in(proc),
+            Owner::Pid(pid) => proc.join(pid.to_string()).exists(),
+        }
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Owner::Run(run) => write!(
+                f,
+                "nsx run {} (PID {}, started at tick {})",
+                run.tag(),
+                run.pid,
+                run.start
+            ),
+            Owner::Pid(pid) => write!(f, "the process with PID {pid}"),
+        }
+    }
+}
+
+/// The owner of a directory named by [`cgroup_name`], or by the older
+/// `nsx-<pid>-<lesson>`; `None` for any other name.
+pub fn parse_cgroup_name(name: &str) -> Option<Owner> {
+    if let Some((run, _)) = crate::owner::parse_name(name) {
+        return Some(Owner::Run(run));
+    }
     let rest = name.strip_prefix("nsx-")?;
     let (pid, lesson) = rest.split_once('-')?;
     if lesson.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    pid.parse().ok()
+    pid.parse().ok().map(Owner::Pid)
 }
 
 /// A cgroup created for one lesson run; removed by [`LessonCgroup::remove`] or on drop.
@@ -231,7 +276,7 @@ pub struct LessonCgroup {
 }
 
 impl LessonCgroup {
-    /// Creates `nsx-<our pid>-<lesson>` on this machine for `controllers`.
+    /// Creates `nsx-<pid>-<start>-<lesson>` (this run) on this machine for `controllers`.
     pub fn create(lesson: &str, controllers: &[Controller]) -> Result<LessonCgroup> {
         let wanted: Vec<&str> = controllers
             .iter()
@@ -272,7 +317,7 @@ impl LessonCgroup {
             }
         }
         let controllers = unique;
-        let name = cgroup_name(opts.pid, lesson);
+        let name = cgroup_name(opts.run, lesson);
         let rec = Recorder::new(fs);
         let backend = match layout.mode {
             Mode::V1 | Mode::Hybrid => {
@@ -306,7 +351,7 @@ impl LessonCgroup {
         Ok(cg)
     }
 
-    /// `nsx-<pid>-<lesson>`.
+    /// `nsx-<pid>-<start>-<lesson>`.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -427,9 +472,9 @@ impl Drop for LessonCgroup {
     }
 }
 
-/// mkdir `dir`. If it exists it is a leftover of an earlier nsx that had our PID (the
-/// name holds the PID, and this process creates each lesson cgroup once): remove it,
-/// which only works when it is empty, and create it again.
+/// mkdir `dir`. If it exists it is a leftover of this very run (the name holds our PID
+/// and start time, so no other process made it; a lesson that creates its cgroup again,
+/// as in a tour): remove it, which only works when it is empty, and create it again.
 pub(crate) fn mkdir_fresh(rec: &mut Recorder, dir: &Path) -> Result<()> {
     match rec.mkdir(dir) {
         Err(e) if e.errno() == Some(Errno::EEXIST) => {

@@ -1,19 +1,26 @@
 //! Removing lesson cgroups left behind by runs that were killed before their `Drop` ran.
 //!
-//! A leftover is recognised by its name, `nsx-<pid>-<lesson>`, in the places nsx creates
-//! lesson cgroups (its own cgroup in each v1 hierarchy; `<base>/nsx` on v2), and by its
-//! `<pid>` no longer being an nsx process. It is removed with a single rmdir, which the
-//! kernel only allows for a cgroup without processes or children: nothing is ever
-//! deleted recursively, and a cgroup still in use stays, with the reason.
+//! A leftover is recognised by its name, `nsx-<pid>-<start>-<lesson>` ([`crate::owner`]),
+//! in the places nsx creates lesson cgroups (its own cgroup in each v1 hierarchy;
+//! `<base>/nsx` on v2), and by that run no longer being alive: no process with that PID
+//! and that start time, whatever its executable is called. A leftover of a dead run is
+//! removed with rmdir, children first (the cost lesson times mkdir/rmdir of a child of
+//! its cgroup, which a SIGKILL can leave behind), which the kernel only allows for
+//! cgroups without processes: nothing is ever deleted recursively by force, and a cgroup
+//! still in use stays, with the reason.
+//!
+//! Names from before nsx recorded the start time (`nsx-<pid>-<lesson>`) are removed only
+//! once no process at all has that PID ([`Owner::may_be_alive`]).
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::fs::{Action, CgroupFs, RealFs, Recorder};
 use super::layout::{Layout, Mode};
 use super::standard::{self, USED_V1};
-use super::{parse_cgroup_name, v2, Options};
+use super::{parse_cgroup_name, v2, Options, Owner};
 use crate::error::Result;
 
 /// What a sweep did.
@@ -21,8 +28,10 @@ use crate::error::Result;
 pub struct Sweep {
     /// The rmdirs that succeeded.
     pub removed: Vec<Action>,
-    /// Leftover-looking cgroups that were not removed, and why.
+    /// Cgroups of runs that are still alive: left alone, as they should be.
     pub kept: Vec<Kept>,
+    /// Leftovers of dead runs that could not be removed, and why: worth a warning.
+    pub failed: Vec<Kept>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,9 +56,28 @@ pub fn sweep() -> Result<Sweep> {
     sweep_with(
         &layout,
         Box::new(RealFs),
-        &|pid| is_nsx_alive(Path::new("/proc"), pid),
+        &|owner| owner.may_be_alive(Path::new("/proc")),
         Options::current(),
     )
+}
+
+/// Sweeps one directory that holds nsx cgroups (the cgroupns lesson's place: nsx's own
+/// cgroup in the hierarchy it shows), judging liveness from /proc.
+pub fn sweep_place(place: &Path) -> Result<Sweep> {
+    let mut rec = Recorder::new(Box::new(RealFs));
+    let (mut kept, mut failed) = (Vec::new(), Vec::new());
+    sweep_dir(
+        &mut rec,
+        place,
+        &|owner| owner.may_be_alive(Path::new("/proc")),
+        &mut kept,
+        &mut failed,
+    )?;
+    Ok(Sweep {
+        removed: rec.take_actions(),
+        kept,
+        failed,
+    })
 }
 
 /// Whether a sweep could find anything: some nsx-named directory in our own cgroup at
@@ -81,16 +109,16 @@ pub fn might_hold_leftovers(base: &Layout) -> bool {
     false
 }
 
-/// Sweeps the places `layout` gives, through `fs`; `alive(pid)` says whether the nsx
-/// process that created a cgroup is still running.
+/// Sweeps the places `layout` gives, through `fs`; `alive(owner)` says whether the nsx
+/// run that created a cgroup may still be running.
 pub fn sweep_with(
     layout: &Layout,
     fs: Box<dyn CgroupFs>,
-    alive: &dyn Fn(u32) -> bool,
+    alive: &dyn Fn(&Owner) -> bool,
     opts: Options,
 ) -> Result<Sweep> {
     let mut rec = Recorder::new(fs);
-    let mut kept = Vec::new();
+    let (mut kept, mut failed) = (Vec::new(), Vec::new());
     let mut places: Vec<PathBuf> = Vec::new();
     let mut v2_subtree = None;
     match layout.mode {
@@ -110,33 +138,7 @@ pub fn sweep_with(
         }
     }
     for place in &places {
-        if !rec.exists(place) {
-            continue;
-        }
-        for dir in rec.subdirs(place)? {
-            let Some(pid) = dir
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(parse_cgroup_name)
-            else {
-                continue;
-            };
-            if alive(pid) {
-                kept.push(Kept {
-                    path: dir,
-                    reason: format!("nsx process {pid} is still running"),
-                });
-                continue;
-            }
-            if let Err(e) = rec.rmdir(&dir) {
-                kept.push(Kept {
-                    path: dir,
-                    reason: format!(
-                        "{e} (a process still in it, or a child cgroup: see its cgroup.procs)"
-                    ),
-                });
-            }
-        }
+        sweep_dir(&mut rec, place, alive, &mut kept, &mut failed)?;
     }
     if let Some(subtree) = v2_subtree {
         // The dedicated v2 subtree goes too when nothing is left in it; another run may
@@ -148,19 +150,49 @@ pub fn sweep_with(
     Ok(Sweep {
         removed: rec.take_actions(),
         kept,
+        failed,
     })
 }
 
-/// Whether `pid` is a running nsx: `/proc/<pid>` exists and its comm is `nsx` (or a cargo
-/// test binary of nsx, `nsx-<hash>`, so tests running in parallel are not swept).
-pub fn is_nsx_alive(proc_root: &Path, pid: u32) -> bool {
-    match std::fs::read_to_string(proc_root.join(pid.to_string()).join("comm")) {
-        Ok(comm) => {
-            let comm = comm.trim_end();
-            comm == "nsx" || comm.starts_with("nsx-")
-        }
-        Err(_) => false,
+/// The nsx-named children of `place`: those of live runs go to `kept`, the others are
+/// removed (children first, rmdir only), or go to `failed` with the kernel's reason.
+fn sweep_dir(
+    rec: &mut Recorder,
+    place: &Path,
+    alive: &dyn Fn(&Owner) -> bool,
+    kept: &mut Vec<Kept>,
+    failed: &mut Vec<Kept>,
+) -> Result<()> {
+    if !rec.exists(place) {
+        return Ok(());
     }
+    for dir in rec.subdirs(place)? {
+        let Some(owner) = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_cgroup_name)
+        else {
+            continue;
+        };
+        if alive(&owner) {
+            kept.push(Kept {
+                path: dir,
+                reason: format!("{owner} is still running"),
+            });
+            continue;
+        }
+        // rmdir(2) of each child cgroup, then of the leftover itself; EBUSY (a process
+        // still in one) is retried a few times, for a process that is still exiting.
+        if let Err(e) = rec.remove_tree(&dir, Instant::now()) {
+            failed.push(Kept {
+                path: dir,
+                reason: format!(
+                    "{e} (a process is still in it or in a child cgroup: see their cgroup.procs)"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

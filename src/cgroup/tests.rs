@@ -9,12 +9,13 @@ use nix::errno::Errno;
 
 use super::testutil::{self, Fixture};
 use super::*;
+use crate::owner::Run;
 
-const PID: u32 = 77;
+const RUN: Run = Run { pid: 77, start: 5 };
 
 fn opts() -> Options {
     Options {
-        pid: PID,
+        run: RUN,
         rootless: false,
     }
 }
@@ -59,21 +60,21 @@ fn hybrid_creates_one_directory_per_hierarchy_under_our_own_cgroups() {
         &[Controller::Memory, Controller::Cpu, Controller::Pids],
     )
     .unwrap();
-    assert_eq!(cg.name(), "nsx-77-memory");
+    assert_eq!(cg.name(), "nsx-77-5-memory");
     assert_eq!(cg.mode(), Mode::Hybrid);
     assert_eq!(cg.version(), Version::V1);
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
         [
-            "mkdir $CG/memory/process_api/16b3/nsx-77-memory",
-            "mkdir $CG/cpu/nsx-77-memory",
-            "mkdir $CG/cpuacct/nsx-77-memory",
-            "mkdir $CG/pids/nsx-77-memory",
+            "mkdir $CG/memory/process_api/16b3/nsx-77-5-memory",
+            "mkdir $CG/cpu/nsx-77-5-memory",
+            "mkdir $CG/cpuacct/nsx-77-5-memory",
+            "mkdir $CG/pids/nsx-77-5-memory",
         ]
     );
     assert_eq!(
         cg.dir(Controller::Memory).unwrap(),
-        fx.root.join("memory/process_api/16b3/nsx-77-memory")
+        fx.root.join("memory/process_api/16b3/nsx-77-5-memory")
     );
     assert_eq!(cg.dirs().len(), 4);
 }
@@ -85,7 +86,7 @@ fn v1_memory_limit_covers_swap_and_keeps_memsw_above_memory() {
     let mut cg = create(&fx, "memory", &[Controller::Memory]).unwrap();
     cg.take_actions();
     cg.set_memory_max(32 << 20).unwrap();
-    let d = "$CG/memory/process_api/16b3/nsx-77-memory";
+    let d = "$CG/memory/process_api/16b3/nsx-77-5-memory";
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
         [
@@ -117,7 +118,7 @@ fn v1_memory_limit_without_swap_writes_one_file() {
         let a = shell(&cg.take_actions(), &fx.root);
         assert_eq!(
             a,
-            ["echo 1048576 > $CG/memory/process_api/16b3/nsx-77-memory/memory.limit_in_bytes"]
+            ["echo 1048576 > $CG/memory/process_api/16b3/nsx-77-5-memory/memory.limit_in_bytes"]
         );
     }
 }
@@ -142,8 +143,8 @@ fn v1_cpu_quota_writes_period_then_quota() {
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
         [
-            "echo 100000 > $CG/cpu/nsx-77-cpu/cpu.cfs_period_us",
-            "echo 20000 > $CG/cpu/nsx-77-cpu/cpu.cfs_quota_us"
+            "echo 100000 > $CG/cpu/nsx-77-5-cpu/cpu.cfs_period_us",
+            "echo 20000 > $CG/cpu/nsx-77-5-cpu/cpu.cfs_quota_us"
         ]
     );
 }
@@ -159,9 +160,9 @@ fn v1_join_writes_cgroup_procs_in_every_hierarchy() {
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
         [
-            "echo 8 > $CG/pids/nsx-77-pids/pids.max",
-            "echo 4243 > $CG/pids/nsx-77-pids/cgroup.procs",
-            "echo 4243 > $CG/memory/process_api/16b3/nsx-77-pids/cgroup.procs",
+            "echo 8 > $CG/pids/nsx-77-5-pids/pids.max",
+            "echo 4243 > $CG/pids/nsx-77-5-pids/cgroup.procs",
+            "echo 4243 > $CG/memory/process_api/16b3/nsx-77-5-pids/cgroup.procs",
         ]
     );
     assert!(cg.add_process(0).is_err(), "0 would move nsx itself");
@@ -174,7 +175,7 @@ fn v1_comounted_cpu_cpuacct_is_one_directory() {
     let scope = "user.slice/user-1000.slice/session-2.scope";
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
-        [format!("mkdir $CG/cpu,cpuacct/{scope}/nsx-77-cpu")]
+        [format!("mkdir $CG/cpu,cpuacct/{scope}/nsx-77-5-cpu")]
     );
     cg.add_process(5).unwrap();
     assert_eq!(cg.take_actions().len(), 1, "one hierarchy, one write");
@@ -288,9 +289,9 @@ fn remove_takes_child_cgroups_first() {
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
         [
-            "rmdir $CG/pids/nsx-77-pids/inner/deeper",
-            "rmdir $CG/pids/nsx-77-pids/inner",
-            "rmdir $CG/pids/nsx-77-pids"
+            "rmdir $CG/pids/nsx-77-5-pids/inner/deeper",
+            "rmdir $CG/pids/nsx-77-5-pids/inner",
+            "rmdir $CG/pids/nsx-77-5-pids"
         ]
     );
 }
@@ -350,11 +351,14 @@ fn a_failed_create_removes_what_it_made() {
 #[test]
 fn a_leftover_with_our_pid_is_replaced() {
     let fx = testutil::hybrid(true);
-    fx.fs.mkdir(&fx.root.join("pids/nsx-77-pids")).unwrap();
+    fx.fs.mkdir(&fx.root.join("pids/nsx-77-5-pids")).unwrap();
     let mut cg = create(&fx, "pids", &[Controller::Pids]).unwrap();
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
-        ["rmdir $CG/pids/nsx-77-pids", "mkdir $CG/pids/nsx-77-pids"]
+        [
+            "rmdir $CG/pids/nsx-77-5-pids",
+            "mkdir $CG/pids/nsx-77-5-pids"
+        ]
     );
 }
 
@@ -411,10 +415,12 @@ fn v2_puts_the_lesson_in_a_dedicated_subtree_beside_our_cgroup() {
             format!("mkdir {s}/nsx"),
             format!("cat {s}/nsx/cgroup.subtree_control"),
             format!("echo '+memory +pids' > {s}/nsx/cgroup.subtree_control"),
-            format!("mkdir {s}/nsx/nsx-77-memory"),
+            format!("mkdir {s}/nsx/nsx-77-5-memory"),
         ]
     );
-    let leaf = fx.root.join("user.slice/user-1000.slice/nsx/nsx-77-memory");
+    let leaf = fx
+        .root
+        .join("user.slice/user-1000.slice/nsx/nsx-77-5-memory");
     assert_eq!(cg.dirs(), [leaf.as_path()]);
     assert!(leaf.join("memory.max").exists() && leaf.join("pids.max").exists());
 }
@@ -435,14 +441,14 @@ fn v2_enables_a_missing_controller_top_down_from_where_it_is_available() {
             "echo +cpu > $CG/user.slice/user-1000.slice/cgroup.subtree_control",
             "mkdir $CG/user.slice/user-1000.slice/nsx",
             "echo +cpu > $CG/user.slice/user-1000.slice/nsx/cgroup.subtree_control",
-            "mkdir $CG/user.slice/user-1000.slice/nsx/nsx-77-cpu",
+            "mkdir $CG/user.slice/user-1000.slice/nsx/nsx-77-5-cpu",
         ]
     );
     cg.set_cpu_quota(20_000, 100_000).unwrap();
     let a = shell(&cg.take_actions(), &fx.root);
     assert_eq!(
         a,
-        ["echo '20000 100000' > $CG/user.slice/user-1000.slice/nsx/nsx-77-cpu/cpu.max"]
+        ["echo '20000 100000' > $CG/user.slice/user-1000.slice/nsx/nsx-77-5-cpu/cpu.max"]
     );
 }
 
@@ -450,10 +456,10 @@ fn v2_enables_a_missing_controller_top_down_from_where_it_is_available() {
 fn v2_at_the_root_uses_the_root_which_may_hold_processes() {
     let fx = testutil::v2("/", true);
     let mut cg = create(&fx, "pids", &[Controller::Pids]).unwrap();
-    assert_eq!(cg.dirs(), [fx.root.join("nsx/nsx-77-pids").as_path()]);
+    assert_eq!(cg.dirs(), [fx.root.join("nsx/nsx-77-5-pids").as_path()]);
     cg.add_process(4243).unwrap();
     // The fixture's processes never exit by themselves.
-    fs::write(fx.root.join("nsx/nsx-77-pids/cgroup.procs"), "").unwrap();
+    fs::write(fx.root.join("nsx/nsx-77-5-pids/cgroup.procs"), "").unwrap();
     cg.remove().unwrap();
     assert!(nsx_dirs(&fx.root).is_empty());
 }
@@ -464,7 +470,7 @@ fn v2_memory_limit_also_forbids_swap() {
     let mut cg = create(&fx, "memory", &[Controller::Memory]).unwrap();
     cg.take_actions();
     cg.set_memory_max(32 << 20).unwrap();
-    let l = "$CG/user.slice/user-1000.slice/nsx/nsx-77-memory";
+    let l = "$CG/user.slice/user-1000.slice/nsx/nsx-77-5-memory";
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
         [
@@ -490,7 +496,7 @@ fn v2_join_and_stats() {
     cg.take_actions();
     cg.set_pids_max(8).unwrap();
     cg.add_process(4243).unwrap();
-    let l = "$CG/user.slice/user-1000.slice/nsx/nsx-77-memory";
+    let l = "$CG/user.slice/user-1000.slice/nsx/nsx-77-5-memory";
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
         [
@@ -568,7 +574,7 @@ fn v2_remove_takes_the_leaf_and_the_empty_subtree() {
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
         [
-            format!("rmdir {s}/nsx/nsx-77-pids"),
+            format!("rmdir {s}/nsx/nsx-77-5-pids"),
             format!("rmdir {s}/nsx")
         ]
     );
@@ -583,7 +589,7 @@ fn v2_subtree_stays_while_another_run_uses_it() {
         "pids",
         &[Controller::Pids],
         Options {
-            pid: 88,
+            run: Run { pid: 88, start: 5 },
             rootless: false,
         },
         fx.boxed_fs(),
@@ -593,7 +599,7 @@ fn v2_subtree_stays_while_another_run_uses_it() {
     cg.remove().unwrap();
     assert!(fx
         .root
-        .join("user.slice/user-1000.slice/nsx/nsx-88-pids")
+        .join("user.slice/user-1000.slice/nsx/nsx-88-5-pids")
         .exists());
     drop(other);
     assert!(nsx_dirs(&fx.root).is_empty());
@@ -618,7 +624,7 @@ fn v2_rootless_without_delegation_is_unsupported_with_systemd_run() {
     let base = fx.root.join("user.slice/user-1000.slice");
     fx.fs.make_readonly(&base);
     let o = Options {
-        pid: PID,
+        run: RUN,
         rootless: true,
     };
     let e = LessonCgroup::create_with(
@@ -648,7 +654,7 @@ fn v2_rootless_in_a_delegated_scope_without_the_controller() {
         .make_readonly(&fx.root.join("user.slice/cgroup.subtree_control"));
     fx.fs.make_readonly(&fx.root.join("cgroup.subtree_control"));
     let o = Options {
-        pid: PID,
+        run: RUN,
         rootless: true,
     };
     let e = LessonCgroup::create_with(&fx.layout, "cpu", &[Controller::Cpu], o, fx.boxed_fs())
@@ -686,16 +692,26 @@ fn actions_serialize_for_the_json_report() {
     assert!(j[0]["path"]
         .as_str()
         .unwrap()
-        .ends_with("/nsx/nsx-77-pids/pids.max"));
+        .ends_with("/nsx/nsx-77-5-pids/pids.max"));
 }
 
 // ---------------------------------------------------------------- names and sweep
 
 #[test]
 fn cgroup_names_round_trip() {
-    assert_eq!(cgroup_name(42, "memory"), "nsx-42-memory");
-    assert_eq!(parse_cgroup_name("nsx-42-memory"), Some(42));
-    assert_eq!(parse_cgroup_name("nsx-42-a-b"), Some(42));
+    let run = Run {
+        pid: 42,
+        start: 1234,
+    };
+    assert_eq!(cgroup_name(run, "memory"), "nsx-42-1234-memory");
+    assert_eq!(
+        parse_cgroup_name("nsx-42-1234-memory"),
+        Some(Owner::Run(run))
+    );
+    assert_eq!(parse_cgroup_name("nsx-42-1234-a-b"), Some(Owner::Run(run)));
+    // The names of nsx before it recorded the start time.
+    assert_eq!(parse_cgroup_name("nsx-42-memory"), Some(Owner::Pid(42)));
+    assert_eq!(parse_cgroup_name("nsx-42-a-b"), Some(Owner::Pid(42)));
     for not in [
         "nsx",
         "nsx-",
@@ -710,40 +726,54 @@ fn cgroup_names_round_trip() {
 }
 
 #[test]
-fn sweep_removes_only_empty_leftovers_of_dead_runs() {
+fn sweep_removes_only_leftovers_of_dead_runs_children_first() {
     let fx = testutil::hybrid(true);
     let mem = fx.root.join("memory/process_api/16b3");
     let pids = fx.root.join("pids");
+    let (dead, live, busy) = (
+        Run { pid: 1, start: 10 },
+        Run { pid: 2, start: 20 },
+        Run { pid: 3, start: 30 },
+    );
+    let cost = mem.join(dead.name("cost"));
     for d in [
-        mem.join("nsx-1-memory"),
-        pids.join("nsx-2-pids"),
-        pids.join("nsx-3-pids"),
+        mem.join(dead.name("memory")),
+        cost.clone(),
+        // What a SIGKILL in the cost lesson's mkdir/rmdir loop leaves.
+        cost.join("nsx-cost-probe"),
+        pids.join(live.name("pids")),
+        pids.join(busy.name("pids")),
         pids.join("nsx-x-y"),
         pids.join("keep"),
     ] {
         fx.fs.mkdir(&d).unwrap();
     }
-    fs::write(pids.join("nsx-3-pids/cgroup.procs"), "555\n").unwrap();
-    let alive = |pid: u32| pid == 2;
+    fs::write(pids.join(busy.name("pids")).join("cgroup.procs"), "555\n").unwrap();
+    let alive = |o: &Owner| *o == Owner::Run(live);
     let s = sweep_with(&fx.layout, fx.boxed_fs(), &alive, opts()).unwrap();
+    let mut removed: Vec<PathBuf> = s.removed.iter().map(|a| a.path.clone()).collect();
+    removed.sort();
     assert_eq!(
-        s.removed,
-        [Action::new(Op::Rmdir, mem.join("nsx-1-memory"), None)]
-    );
-    let kept: Vec<&Path> = s.kept.iter().map(|k| k.path.as_path()).collect();
-    assert_eq!(
-        kept,
+        removed,
         [
-            pids.join("nsx-2-pids").as_path(),
-            pids.join("nsx-3-pids").as_path()
+            cost.clone(),
+            cost.join("nsx-cost-probe"),
+            mem.join(dead.name("memory"))
         ]
     );
-    assert!(
-        s.kept[0].reason.contains("still running"),
-        "{:?}",
-        s.kept[0]
-    );
-    assert!(s.kept[1].reason.contains("EBUSY"), "{:?}", s.kept[1]);
+    let child_first = s
+        .removed
+        .iter()
+        .position(|a| a.path == cost.join("nsx-cost-probe"));
+    let parent = s.removed.iter().position(|a| a.path == cost);
+    assert!(child_first < parent, "{s:?}");
+    assert!(s.removed.iter().all(|a| a.op == Op::Rmdir), "{s:?}");
+    let kept: Vec<&Path> = s.kept.iter().map(|k| k.path.as_path()).collect();
+    assert_eq!(kept, [pids.join(live.name("pids")).as_path()]);
+    assert!(s.kept[0].reason.contains("still running"), "{:?}", s.kept);
+    let failed: Vec<&Path> = s.failed.iter().map(|k| k.path.as_path()).collect();
+    assert_eq!(failed, [pids.join(busy.name("pids")).as_path()]);
+    assert!(s.failed[0].reason.contains("EBUSY"), "{:?}", s.failed);
     assert!(pids.join("nsx-x-y").exists() && pids.join("keep").exists());
 }
 
@@ -758,29 +788,52 @@ fn sweep_on_v2_also_removes_the_empty_subtree() {
 }
 
 #[test]
-fn liveness_is_an_nsx_comm_in_proc() {
+fn liveness_is_pid_and_start_time_never_the_name() {
     let proc = tempfile::tempdir().unwrap();
-    for (pid, comm) in [(10, "nsx\n"), (11, "bash\n"), (12, "nsx-0a1b2c3d4e5\n")] {
+    // proc(5) stat lines: starttime is field 22.
+    let stat = |comm: &str, state: &str, start: u64| {
+        let mut f: Vec<String> = vec![state.into()];
+        f.extend((4..=21).map(|n| n.to_string()));
+        f.push(start.to_string());
+        f.extend((23..=52).map(|n| n.to_string()));
+        format!("1 ({comm}) {}", f.join(" "))
+    };
+    for (pid, comm, state, start) in [
+        (10, "labtool", "R", 100),
+        (11, "nsx", "S", 999),
+        (12, "nsx", "Z", 300),
+    ] {
         fs::create_dir(proc.path().join(pid.to_string())).unwrap();
-        fs::write(proc.path().join(format!("{pid}/comm")), comm).unwrap();
+        fs::write(
+            proc.path().join(format!("{pid}/stat")),
+            stat(comm, state, start),
+        )
+        .unwrap();
     }
-    assert!(sweep::is_nsx_alive(proc.path(), 10));
+    let run = |pid, start| Owner::Run(Run { pid, start });
     assert!(
-        !sweep::is_nsx_alive(proc.path(), 11),
-        "a reused PID of another program is dead for us"
+        run(10, 100).may_be_alive(proc.path()),
+        "a copy of nsx named labtool is alive"
     );
     assert!(
-        sweep::is_nsx_alive(proc.path(), 12),
-        "a cargo test binary of nsx"
+        !run(11, 110).may_be_alive(proc.path()),
+        "a reused PID, even of a program called nsx, is not the run"
     );
-    assert!(!sweep::is_nsx_alive(proc.path(), 13));
+    assert!(
+        !run(12, 300).may_be_alive(proc.path()),
+        "a zombie has ended"
+    );
+    assert!(!run(13, 1).may_be_alive(proc.path()));
+    // Old names: any process with the PID may be the owner; none at all is a dead run.
+    assert!(Owner::Pid(10).may_be_alive(proc.path()));
+    assert!(!Owner::Pid(13).may_be_alive(proc.path()));
 }
 
 // ---------------------------------------------------------------- without root on v1
 
 fn rootless() -> Options {
     Options {
-        pid: PID,
+        run: RUN,
         rootless: true,
     }
 }
@@ -821,11 +874,11 @@ fn cpu_weight_and_quota_on_both_versions() {
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
         [
-            "cat $CG/cpu/nsx-77-cpu/cpu.cfs_quota_us",
-            "echo 102400 > $CG/cpu/nsx-77-cpu/cpu.shares",
-            "echo 100000 > $CG/cpu/nsx-77-cpu/cpu.cfs_period_us",
-            "echo 20000 > $CG/cpu/nsx-77-cpu/cpu.cfs_quota_us",
-            "cat $CG/cpu/nsx-77-cpu/cpu.cfs_quota_us",
+            "cat $CG/cpu/nsx-77-5-cpu/cpu.cfs_quota_us",
+            "echo 102400 > $CG/cpu/nsx-77-5-cpu/cpu.shares",
+            "echo 100000 > $CG/cpu/nsx-77-5-cpu/cpu.cfs_period_us",
+            "echo 20000 > $CG/cpu/nsx-77-5-cpu/cpu.cfs_quota_us",
+            "cat $CG/cpu/nsx-77-5-cpu/cpu.cfs_quota_us",
         ]
     );
     cg.remove().unwrap();
@@ -837,7 +890,7 @@ fn cpu_weight_and_quota_on_both_versions() {
     cg.set_cpu_weight(10_000).unwrap();
     cg.set_cpu_quota(20_000, 100_000).unwrap();
     assert_eq!(cg.cpu_quota().unwrap(), Some(20_000));
-    let leaf = "$CG/user.slice/user-1000.slice/nsx/nsx-77-cpu";
+    let leaf = "$CG/user.slice/user-1000.slice/nsx/nsx-77-5-cpu";
     assert_eq!(
         shell(&cg.take_actions(), &fx.root),
         [
@@ -852,7 +905,7 @@ fn cpu_weight_and_quota_on_both_versions() {
     assert_eq!(
         fs::read_to_string(
             fx.root
-                .join("user.slice/user-1000.slice/nsx/nsx-77-cpu/cpu.weight")
+                .join("user.slice/user-1000.slice/nsx/nsx-77-5-cpu/cpu.weight")
         )
         .unwrap()
         .trim(),

@@ -7,7 +7,7 @@
 //! <base>/                      the parent of nsx's own cgroup (or the root, if nsx is there)
 //!   ├── <own cgroup>/          e.g. session-2.scope: holds nsx itself
 //!   └── nsx/                   dedicated subtree: never holds a process
-//!       └── nsx-<pid>-<lesson>/   the lesson cgroup: a leaf, holds the probe
+//!       └── nsx-<pid>-<start>-<lesson>/   the lesson cgroup: a leaf, holds the probe
 //! ```
 //!
 //! - *No internal processes*: a non-root cgroup can enable domain controllers (memory,
@@ -66,7 +66,7 @@ pub struct V2 {
     base: PathBuf,
     /// `<base>/nsx`.
     subtree: PathBuf,
-    /// `<base>/nsx/nsx-<pid>-<lesson>`.
+    /// `<base>/nsx/nsx-<pid>-<start>-<lesson>`.
     leaf: PathBuf,
     rootless: bool,
 }

@@ -28,15 +28,42 @@ pub fn open(ctx: &mut Ctx, controller: Controller) -> Result<LessonCgroup> {
 }
 
 /// Sweeps leftovers of killed runs and notes what was removed. A leftover that cannot be
-/// removed yet (its processes are still exiting) is left for the next run.
+/// removed (a process still in it) is left for the next run, with a warning and a note
+/// that say where it is and why.
 pub fn sweep(ctx: &mut Ctx) {
-    if let Ok(s) = cgroup::sweep() {
-        for a in s.removed {
-            ctx.note(format!(
-                "removed a cgroup left by an nsx run that was killed: {a}"
-            ));
-        }
+    match cgroup::sweep() {
+        Ok(s) => note_sweep(ctx, &s),
+        Err(e) => left_behind(
+            ctx,
+            format!("nsx could not look for cgroups left by killed runs: {e}"),
+        ),
     }
+}
+
+/// Notes what a cgroup sweep removed, and warns about what it could not.
+pub fn note_sweep(ctx: &mut Ctx, s: &cgroup::Sweep) {
+    for a in &s.removed {
+        ctx.note(format!(
+            "removed a cgroup left by an nsx run that was killed: {a}"
+        ));
+    }
+    for k in &s.failed {
+        left_behind(
+            ctx,
+            format!(
+                "a cgroup left by an nsx run that was killed could not be removed: {}: {}",
+                k.path.display(),
+                k.reason
+            ),
+        );
+    }
+}
+
+/// Something a killed run left that this run could not remove: a warning on standard
+/// error, and a note in the report.
+pub fn left_behind(ctx: &mut Ctx, text: String) {
+    crate::warn!("nsx: warning: {text}");
+    ctx.note(text);
 }
 
 /// A measured amount, rarely round: `32.0 MiB`, or `512 KiB` below one MiB. (Limits,

@@ -58,7 +58,9 @@ struct ChildCgroup {
 
 impl ChildCgroup {
     fn create(parent: &Path) -> Result<Self> {
-        let dir = parent.join(format!("nsx-{}-cgroupns", std::process::id()));
+        // `nsx-<pid>-<start>-cgroupns`: the run that made it, so a later run can remove it
+        // once this one is gone (see [`sweep`]).
+        let dir = parent.join(crate::owner::Run::current().name("cgroupns"));
         // cgroups(7): a cgroup is created with mkdir(2) in the hierarchy's filesystem.
         std::fs::create_dir(&dir).ctx("mkdir", dir.display())?;
         Ok(ChildCgroup {
@@ -89,6 +91,21 @@ impl Drop for ChildCgroup {
         if !self.removed {
             let _ = self.remove();
         }
+    }
+}
+
+/// Removes the child cgroups that killed runs of this lesson left in `place` (their
+/// `Drop` never ran), and notes what it removed and what it could not.
+fn sweep(ctx: &mut Ctx, place: &Path) {
+    match crate::cgroup::sweep_place(place) {
+        Ok(s) => super::cgroup_steps::note_sweep(ctx, &s),
+        Err(e) => super::cgroup_steps::left_behind(
+            ctx,
+            format!(
+                "nsx could not look for cgroups left by killed runs in {}: {e}",
+                place.display()
+            ),
+        ),
     }
 }
 
@@ -203,6 +220,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     )];
     let mut child_cgroup = None;
     if ctx.privilege == Privilege::Root {
+        sweep(ctx, &own_dir);
         match ChildCgroup::create(&own_dir) {
             Ok(c) => child_cgroup = Some(c),
             Err(e) if demo.depth() > 0 => notes.push(format!(

@@ -197,8 +197,11 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         if rootless { " with CLONE_NEWUSER" } else { "" }
     )];
 
-    // A cgroup is a directory: creating one is mkdir(2), removing it rmdir(2).
+    // A cgroup is a directory: creating one is mkdir(2), removing it rmdir(2). A run
+    // killed in the loop below leaves its cgroup with the probe directory in it: swept
+    // here, children first.
     let mut cgroup_note = None;
+    super::cgroup_steps::sweep(ctx);
     match LessonCgroup::create("cost", &[Controller::Memory]) {
         Ok(mut cg) => {
             let parent = cg.dir(Controller::Memory).map(|p| p.to_path_buf());

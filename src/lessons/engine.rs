@@ -355,13 +355,13 @@ fn judge<L: Def>(rec: &Recording) -> Result<Report> {
     Ok(report::<L>(rec, L::judge(&obs, &options, &rec.env)))
 }
 
-/// Puts a judgement into the report shape: decided and undecided facts apart, the run's
+/// Puts a judgement into the report shape: decided and inconclusive facts apart, the run's
 /// notes first.
 pub fn report<L: Def>(rec: &Recording, judged: Judged) -> Report {
-    let (facts, undecided): (Vec<Fact>, Vec<Fact>) = judged
+    let (facts, inconclusive): (Vec<Fact>, Vec<Fact>) = judged
         .facts
         .into_iter()
-        .partition(|f| f.undecided.is_none());
+        .partition(|f| f.inconclusive.is_none());
     let ok = !facts.is_empty() && facts.iter().all(|f| f.holds);
     let mut notes = rec.notes.clone();
     if rec.env.rootless() {
@@ -380,7 +380,7 @@ pub fn report<L: Def>(rec: &Recording, judged: Judged) -> Report {
         notes,
         steps: judged.steps,
         facts,
-        undecided,
+        inconclusive,
         takeaway: judged.takeaway,
         machine: Some(rec.env.machine.clone()),
         replay: None,
@@ -400,7 +400,7 @@ fn falsify<L: Def>(rec: &Recording) -> Result<Vec<Falsified>> {
             .facts
             .iter()
             .find(|x| x.id == f.fact)
-            .map(|x| x.holds && x.undecided.is_none())
+            .map(|x| x.holds && x.inconclusive.is_none())
             .ok_or_else(|| Error::Other(format!("falsifier names unknown fact {}", f.fact)))?;
         out.push((f.fact, f.what, holds));
     }

@@ -57,7 +57,7 @@ fn every_fact_holds_on_every_recording_and_each_can_fail() {
             let ids: Vec<&str> = report
                 .facts
                 .iter()
-                .chain(&report.undecided)
+                .chain(&report.inconclusive)
                 .map(|f| f.id.as_str())
                 .collect();
             let mut want = lesson.facts.to_vec();

@@ -8,6 +8,7 @@
 //! run creates the same objects without the namespace: the host sees them, and nsx
 //! removes them (IPC_RMID), with a guard for every way out.
 
+use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -140,14 +141,75 @@ fn step(
     }
 }
 
+/// How many keys the control step tries when its probe finds the key taken (EEXIST:
+/// someone created an object with it between nsx's check and the probe's shmget).
+const CONTROL_TRIES: usize = 3;
+
+/// The control probe: creates the objects in the host's namespace with `key` (or a fresh
+/// key, if that one was taken meanwhile) and reports; the host looks at it; it exits and
+/// stays unreaped ([`wait_exited`]). Returns the armed guard, what the probe saw, the
+/// host's view, its PID and the actions.
+fn control(key: i32) -> Result<(HostIpcGuard, Seen, View, i32, Vec<String>)> {
+    let mut key = key;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let mut guard = HostIpcGuard::new(key)?;
+        let mut child = crate::sandbox::spawn(&Spec::new(CloneFlags::empty()), create(key))?;
+        guard.set_creator(child.pid());
+        let seen: Seen = match child.run() {
+            Ok(seen) => seen,
+            Err(e) if e.errno() == Some(Errno::EEXIST) && tries < CONTROL_TRIES => {
+                key = ipc::free_key()?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let host = child.observe_from_host()?;
+        let pid = child.pid();
+        let actions = std::mem::take(&mut child.actions);
+        child.release();
+        wait_exited(pid)?;
+        return Ok((guard, seen, host, pid, actions));
+    }
+}
+
+/// Waits until the released probe `pid` has exited, without reaping it: waitid(2) with
+/// WEXITED | WNOWAIT leaves it a zombie, which [`crate::sandbox::reap_released`] reaps.
+fn wait_exited(pid: i32) -> Result<()> {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag};
+    loop {
+        match waitid(
+            Id::Pid(nix::unistd::Pid::from_raw(pid)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => crate::sandbox::signals::check()?,
+            Err(e) => return Err(crate::error::sys("waitid", pid, e)),
+        }
+    }
+}
+
 fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
-    let key = ipc::nsx_key(std::process::id());
+    // Objects a killed run left in the host's namespace (its guard never ran).
+    let swept = ipc::sweep();
+    for r in &swept.removed {
+        ctx.note(format!(
+            "removed a System V object left by an nsx run that was killed: {r}"
+        ));
+    }
+    for f in swept.failed {
+        super::cgroup_steps::left_behind(
+            ctx,
+            format!("a System V object left by a killed nsx run could not be removed: {f}"),
+        );
+    }
+    // A random key the host does not hold, or "absent on the host" would prove nothing
+    // and the control run's objects could not be told apart.
+    let key = ipc::free_key()?;
     let label = key_label(key);
     let host_ipc = ctx.baseline.own_ns("ipc");
-    // The host must not hold the key already, or "absent on the host" would prove nothing
-    // and the control run's objects could not be told apart.
-    ipc::ensure_key_free(key)?;
-    let extra = |created: Option<(i32, i32)>| json!({ "ipc_key": key, "key": label, "created": created.map(|(s, m)| json!({ "shmid": s, "msqid": m })) });
+    let extra = |key: i32, created: Option<(i32, i32)>| json!({ "ipc_key": key, "key": key_label(key), "created": created.map(|(s, m)| json!({ "shmid": s, "msqid": m })) });
 
     // Before: no new namespace, nothing created: both sides read the same tables. After:
     // the same objects, created inside a new IPC namespace, where the before probe cannot
@@ -178,7 +240,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         "before: the probe forked with no new namespace",
         key,
         before,
-        extra(None),
+        extra(key, None),
         vec![],
     ))?;
 
@@ -239,24 +301,22 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         "after: clone(CLONE_NEWIPC), then shmget and msgget inside",
         key,
         after,
-        extra(created),
+        extra(key, created),
         vec![note],
     ))?;
 
     // Control: the same objects without the namespace land in the host's table. The
     // guard is armed before the probe exists, so an error or a signal from here on still
     // removes whatever the probe made.
-    let mut guard = HostIpcGuard::new(key)?;
-    let mut child = crate::sandbox::spawn(&Spec::new(CloneFlags::empty()), create(key))?;
-    guard.set_creator(child.pid());
-    let seen: Seen = child.run()?;
-    let host = child.observe_from_host()?;
-    let pid = child.pid();
-    let mut actions = std::mem::take(&mut child.actions);
-    child.finish()?;
-    // The probe has exited and been reaped: its objects are still in the host's table.
+    let (mut guard, seen, host, pid, mut actions) = control(key)?;
+    let key = guard.key();
+    let label = key_label(key);
+    // The probe has exited, but nsx has not reaped it yet: its objects are still in the
+    // host's table, and its PID, still taken, tells a concurrent run's sweep that they
+    // belong to a live run.
     let outlived = read_sysvipc(std::path::Path::new("/proc"))?;
     let removed = guard.remove()?;
+    crate::sandbox::reap_released();
     actions.extend(removed.iter().map(|r| format!("(nsx, on the host) {r}")));
     let left = read_sysvipc(std::path::Path::new("/proc"))?;
     let ids_match = seen.created.is_some_and(|(s, m)| {
@@ -306,7 +366,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         "control: the same objects created without a new IPC namespace",
         key,
         control,
-        extra(created),
+        extra(key, created),
         vec![format!(
             "after the probe exited, the host's table {} key {label}; nsx then made {} IPC_RMID call(s) on the host, and {}",
             if has_both(&outlived, key) { "still listed" } else { "no longer listed" },

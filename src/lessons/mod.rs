@@ -93,6 +93,7 @@ pub fn check_options(lesson: &Lesson, options: &Options) -> Result<()> {
         "memory" => memory::check_options(options.alloc),
         "cpu" => cpu::check_options(options.cpus),
         "pids" => pids::check_options(options.pids),
+        "uts" => uts::check_options(&options.hostname),
         _ => Ok(()),
     }
 }
@@ -295,7 +296,11 @@ pub fn run(
     }
     let facts = run_old(&mut ctx);
     crate::sandbox::reap_released();
-    let facts = facts?;
+    // A fact whose measurement was starved (Fact::inconclusive) is reported apart: no
+    // failure, no pass; `ok` is about the facts this run decided.
+    let (facts, inconclusive): (Vec<Fact>, Vec<Fact>) = facts?
+        .into_iter()
+        .partition(|f| f.inconclusive.is_none());
     let ok = !facts.is_empty() && facts.iter().all(|f| f.holds);
     Ok((
         Report {
@@ -307,7 +312,7 @@ pub fn run(
             notes: ctx.notes,
             steps: ctx.steps,
             facts,
-            undecided: Vec::new(),
+            inconclusive,
             takeaway: None,
             machine: None,
             replay: None,

@@ -336,11 +336,17 @@ fn veth_step(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     let claim = veth::claim(ctx.options.veth_net)?;
     let subnet = claim.subnet;
     let mut notes: Vec<String> = Vec::new();
-    if !swept.is_empty() {
+    if !swept.removed.is_empty() {
         notes.push(format!(
             "removed veth ends left by killed nsx runs: {}",
-            swept.join(", ")
+            swept.removed.join(", ")
         ));
+    }
+    for failed in swept.failed {
+        super::cgroup_steps::left_behind(
+            ctx,
+            format!("a veth pair left by a killed nsx run could not be removed: {failed}"),
+        );
     }
     if !claim.skipped.is_empty() {
         notes.push(format!(
@@ -353,6 +359,10 @@ fn veth_step(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     let (host_end, peer) = (pair.host.clone(), pair.peer.clone());
     actions.push(format!(
         "ip link add {host_end} type veth peer name {peer}   (rtnetlink RTM_NEWLINK)"
+    ));
+    actions.push(format!(
+        "ip link set {host_end} alias {}   (IFLA_IFALIAS: the run that made it, for a later run's sweep)",
+        veth::alias()
     ));
     // The host end carries IPv4 only: without IPv6 it gets no fe80:: address and no IPv6
     // route, so the host's routing tables gain exactly the connected /30.

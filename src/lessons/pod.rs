@@ -176,11 +176,7 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     holder_actions
         .push("(the holder now waits, doing nothing: it only keeps the namespaces alive)".into());
     if ctx.rootless() {
-        // The holder's namespaces belong to the user namespace nsx created for it; to let
-        // the workloads join them, nsx moves into that user namespace first, where it is
-        // root (as rootless Podman runs in its user namespace).
-        holder_actions.push(sandbox::enter_user_namespace_of(holder_pid)?);
-        ctx.note("rootless, the holder's namespaces belong to the user namespace nsx created with it, and joining a namespace needs CAP_SYS_ADMIN in the user namespace that owns it: so nsx entered that user namespace (setns CLONE_NEWUSER) before cloning the workloads, which then run in it too");
+        ctx.note("rootless, the holder's namespaces belong to the user namespace nsx created with it, and joining a namespace needs CAP_SYS_ADMIN in the user namespace that owns it: so each workload is cloned by a helper that first joined the holder's user namespace (setns CLONE_NEWUSER), as rootless Podman's containers share its user namespace; nsx itself stays in its own");
     }
     let holder_rows = rows(&holder_host, &holder_seen, String::new(), String::new());
     ctx.step(step(
@@ -201,7 +197,12 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
             pid: holder_pid,
             namespaces: CloneFlags::CLONE_NEWNET
                 | CloneFlags::CLONE_NEWIPC
-                | CloneFlags::CLONE_NEWUTS,
+                | CloneFlags::CLONE_NEWUTS
+                | if ctx.rootless() {
+                    CloneFlags::CLONE_NEWUSER
+                } else {
+                    CloneFlags::empty()
+                },
         }),
         ..Spec::default()
     };

@@ -8,7 +8,7 @@ use nix::sched::CloneFlags;
 use serde_json::json;
 
 use super::{ns_label, probes_n, Ctx, Lesson, Rootless, Run};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::observe::Parts;
 use crate::observe::View;
 use crate::report::{Fact, Row, Step};
@@ -57,10 +57,31 @@ fn step(id: &str, title: &str, run: Run<View>) -> Step {
     }
 }
 
+/// The lesson shows the probe's hostname differ from the host's: a name equal to the
+/// host's would show nothing, which is a usage error (exit 2), not the kernel's fault.
+pub fn check_hostname(wanted: &str, host: &str) -> Result<()> {
+    if wanted == host {
+        return Err(Error::Usage(format!(
+            "--hostname {wanted:?} is this host's own name: the lesson shows the probe's hostname differ from the host's, which it cannot with the same name on both sides; choose another name (the default is \"nsx-demo\")"
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_hostname`] against this host's name (gethostname(2)), before anything runs.
+pub fn check_options(wanted: &str) -> Result<()> {
+    match nix::unistd::gethostname() {
+        Ok(host) => check_hostname(wanted, &host.to_string_lossy()),
+        // The lesson reads it again and says what it found.
+        Err(_) => Ok(()),
+    }
+}
+
 fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
     let host_name = ctx.baseline.hostname.clone();
     let host_uts = ctx.baseline.own_ns("uts");
     let wanted = ctx.options.hostname.clone();
+    check_hostname(&wanted, &host_name)?;
 
     let spec = Spec {
         namespaces: CloneFlags::CLONE_NEWUTS,
@@ -123,4 +144,17 @@ fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
         after,
     ))?;
     Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hosts_own_name_is_a_usage_error() {
+        let e = check_hostname("box", "box").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("this host's own name"), "{e}");
+        assert!(check_hostname("nsx-demo", "box").is_ok());
+    }
 }

@@ -408,13 +408,13 @@ pub fn footer(report: &Report, fmt: &Fmt) -> String {
     for fact in &report.facts {
         fact_lines(&mut s, fact, fmt);
     }
-    for fact in &report.undecided {
+    for fact in &report.inconclusive {
         fact_lines(&mut s, fact, fmt);
     }
     let _ = writeln!(s);
     let mut verdict = format!("{} of {} facts hold", report.held(), report.facts.len());
-    if !report.undecided.is_empty() {
-        verdict += &format!(", {} undecided", report.undecided.len());
+    if !report.inconclusive.is_empty() {
+        verdict += &format!(", {} inconclusive", report.inconclusive.len());
     }
     let _ = writeln!(
         s,
@@ -439,10 +439,10 @@ pub fn footer(report: &Report, fmt: &Fmt) -> String {
 }
 
 /// One fact: its mark, its claim, its id (dimmed, not in --compact), and for a failed or
-/// undecided one what was observed or why.
+/// inconclusive one what was observed or why.
 fn fact_lines(s: &mut String, fact: &Fact, fmt: &Fmt) {
-    let (mark, tail) = match (&fact.undecided, fact.holds) {
-        (Some(why), _) => ("?".yellow().bold(), format!(" (undecided: {why})")),
+    let (mark, tail) = match (&fact.inconclusive, fact.holds) {
+        (Some(why), _) => ("?".yellow().bold(), format!(" (inconclusive: {why})")),
         (None, true) => ("✓".green().bold(), String::new()),
         (None, false) => ("✗".red().bold(), format!(" (observed: {})", fact.observed)),
     };
@@ -464,7 +464,7 @@ fn fact_lines(s: &mut String, fact: &Fact, fmt: &Fmt) {
         let mut out = String::new();
         for ch in body.chars() {
             let styled = if pos < claim_end {
-                if !fact.holds && fact.undecided.is_none() {
+                if !fact.holds && fact.inconclusive.is_none() {
                     ch.to_string().red()
                 } else {
                     ch.to_string().normal()

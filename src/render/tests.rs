@@ -42,7 +42,7 @@ fn report(holds: bool) -> Report {
             Fact::new("inside-pid-is-1", "the probe is PID 1", true, json!({})),
             Fact::new("other", "something else", holds, json!({ "seen": 7 })),
         ],
-        undecided: vec![],
+        inconclusive: vec![],
         takeaway: None,
         machine: None,
         replay: None,

@@ -27,7 +27,7 @@ pub mod signals;
 pub mod sysvipc;
 pub mod veth;
 
-pub use join::{enter_user_namespace_of, Join};
+pub use join::Join;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -131,7 +131,10 @@ impl Spec {
     pub fn clone_flags(&self) -> CloneFlags {
         let mut flags = self.namespaces;
         let wants_namespaces = !flags.is_empty() || !self.unshare.is_empty();
-        if wants_namespaces && !getuid().is_root() {
+        // A probe that joins a user namespace gets its capabilities there, not from one
+        // of its own.
+        let joins_user = self.join.as_ref().is_some_and(Join::joins_user);
+        if wants_namespaces && !getuid().is_root() && !joins_user {
             flags |= CloneFlags::CLONE_NEWUSER;
         }
         flags
@@ -569,7 +572,15 @@ where
     let (data_r, data_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "data")?;
     let (release_r, release_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "release")?;
 
-    match raw_clone(flags).map_err(|e| rootless_refusal(flags, "clone", &flag_names(flags), e))? {
+    // A probe that joins a user namespace is cloned from inside it by a helper, so that
+    // nsx itself never enters it (join::clone_in_user_namespace_of).
+    let cloned = match spec.join.filter(Join::joins_user) {
+        Some(join) => join::clone_in_user_namespace_of(join.pid, flags)?,
+        None => {
+            raw_clone(flags).map_err(|e| rootless_refusal(flags, "clone", &flag_names(flags), e))?
+        }
+    };
+    match cloned {
         None => {
             drop((go_w, data_r, release_w));
             child_main(spec, flags, parent, probe, go_r, data_w, release_r)

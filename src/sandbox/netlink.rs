@@ -73,6 +73,38 @@ impl Rtnl {
         )
     }
 
+    /// `ip link set NAME alias TEXT`: RTM_NEWLINK with IFLA_IFALIAS, the free-form
+    /// description of an interface (at most 255 bytes; rtnetlink(7), and
+    /// /sys/class/net/NAME/ifalias). The kernel ignores it when the link is created, so
+    /// it is a request of its own.
+    pub fn set_alias(&mut self, name: &str, alias: &str) -> Result<()> {
+        let mut msg = link_by_name(name)?;
+        msg.attributes
+            .push(LinkAttribute::IfAlias(alias.to_string()));
+        self.request(
+            RouteNetlinkMessage::NewLink(msg),
+            0,
+            "RTM_NEWLINK alias",
+            name,
+        )
+    }
+
+    /// `ip link show NAME`: RTM_GETLINK by index, and the IFLA_IFALIAS of the answer
+    /// (`None` when the link has no alias).
+    pub fn alias(&mut self, name: &str) -> Result<Option<String>> {
+        let msg = link_by_name(name)?;
+        let reply = self.exchange(RouteNetlinkMessage::GetLink(msg), 0, "RTM_GETLINK", name)?;
+        let Some(RouteNetlinkMessage::NewLink(link)) = reply else {
+            return Err(Error::Other(format!(
+                "RTM_GETLINK {name}: the kernel answered without the link"
+            )));
+        };
+        Ok(link.attributes.into_iter().find_map(|a| match a {
+            LinkAttribute::IfAlias(alias) => Some(alias),
+            _ => None,
+        }))
+    }
+
     /// `ip link set NAME netns PID`: RTM_NEWLINK with IFLA_NET_NS_PID moves the interface
     /// into the network namespace of that process (rtnetlink(7)).
     pub fn move_to_netns_of(&mut self, name: &str, pid: i32) -> Result<()> {
@@ -130,9 +162,23 @@ impl Rtnl {
         op: &str,
         target: &str,
     ) -> Result<()> {
+        self.exchange(message, NLM_F_ACK | flags, op, target)
+            .map(|_| ())
+    }
+
+    /// Sends one request and reads the kernel's answers to it until an NLMSG_ERROR (an
+    /// acknowledgement when its code is 0, else -errno) or, for a request without
+    /// NLM_F_ACK, the first message it answered with, which is returned.
+    fn exchange(
+        &mut self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+        op: &str,
+        target: &str,
+    ) -> Result<Option<RouteNetlinkMessage>> {
         self.sequence += 1;
         let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        header.flags = NLM_F_REQUEST | flags;
         header.sequence_number = self.sequence;
         let mut packet = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(message));
         packet.finalize();
@@ -160,11 +206,15 @@ impl Rtnl {
                     .map_err(|e| Error::Other(format!("{op} {target}: bad netlink reply: {e}")))?;
                 let len = reply.header.length as usize;
                 if reply.header.sequence_number == self.sequence {
-                    if let NetlinkPayload::Error(err) = reply.payload {
-                        return match err.code {
-                            None => Ok(()),
-                            Some(code) => Err(sys(op, target, Errno::from_raw(-code.get()))),
-                        };
+                    match reply.payload {
+                        NetlinkPayload::Error(err) => {
+                            return match err.code {
+                                None => Ok(None),
+                                Some(code) => Err(sys(op, target, Errno::from_raw(-code.get()))),
+                            };
+                        }
+                        NetlinkPayload::InnerMessage(m) => return Ok(Some(m)),
+                        _ => {}
                     }
                 }
                 if len == 0 {

@@ -11,10 +11,14 @@
 //!   lives in the host's network namespace, is never a file, and is released by the kernel
 //!   when nsx exits, even by SIGKILL. Concurrent runs therefore never share a /30; with
 //!   the default, a busy /30 makes nsx take the next one.
-//! - The host end is named `nsx<pid>h` (at most 15 bytes, IFNAMSIZ), so a pair left by a
-//!   run that was killed before its probe took the other end is recognisable and is
-//!   swept by the next run once `<pid>` is no nsx process. [`Veth`] deletes the pair
-//!   when dropped: on success, on an error and on SIGINT/SIGTERM.
+//! - [`Veth`] deletes the pair when dropped: on success, on an error and on
+//!   SIGINT/SIGTERM. Once the peer is in the probe's namespace, the pair also dies with
+//!   that namespace, so with the probe (PR_SET_PDEATHSIG), whenever nsx dies.
+//! - The host end is named `nsx<pid>h` (at most 15 bytes, IFNAMSIZ, too short for a
+//!   start time) and carries the run that made it in its alias (IFLA_IFALIAS),
+//!   `nsx-<pid>-<start>-veth` ([`crate::owner`]). A later run deletes a host end only
+//!   when its alias names a run that is gone; an interface without such an alias (one
+//!   made by nsx before it set aliases, or by anyone else) is never deleted.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -24,6 +28,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::observe::net::{interfaces, ipv4_routes};
+use crate::owner::{parse_name, Run};
 use crate::sandbox::netlink::{self, Rtnl};
 
 /// A /30 inside 169.254.0.0/16 that does not contain 169.254.169.254.
@@ -188,7 +193,7 @@ fn try_claim(subnet: Subnet30) -> Result<std::result::Result<UnixDatagram, Strin
     Ok(Ok(lock))
 }
 
-/// `nsx4242h` -> 4242
+/// `nsx4242h` -> 4242: the name of a host end (the PID alone, as 15 bytes allow).
 pub fn veth_owner(name: &str) -> Option<i32> {
     name.strip_prefix("nsx")?
         .strip_suffix('h')
@@ -203,19 +208,52 @@ pub fn names() -> (String, String) {
     (format!("nsx{pid}h"), format!("nsx{pid}c"))
 }
 
-/// Deletes `nsx<pid>h` interfaces of the host's namespace whose `<pid>` is no longer an
-/// nsx process (a run killed before its probe took the other end). Returns their names.
-pub fn sweep(rtnl: &mut Rtnl) -> Vec<String> {
-    let mut swept = Vec::new();
+/// The alias this run gives its host end: `nsx-<pid>-<start>-veth`.
+pub fn alias() -> String {
+    Run::current().name("veth")
+}
+
+/// Whether the host end `name` with alias `alias` is a leftover of a dead run: its name
+/// is an nsx host end's, its alias names an nsx run of the same PID, and that run is no
+/// longer alive. No alias, or another one, is never a leftover.
+pub fn is_leftover(name: &str, alias: Option<&str>, proc: &std::path::Path) -> bool {
+    let Some(pid) = veth_owner(name) else {
+        return false;
+    };
+    let Some((run, "veth")) = alias.and_then(parse_name) else {
+        return false;
+    };
+    i64::from(run.pid) == i64::from(pid) && !run.is_alive_in(proc)
+}
+
+/// What [`sweep`] did.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Host ends deleted (with their peers).
+    pub removed: Vec<String>,
+    /// Leftovers that could not be deleted, with the reason.
+    pub failed: Vec<String>,
+}
+
+/// Deletes the veth pairs in the host's namespace whose host end's alias names an nsx
+/// run that is gone (a run killed with a pair still in the host's namespace).
+pub fn sweep(rtnl: &mut Rtnl) -> Swept {
+    let mut swept = Swept::default();
     for name in interfaces(std::path::Path::new("/proc/self/net/dev")).unwrap_or_default() {
-        let Some(pid) = veth_owner(&name) else {
+        if veth_owner(&name).is_none() {
             continue;
-        };
-        if pid as u32 != std::process::id()
-            && !crate::sandbox::is_nsx_process(pid)
-            && rtnl.delete(&name).is_ok()
-        {
-            swept.push(name);
+        }
+        // The alias as the kernel has it (rtnetlink, in nsx's own network namespace);
+        // unreadable counts as none, and the interface stays.
+        let alias = rtnl.alias(&name).ok().flatten();
+        if !is_leftover(&name, alias.as_deref(), std::path::Path::new("/proc")) {
+            continue;
+        }
+        match rtnl.delete(&name) {
+            Ok(()) => swept.removed.push(name),
+            // Gone meanwhile (another run swept it).
+            Err(e) if e.errno() == Some(nix::errno::Errno::ENODEV) => {}
+            Err(e) => swept.failed.push(format!("{name}: {e}")),
         }
     }
     swept
@@ -230,8 +268,11 @@ pub struct Veth {
 }
 
 impl Veth {
-    /// Creates the pair. The guard exists before the request is sent: if nsx is
-    /// interrupted while waiting for the kernel's answer, the pair is still removed.
+    /// Creates the pair and writes this run into the host end's alias. The guard exists
+    /// before the request is sent: if nsx is interrupted while waiting for the kernel's
+    /// answer, the pair is still removed. The kernel ignores an alias given with the
+    /// creation, so it is a second request: a SIGKILL between the two answers leaves a
+    /// pair without an owner, which no run deletes (its name still shows the PID).
     pub fn create(rtnl: &mut Rtnl) -> Result<Veth> {
         let (host, peer) = names();
         let veth = Veth {
@@ -240,6 +281,7 @@ impl Veth {
             removed: false,
         };
         rtnl.create_veth(&veth.host, &veth.peer)?;
+        rtnl.set_alias(&veth.host, &alias())?;
         Ok(veth)
     }
 
@@ -319,6 +361,31 @@ mod tests {
             Subnet30::DEFAULT.next_in_24().unwrap().to_string(),
             "169.254.73.4/30"
         );
+    }
+
+    #[test]
+    fn leftovers_are_recognised_by_the_run_in_their_alias() {
+        let proc = std::path::Path::new("/proc");
+        let me = Run::current();
+        let gone = Run {
+            start: me.start + 1,
+            ..me
+        };
+        let name = format!("nsx{}h", me.pid);
+        assert!(is_leftover(&name, Some(&gone.name("veth")), proc));
+        // This run, whatever the binary is called, is alive.
+        assert!(!is_leftover(&name, Some(&me.name("veth")), proc));
+        // No alias, another alias, an alias of another PID, another kind of name: kept.
+        assert!(!is_leftover(&name, None, proc));
+        assert!(!is_leftover(&name, Some("uplink"), proc));
+        assert!(!is_leftover(&name, Some(&gone.name("memory")), proc));
+        let other = Run {
+            pid: me.pid + 1,
+            start: 1,
+        };
+        assert!(!is_leftover(&name, Some(&other.name("veth")), proc));
+        assert!(!is_leftover("eth0", Some(&gone.name("veth")), proc));
+        assert_eq!(alias(), me.name("veth"));
     }
 
     #[test]

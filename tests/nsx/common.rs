@@ -196,7 +196,8 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
             ),
             (r"/proc/\d+", "/proc/[PID]"),
             (r"(clone\([^)]*\)) = \d+", "$1 = [PID]"),
-            (r"nsx-\d+-", "nsx-[PID]-"),
+            // What nsx names after its run: `nsx-<pid>-<start>-` (older: `nsx-<pid>-`).
+            (r"nsx-\d+-(?:\d+-)?", "nsx-[PID]-"),
             (r"\(it was [^)]*\)", "(it was [HOST-PROPAGATION])"),
             (
                 r"real host's / is [a-z0-9: ]+\.",
@@ -1028,23 +1029,66 @@ pub fn cgroups_of(pids: &BTreeSet<u32>) -> Vec<PathBuf> {
     found
 }
 
-/// The key nsx's ipc lesson uses, from the PID of the nsx process (see sandbox::sysvipc).
-pub fn ipc_key(nsx_pid: u32) -> i64 {
-    i64::from(0x6e00_0000 | (nsx_pid & 0x00ff_ffff))
+/// System V objects in this test's IPC namespace (the host's) that an nsx run left
+/// behind: a key of nsx's (`0x6e` and a set bit, then random bits: no run can be told
+/// from its key) whose creating process is gone (the segment's cpid; the queue's last
+/// sender, or while it is empty the creator of the segment with the same key). A live
+/// run keeps its probe unreaped until it has removed the probe's objects, so an object
+/// of a live run always has its creator in /proc.
+pub fn ipc_orphans() -> Vec<String> {
+    ipc_orphans_in(
+        &std::fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default(),
+        &std::fs::read_to_string("/proc/sysvipc/msg").unwrap_or_default(),
+        &|key| key as u32 & 0xff80_0000 == 0x6e80_0000,
+    )
 }
 
-/// System V objects in this test's IPC namespace (the host's) whose key belongs to one
-/// of `pids`.
-pub fn ipc_objects_of(pids: &BTreeSet<u32>) -> Vec<String> {
-    let keys: BTreeSet<i64> = pids.iter().map(|p| ipc_key(*p)).collect();
+/// The orphans in the tables `shm` and `msg` (as /proc/sysvipc shows them) whose key
+/// `nsx` accepts.
+pub fn ipc_orphans_in(shm: &str, msg: &str, nsx: &dyn Fn(i64) -> bool) -> Vec<String> {
+    let rows = |text: &str| -> Vec<std::collections::HashMap<String, String>> {
+        let mut lines = text.lines();
+        let header: Vec<String> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        lines
+            .map(|l| {
+                header
+                    .iter()
+                    .cloned()
+                    .zip(l.split_whitespace().map(String::from))
+                    .collect()
+            })
+            .collect()
+    };
+    let num = |r: &std::collections::HashMap<String, String>, k: &str| -> i64 {
+        r.get(k).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    let present = |pid: i64| pid > 0 && Path::new(&format!("/proc/{pid}")).exists();
+    let segments = rows(shm);
     let mut found = Vec::new();
-    for table in ["shm", "msg", "sem"] {
-        let text = std::fs::read_to_string(format!("/proc/sysvipc/{table}")).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            let key: Option<i64> = line.split_whitespace().next().and_then(|k| k.parse().ok());
-            if key.is_some_and(|k| keys.contains(&k)) {
-                found.push(format!("{table}: {line}"));
-            }
+    for r in &segments {
+        if nsx(num(r, "key")) && !present(num(r, "cpid")) {
+            found.push(format!("shm: {r:?}"));
+        }
+    }
+    for r in rows(msg) {
+        let key = num(&r, "key");
+        if !nsx(key) {
+            continue;
+        }
+        let creator = match num(&r, "lspid") {
+            0 => segments
+                .iter()
+                .find(|s| num(s, "key") == key)
+                .map_or(0, |s| num(s, "cpid")),
+            pid => pid,
+        };
+        if !present(creator) {
+            found.push(format!("msg: {r:?}"));
         }
     }
     found
@@ -1060,12 +1104,13 @@ pub fn veths_of(pids: &BTreeSet<u32>) -> Vec<String> {
 }
 
 /// Everything named after the runs `pids` that nsx creates: temp directories, cgroup
-/// directories, veth ends and System V IPC objects.
+/// directories, veth ends; and System V IPC objects any nsx run left ([`ipc_orphans`]:
+/// their keys do not name a run).
 pub fn leftovers_of(pids: &BTreeSet<u32>) -> Vec<String> {
     let mut left = temp_dirs_of(pids);
     left.extend(cgroups_of(pids).iter().map(|d| d.display().to_string()));
     left.extend(veths_of(pids));
-    left.extend(ipc_objects_of(pids));
+    left.extend(ipc_orphans());
     left
 }
 

@@ -515,7 +515,8 @@ fn run_applies_the_limits_and_removes_the_cgroups() {
     assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
     assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
     assert_eq!(read("pids", "pids.max"), "8");
-    // The command is in them: /proc/self/cgroup names nsx-<pid>-run in each hierarchy.
+    // The command is in them: /proc/self/cgroup names nsx-<pid>-<start>-run in each
+    // hierarchy.
     for ctl in ["memory", "pids", "cpu"] {
         let line = text
             .lines()
@@ -525,7 +526,11 @@ fn run_applies_the_limits_and_removes_the_cgroups() {
                     .is_some_and(|c| c.split(',').any(|x| x == ctl))
             })
             .unwrap();
-        assert!(line.ends_with(&format!("/nsx-{pid}-run")), "{line}");
+        let name = line.rsplit('/').next().unwrap();
+        assert!(
+            name.starts_with(&format!("nsx-{pid}-")) && name.ends_with("-run"),
+            "{line}"
+        );
     }
     // Below nsx's own memory cgroup, never beside it.
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
@@ -538,10 +543,14 @@ fn run_applies_the_limits_and_removes_the_cgroups() {
         .unwrap()
         .to_string();
     let mem_line = text.lines().find(|l| l.contains(":memory:")).unwrap();
-    assert_eq!(
-        mem_line.rsplit(':').next().unwrap(),
-        format!("{}/nsx-{pid}-run", own_mem.trim_end_matches('/'))
-    );
+    let (parent, name) = mem_line
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .rsplit_once('/')
+        .unwrap();
+    assert_eq!(parent, own_mem.trim_end_matches('/'), "{mem_line}");
+    assert!(name.starts_with(&format!("nsx-{pid}-")), "{mem_line}");
     drop(child.stdin.take());
     let status = wait_with_deadline(&mut child, Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));

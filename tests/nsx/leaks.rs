@@ -2,7 +2,7 @@
 //! processes, temp directories; also when it is interrupted.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::*;
@@ -309,23 +309,42 @@ fn four_concurrent_runs_of_ipc_user_cgroupns_and_time_do_not_interfere() {
     assert_namespace_runs_left_nothing(before, &exe, &pids);
 }
 
-#[test]
-fn a_veth_left_by_a_dead_run_is_swept() {
-    if !privileged("veth sweep") {
-        return;
-    }
-    // A pid that is no nsx process any more: a child that has exited and been reaped.
+/// A PID that is no process any more: a child that has exited and been reaped.
+fn dead_pid() -> u32 {
     let dead = Command::new("true").spawn().unwrap();
     let pid = dead.id();
     let _ = dead.wait_with_output();
+    pid
+}
+
+/// Makes the veth pair `nsx<pid>h`/`nsx<pid>c` with iproute2, as a killed run would have
+/// left it, with `alias` on the host end.
+fn make_veth(pid: u32, alias: Option<&str>) -> (String, String) {
     let (host, peer) = (format!("nsx{pid}h"), format!("nsx{pid}c"));
-    // The test makes the leftover with iproute2, as a killed run would have left it.
     let made = Command::new("ip")
         .args(["link", "add", &host, "type", "veth", "peer", "name", &peer])
         .status()
         .expect("ip (iproute2)");
     assert!(made.success());
+    if let Some(alias) = alias {
+        let set = Command::new("ip")
+            .args(["link", "set", &host, "alias", alias])
+            .status()
+            .unwrap();
+        assert!(set.success());
+    }
     assert!(Path::new(&format!("/sys/class/net/{host}")).exists());
+    (host, peer)
+}
+
+#[test]
+fn a_veth_left_by_a_dead_run_is_swept() {
+    if !privileged("veth sweep") {
+        return;
+    }
+    // The run in the alias: that PID with a start time no process has now.
+    let pid = dead_pid();
+    let (host, peer) = make_veth(pid, Some(&format!("nsx-{pid}-1-veth")));
     let report = lesson_json("net", &[]);
     assert_eq!(report["ok"], true);
     let gone = !Path::new(&format!("/sys/class/net/{host}")).exists();
@@ -334,4 +353,350 @@ fn a_veth_left_by_a_dead_run_is_swept() {
     }
     assert!(gone, "{host} was not swept");
     assert!(!Path::new(&format!("/sys/class/net/{peer}")).exists());
+}
+
+/// A veth whose owner cannot be read (no alias: made by hand, or by an nsx from before
+/// the alias) is never deleted, whatever process has the PID in its name.
+#[test]
+fn a_veth_without_an_owner_is_never_deleted() {
+    if !privileged("veth without owner") {
+        return;
+    }
+    let pid = dead_pid();
+    let (host, _) = make_veth(pid, None);
+    let (alias_host, _) = make_veth(dead_pid(), Some("uplink to the lab switch"));
+    let report = lesson_json("net", &[]);
+    let kept = Path::new(&format!("/sys/class/net/{host}")).exists();
+    let alias_kept = Path::new(&format!("/sys/class/net/{alias_host}")).exists();
+    for h in [&host, &alias_host] {
+        let _ = Command::new("ip").args(["link", "del", h]).status();
+    }
+    assert_eq!(report["ok"], true);
+    assert!(kept, "{host} (no alias) was deleted");
+    assert!(
+        alias_kept,
+        "{alias_host} (an alias that names no nsx run) was deleted"
+    );
+}
+
+/// Liveness is the run, PID and start time, never the executable's name: runs of a copy
+/// called `labtool` must not take one another's cgroups or veth pairs for leftovers.
+#[test]
+fn concurrent_runs_of_a_copy_named_labtool_keep_each_others_cgroups_and_veths() {
+    if !privileged("labtool concurrency") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("labtool");
+    let mut pids = BTreeSet::new();
+    // lesson_runs_at_once asserts that every run succeeds.
+    for (pid, report) in lesson_runs_at_once(&exe, &["memory"], 8) {
+        pids.insert(pid);
+        assert_eq!(report["ok"], true);
+    }
+    for (pid, report) in lesson_runs_at_once(&exe, &["net"], 4) {
+        pids.insert(pid);
+        assert_eq!(report["ok"], true);
+    }
+    let left = leftovers_of(&pids);
+    assert!(left.is_empty(), "left: {left:?}");
+    assert!(processes_of(&exe).is_empty());
+}
+
+/// The directory of this test's own cgroup in the v1 `controller` hierarchy (nsx, its
+/// child, creates its lesson cgroups there).
+fn own_v1_dir(controller: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = text.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, ctl) = (parts.next()?, parts.next()?);
+        ctl.split(',')
+            .any(|c| c == controller)
+            .then(|| parts.next())?
+    })?;
+    let dir = Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join(path.trim_start_matches('/'));
+    dir.is_dir().then_some(dir)
+}
+
+/// The state letter of `/proc/<pid>/stat` (proc(5): field 3, after the command name).
+fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Starts `exe lesson ARGS` and SIGKILLs it at a moment `at(pid)` says is the one: each
+/// time `at` says yes while polling, the run is stopped (SIGSTOP), `at` is asked again
+/// with nothing moving, and it is killed if the answer stands, or resumed (SIGCONT).
+/// Returns its PID, or `None` if it ended first.
+fn kill_when(exe: &Path, args: &[&str], at: &dyn Fn(u32) -> bool) -> Option<u32> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = spawn(
+        Command::new(exe)
+            .arg("lesson")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        if !at(pid) {
+            continue;
+        }
+        // Our child, not yet waited for: the PID is still its.
+        signal(pid, libc::SIGSTOP);
+        while !matches!(state(pid), Some('T') | None) {
+            std::thread::yield_now();
+        }
+        if at(pid) {
+            signal(pid, libc::SIGKILL);
+            break;
+        }
+        signal(pid, libc::SIGCONT);
+    }
+    let status = child.wait().unwrap();
+    (status.signal() == Some(libc::SIGKILL)).then_some(pid)
+}
+
+/// The cost lesson times mkdir + rmdir of a child of its cgroup; a SIGKILL in that loop
+/// leaves the child in the cgroup. The next run removes both, the child first.
+#[test]
+fn a_cost_run_killed_in_its_cgroup_loop_is_swept_children_first() {
+    if !privileged("cost killed in its cgroup loop") {
+        return;
+    }
+    let Some(memory) = own_v1_dir("memory") else {
+        eprintln!("skipping: no v1 memory hierarchy (the v2 matrix covers v2)");
+        return;
+    };
+    let _timing = cpu_heavy();
+    let (_dir, exe) = copy_binary("nsx-costkill");
+    let cost_dir = |pid: u32| {
+        std::fs::read_dir(&memory).ok()?.flatten().find_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name.starts_with(&format!("nsx-{pid}-")) && name.ends_with("-cost")).then(|| e.path())
+        })
+    };
+    let mut left = None;
+    for _ in 0..5 {
+        let Some(pid) = kill_when(&exe, &["cost"], &|pid| {
+            cost_dir(pid).is_some_and(|d| d.join("nsx-cost-probe").exists())
+        }) else {
+            continue;
+        };
+        left = cost_dir(pid);
+        break;
+    }
+    let left = left.expect("no run was killed with its probe directory in place");
+    let out = spawn_lesson(&exe, &["cost", "--format", "json"])
+        .wait_with_output()
+        .unwrap();
+    let gone = !left.exists();
+    if !gone {
+        let _ = std::fs::remove_dir(left.join("nsx-cost-probe"));
+        let _ = std::fs::remove_dir(&left);
+    }
+    assert!(gone, "{} was left after the next run", left.display());
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// The cgroupns lesson's child cgroup, left by a run killed while it existed, is removed
+/// by the lesson's next run.
+#[test]
+fn a_cgroupns_run_killed_with_its_child_cgroup_is_swept_by_the_next() {
+    if !privileged("cgroupns killed") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-cgnskill");
+    let child_of = |pid: u32| {
+        cgroups_of(&BTreeSet::from([pid]))
+            .into_iter()
+            .find(|d| d.to_string_lossy().ends_with("-cgroupns"))
+    };
+    let mut left = None;
+    for _ in 0..10 {
+        let Some(pid) = kill_when(&exe, &["cgroupns"], &|pid| child_of(pid).is_some()) else {
+            continue;
+        };
+        left = child_of(pid);
+        break;
+    }
+    let left = left.expect("no run was killed while its child cgroup existed");
+    let report = lesson_json("cgroupns", &[]);
+    let gone = !left.exists();
+    if !gone {
+        let _ = std::fs::remove_dir(&left);
+    }
+    assert!(gone, "{} was left after the next run", left.display());
+    assert_eq!(report["ok"], true);
+}
+
+/// A run killed during the ipc lesson's control step leaves its segment and queue in
+/// the host's IPC namespace; the next run removes them. Done in an IPC namespace of this
+/// test's own (a process holds it; the runs enter it with nsenter), so no other test
+/// ever sees the objects.
+#[test]
+fn ipc_objects_of_a_run_killed_in_its_control_step_are_swept() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    if !privileged("ipc killed in its control step") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-ipckill");
+    let exe = exe.to_str().unwrap().to_string();
+    let mut holder = spawn(
+        Command::new("unshare")
+            .args(["--ipc", "--", "sleep", "600"])
+            .stdin(Stdio::null()),
+    );
+    let ns = holder.id().to_string();
+    let link = |p: &str| std::fs::read_link(p).ok();
+    let unshared = (0..1000).any(|_| {
+        let differs = link(&format!("/proc/{ns}/ns/ipc")) != link("/proc/self/ns/ipc");
+        if !differs {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        differs
+    });
+    assert!(unshared, "unshare --ipc did not make a namespace");
+    let in_ns = |args: &[&str]| {
+        let mut c = Command::new("nsenter");
+        c.args(["--ipc", "--target", &ns, "--"]).args(args);
+        c
+    };
+    let read = |table: &str| {
+        let out = in_ns(&["cat", &format!("/proc/sysvipc/{table}")])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Any key of nsx's, old (0x6e + PID) or new (0x6e8 + random): the namespace is ours.
+    let orphans = || ipc_orphans_in(&read("shm"), &read("msg"), &|k| (k as u32) >> 24 == 0x6e);
+    let mut left = Vec::new();
+    for _ in 0..30 {
+        let nsx = spawn(
+            in_ns(&[&exe, "lesson", "ipc", "--format", "json"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
+        let pid = nsx.id().to_string();
+        // In the namespace, the first queue is the control step's (the after step's live
+        // in the probe's own namespace): SIGKILL nsx as soon as it appears.
+        let mut watcher = spawn(
+            in_ns(&[
+                "bash",
+                "-c",
+                "until mapfile -t q < /proc/sysvipc/msg; [ ${#q[@]} -gt 1 ]; do :; done; kill -KILL \"$0\"",
+                &pid,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        );
+        let status = nsx.wait_with_output().unwrap().status;
+        let _ = watcher.kill();
+        let _ = watcher.wait();
+        if status.signal() != Some(libc::SIGKILL) {
+            continue;
+        }
+        // The probe dies with nsx (PR_SET_PDEATHSIG) and init reaps it.
+        for _ in 0..300 {
+            left = orphans();
+            if !left.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        if !left.is_empty() {
+            break;
+        }
+    }
+    let next = in_ns(&[&exe, "lesson", "ipc", "--format", "json"])
+        .output()
+        .unwrap();
+    let after = orphans();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        !left.is_empty(),
+        "no run was killed during its control step: the test proved nothing"
+    );
+    assert!(next.status.success(), "{}", stderr(&next));
+    assert!(
+        after.is_empty(),
+        "not swept: {after:?} (left before: {left:?})"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&next.stdout).unwrap();
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("removed a System V object left by an nsx run that was killed"),
+        "{:#}",
+        report["notes"]
+    );
+}
+
+/// Another user who creates the IPC objects a run is about to use must not make it fail:
+/// keys used to be `0x6e000000 | <nsx's PID>`, which anyone could compute the moment the
+/// process appeared. Now they are random, and a taken key is simply not chosen.
+#[test]
+fn objects_created_in_advance_under_a_predictable_key_do_not_stop_a_run() {
+    if !privileged("predictable IPC keys") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-ipckey");
+    let child = spawn_lesson(&exe, &["ipc", "--format", "json"]);
+    let key = (0x6e00_0000 | (child.id() & 0x00ff_ffff)) as libc::key_t;
+    // What the other user would do, as fast as it can (here as root, then handed to uid
+    // 4242 with IPC_SET: the kernel keeps the creator, and shows the owner).
+    // SAFETY: shmget and msgget take plain integers.
+    let shm = unsafe { libc::shmget(key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o644) };
+    // SAFETY: as above.
+    let msg = unsafe { libc::msgget(key, libc::IPC_CREAT | libc::IPC_EXCL | 0o644) };
+    for (id, is_shm) in [(shm, true), (msg, false)] {
+        if id < 0 {
+            continue;
+        }
+        // SAFETY: IPC_STAT fills a zeroed struct of the right kind; IPC_SET reads it.
+        unsafe {
+            if is_shm {
+                let mut ds: libc::shmid_ds = std::mem::zeroed();
+                libc::shmctl(id, libc::IPC_STAT, &mut ds);
+                ds.shm_perm.uid = 4242;
+                libc::shmctl(id, libc::IPC_SET, &mut ds);
+            } else {
+                let mut ds: libc::msqid_ds = std::mem::zeroed();
+                libc::msgctl(id, libc::IPC_STAT, &mut ds);
+                ds.msg_perm.uid = 4242;
+                libc::msgctl(id, libc::IPC_SET, &mut ds);
+            }
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    // SAFETY: IPC_RMID ignores the buffer; the ids are the objects this test made.
+    unsafe {
+        if shm >= 0 {
+            libc::shmctl(shm, libc::IPC_RMID, std::ptr::null_mut());
+        }
+        if msg >= 0 {
+            libc::msgctl(msg, libc::IPC_RMID, std::ptr::null_mut());
+        }
+    }
+    assert!(
+        shm >= 0 && msg >= 0,
+        "the test could not take the key first"
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stderr(&out),
+        failed_facts(&out.stdout)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(report["steps"][2]["extra"]["ipc_key"], i64::from(key));
 }

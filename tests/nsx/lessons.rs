@@ -81,6 +81,21 @@ fn uts_with_a_chosen_hostname() {
 }
 
 #[test]
+fn uts_with_the_hosts_own_name_is_a_usage_error() {
+    // Not the kernel's fault: the lesson cannot show two names differ when they are the
+    // same. Exit 2 with the reason, before anything runs (as root or not).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let out = run(&["lesson", "uts", "--hostname", host.trim()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("this host's own name"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "nothing ran: {}", stdout(&out));
+}
+
+#[test]
 fn mount() {
     check(
         "mount",
@@ -545,4 +560,72 @@ fn check_recordable(id: &str, args: &[&str], facts: &[&str]) {
         assert!(!step.rows.is_empty(), "{id}: step {} has no rows", step.id);
     }
     insta::assert_json_snapshot!(format!("{id}_shape"), shape(&report));
+}
+
+/// Eight cpu lessons at once, all on one CPU (taskset(1): the probes inherit the
+/// affinity), as in a classroom where many copies share a small machine: overlapping
+/// unlimited probes get a fraction of a CPU. A run that sees it was starved says so
+/// (`inconclusive`, with the reason) instead of blaming the kernel: no fact fails
+/// clearly, and every run exits 0.
+#[test]
+fn cpu_starved_by_seven_others_is_inconclusive_not_failed() {
+    if !privileged("eight concurrent cpu lessons") {
+        return;
+    }
+    let _cpu = cpu_heavy();
+    let (_dir, exe) = copy_binary("nsx-cpu8");
+    // The first CPU this test may run on (proc(5): Cpus_allowed_list, e.g. "0-1").
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let cpu: String = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            spawn(
+                std::process::Command::new("taskset")
+                    .args(["-c", &cpu])
+                    .arg(&exe)
+                    .args(["lesson", "cpu", "--format", "json"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped()),
+            )
+        })
+        .collect();
+    let mut inconclusive = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("no report: {}", stderr(&out)));
+        // Decided facts, and those set apart as inconclusive.
+        let facts: Vec<serde_json::Value> = report["facts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(report["inconclusive"].as_array().into_iter().flatten())
+            .cloned()
+            .collect();
+        let clear: Vec<&serde_json::Value> = facts
+            .iter()
+            .filter(|f| f["holds"] != true && f["inconclusive"].is_null())
+            .collect();
+        assert!(clear.is_empty(), "a clear failure: {clear:#?}");
+        for f in facts.iter().filter(|f| !f["inconclusive"].is_null()) {
+            inconclusive += 1;
+            assert_eq!(
+                f["holds"], false,
+                "an inconclusive fact does not hold: {f:#}"
+            );
+            let why = f["inconclusive"].as_str().unwrap();
+            assert!(why.contains("busy") || why.contains("other work"), "{why}");
+        }
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(report["ok"], true);
+    }
+    // The runs were starved, and said so: the test exercised what it is about.
+    assert!(inconclusive > 0, "no run saw it was starved");
 }
