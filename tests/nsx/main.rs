@@ -14,5 +14,6 @@ mod limits;
 mod manual;
 mod matrix;
 mod rootless;
+mod safety;
 mod signals;
 mod tour;
