@@ -155,19 +155,18 @@ fn import_summary(
             if got.setid_stripped == 1 { "" } else { "s" }
         ));
     }
-    if opts.keep_devices || opts.keep_setid {
+    let kept: Vec<&str> = [
+        (opts.keep_devices, "device nodes"),
+        (opts.keep_setid, "setuid/setgid bits"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, what)| *what)
+    .collect();
+    if !kept.is_empty() {
         text.push_str(&format!(
-            "  kept as in the archive:{}{}\n",
-            if opts.keep_devices {
-                " device nodes"
-            } else {
-                ""
-            },
-            if opts.keep_setid {
-                " setuid/setgid bits"
-            } else {
-                ""
-            }
+            "  kept as in the archive, as asked: {}\n",
+            kept.join(" and ")
         ));
     }
     for s in &got.skipped {

@@ -697,6 +697,19 @@ mod tests {
             assert!(e.to_string().contains(&format!("uid {bad}")), "{e}");
             assert!(!dir.path().join("etc/x").exists());
         }
+        // A field that is not a number is refused too (it used to read as uid 0); an
+        // empty one is the default, 0, as GNU-style writers leave it.
+        let mut h = header(tar::EntryType::Regular, 0o644);
+        h.set_size(1);
+        h.as_old_mut().uid.copy_from_slice(b"12x4567\0");
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_data(&mut h, "etc/x", &b"x"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let e = unpack(&tar[..], &open(dir.path()), "t.tar", Options::default()).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(e.to_string().contains("uid"), "{e}");
     }
 
     #[test]
