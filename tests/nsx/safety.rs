@@ -14,7 +14,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -81,26 +80,31 @@ fn swapper() {
     println!("swaps: {swaps}");
 }
 
-/// A copy of this test binary that uid 4242 can execute (made once).
-fn swapper_exe() -> &'static Path {
-    static EXE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &EXE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("nsx-test-swapper")
-            .tempdir()
-            .unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let exe = dir.path().join("swapper");
-        copy_executable(&std::env::current_exe().unwrap(), &exe);
-        (dir, exe)
-    })
-    .1
+/// This test binary as uid 4242 can execute it: in place when every directory above it
+/// lets others through, else a copy in a directory removed with the returned guard.
+fn swapper_exe() -> (Option<tempfile::TempDir>, PathBuf) {
+    let exe = std::env::current_exe().unwrap();
+    let others_can =
+        |p: &Path, bits: u32| std::fs::metadata(p).is_ok_and(|m| m.mode() & bits == bits);
+    if others_can(&exe, 0o005) && exe.ancestors().skip(1).all(|d| others_can(d, 0o001)) {
+        return (None, exe);
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("nsx-test-swapper")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let copy = dir.path().join("swapper");
+    copy_executable(&exe, &copy);
+    (Some(dir), copy)
 }
 
 /// The other user, exchanging each pair of paths until stopped.
 struct Swapper {
     child: Child,
     stop: PathBuf,
+    /// The copy of the binary, if one was needed; removed after the child ends.
+    _copy: Option<tempfile::TempDir>,
 }
 
 impl Swapper {
@@ -118,6 +122,7 @@ impl Swapper {
             })
             .collect();
         let stop = stop_dir.join("stop-swapping");
+        let (copy, exe) = swapper_exe();
         let child = spawn(
             Command::new("setpriv")
                 .args([
@@ -128,7 +133,7 @@ impl Swapper {
                     "--clear-groups",
                     "--",
                 ])
-                .arg(swapper_exe())
+                .arg(&exe)
                 .args([
                     "--exact",
                     "safety::swapper",
@@ -143,7 +148,11 @@ impl Swapper {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null()),
         );
-        Swapper { child, stop }
+        Swapper {
+            child,
+            stop,
+            _copy: copy,
+        }
     }
 
     /// Stops the swapper; the number of exchanges it made.
