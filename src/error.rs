@@ -85,6 +85,9 @@ pub enum Error {
     /// SIGINT/SIGTERM/SIGHUP arrived; everything was cleaned up on the way out.
     #[error("interrupted by {}", signal_name(*.0))]
     Interrupted(i32),
+    /// A presenter pressed q at a `--step` pause: end quietly, exit 0.
+    #[error("quit at a pause")]
+    Quit,
     /// stdout was closed (e.g. `nsx lesson pid | head -3`): end quietly.
     #[error("standard output closed")]
     BrokenPipe,
@@ -106,6 +109,7 @@ impl Error {
             Error::CannotExecute(_) => exit::CANNOT_EXECUTE,
             Error::Interrupted(sig) => 128 + sig,
             Error::BrokenPipe => 128 + libc::SIGPIPE,
+            Error::Quit => exit::OK,
             Error::Sys(_) | Error::Other(_) | Error::ProbeExited(_) => exit::FAILURE,
         }
     }

@@ -25,6 +25,8 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(Error::BrokenPipe) => ExitCode::from(Error::BrokenPipe.exit_code() as u8),
+        // A presenter pressed q at a pause: everything was cleaned up on the way out.
+        Err(Error::Quit) => ExitCode::SUCCESS,
         Err(e) => {
             nsx::warn!("nsx: {e}");
             ExitCode::from(e.exit_code() as u8)
@@ -289,6 +291,68 @@ fn pause_here(prompt: &str) -> Result<()> {
     wait_for_enter()
 }
 
+/// Prints a lesson's steps as they are judged and, with --step, waits between them: a
+/// presenter's keys move on, show the step again, show the one before, or quit.
+struct Live<'a> {
+    human: bool,
+    fmt: &'a render::human::Fmt,
+    pause: bool,
+    /// Every step shown so far, for the keys that show one again.
+    shown: Vec<nsx::report::Step>,
+}
+
+impl lessons::Presenter for Live<'_> {
+    fn show(&mut self, step: &nsx::report::Step) -> Result<()> {
+        self.shown.push(step.clone());
+        if self.human {
+            out(&render::human::step(step, self.shown.len(), self.fmt))?;
+        }
+        Ok(())
+    }
+
+    fn pause(&mut self, look: &[String]) -> Result<()> {
+        if !self.pause || !self.human {
+            return Ok(());
+        }
+        // Probes released so far are done: reap them now so no zombie shows in a
+        // student's `ps` during the pause.
+        nsx::sandbox::reap_released();
+        if !look.is_empty() {
+            out("\n  it is still there: look at it from a second terminal\n")?;
+            for cmd in look {
+                out(&format!("    $ {cmd}\n"))?;
+            }
+        }
+        let mut at = self.shown.len();
+        loop {
+            out("\n  [Enter: go on · r: this step again · b: the step before · q: quit] ")?;
+            match read_key()? {
+                Key::Next => {
+                    out("\n")?;
+                    return Ok(());
+                }
+                Key::Quit => {
+                    out("\n")?;
+                    return Err(Error::Quit);
+                }
+                key => {
+                    if key == Key::Back {
+                        at = at.saturating_sub(1).max(1);
+                    }
+                    if let Some(step) = self.shown.get(at.wrapping_sub(1)) {
+                        out("\n")?;
+                        out(&render::human::step(step, at, self.fmt))?;
+                    }
+                }
+            }
+        }
+    }
+
+    fn pauses(&self) -> bool {
+        self.pause
+    }
+}
+
 /// Where a lesson's observations come from: measured now, or a recording.
 enum Source<'a> {
     Live { record: Option<&'a std::path::Path> },
@@ -317,21 +381,15 @@ fn run_one(
         };
         out(&head)?;
     }
-    let mut number = 0;
-    let mut on_step = |step: &nsx::report::Step| -> Result<()> {
-        if !human {
-            return Ok(());
-        }
-        number += 1;
-        out(&render::human::step(step, number, fmt))?;
-        if pause {
-            pause_here("for the next step")?;
-        }
-        Ok(())
+    let mut presenter = Live {
+        human,
+        fmt,
+        pause,
+        shown: Vec::new(),
     };
     let report = match source {
         Source::Live { record } => {
-            let (report, recording) = lessons::run(lesson, input, &mut on_step)?;
+            let (report, recording) = lessons::run(lesson, input, &mut presenter)?;
             if let Some(path) = record {
                 match recording {
                     Some(rec) => lessons::engine::write_recording(path, &rec)?,
@@ -343,7 +401,7 @@ fn run_one(
             }
             report
         }
-        Source::Replay(file) => lessons::replay(lesson, file, &mut on_step)?,
+        Source::Replay(file) => lessons::replay(lesson, file, &mut presenter)?,
     };
     if human {
         out(&render::human::footer(&report, fmt))?;
@@ -458,8 +516,78 @@ fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) -> Result<i32
 /// signal comes: poll(2) reports POLLHUP on it and read(2) returns EOF or EIO for ever
 /// after (pty(7)), so waiting on would spin.
 fn wait_for_enter() -> Result<()> {
+    loop {
+        match read_key()? {
+            Key::Next => return Ok(()),
+            Key::Quit => return Err(Error::Quit),
+            Key::Repeat | Key::Back => {}
+        }
+    }
+}
+
+/// What a presenter pressed at a pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// Enter, space (or Ctrl-D on a terminal that is still there).
+    Next,
+    /// r: show this step again.
+    Repeat,
+    /// b: show the step before.
+    Back,
+    /// q: end the lesson cleanly.
+    Quit,
+}
+
+/// The terminal in non-canonical mode without echo while a pause waits for one key
+/// (termios(3)), restored when dropped, whatever ends the wait.
+struct OneKey {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl OneKey {
+    fn new() -> OneKey {
+        use nix::sys::termios::{
+            tcgetattr, tcsetattr, LocalFlags, SetArg, SpecialCharacterIndices,
+        };
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return OneKey { saved: None };
+        };
+        let mut raw = saved.clone();
+        raw.local_flags
+            .remove(LocalFlags::ICANON | LocalFlags::ECHO);
+        raw.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+        raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+        // ISIG stays on: Ctrl-C still interrupts the lesson (and cleans up).
+        match tcsetattr(&stdin, SetArg::TCSANOW, &raw) {
+            Ok(()) => OneKey { saved: Some(saved) },
+            Err(_) => OneKey { saved: None },
+        }
+    }
+}
+
+impl Drop for OneKey {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}
+
+/// Waits for one key on standard input. Polls the signal self-pipe beside it, so a
+/// Ctrl-C during a pause ends the lesson even if it lands just before the wait (std's
+/// read_line would retry on EINTR and keep waiting).
+///
+/// A terminal that hangs up (the SSH connection dropped, the terminal window closed)
+/// ends the lesson as SIGHUP would: exit 129, after cleaning up.
+fn read_key() -> Result<Key> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
+    let _one_key = OneKey::new();
     let stdin = std::io::stdin();
     let mut byte = [0u8; 1];
     loop {
@@ -486,9 +614,15 @@ fn wait_for_enter() -> Result<()> {
         }
         match nix::unistd::read(&stdin, &mut byte) {
             // Ctrl-D on a terminal that is still there: go on, as Enter does.
-            Ok(0) => return Ok(()),
-            Ok(_) if byte[0] == b'\n' => return Ok(()),
-            Ok(_) | Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+            Ok(0) => return Ok(Key::Next),
+            Ok(_) => match byte[0] {
+                b'\n' | b'\r' | b' ' => return Ok(Key::Next),
+                b'r' | b'R' => return Ok(Key::Repeat),
+                b'b' | b'B' => return Ok(Key::Back),
+                b'q' | b'Q' => return Ok(Key::Quit),
+                _ => {}
+            },
+            Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
             Err(nix::errno::Errno::EIO) => return Err(Error::Interrupted(libc::SIGHUP)),
             Err(e) => return Err(nsx::error::sys("read", "standard input", e)),
         }

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Lesson, Rootless, Run};
+use super::{Lesson, Presenter, Rootless, Run};
 use crate::error::{Error, Result};
 use crate::observe::{self, Parts, Subject, View};
 use crate::report::{Fact, Machine, Privilege, Replay, Report, Step};
@@ -128,9 +128,33 @@ pub struct Measure<'a> {
     /// What every view of this lesson reads.
     pub parts: Parts,
     notes: Vec<String>,
+    /// With --step: judges the observations so far, shows the steps not yet shown and
+    /// waits ([`Measure::pause`]).
+    pause: Option<&'a mut dyn FnMut(Value, &[String]) -> Result<()>>,
 }
 
 impl Measure<'_> {
+    /// A step's observations are complete and its mechanism (its probe, its cgroup, its
+    /// veth) still exists: with --step, nsx shows each step judged from `so_far` that it
+    /// has not shown yet, waiting after each and printing `look`: commands a second
+    /// terminal can run to see the mechanism now. `so_far` is the lesson's observations,
+    /// with the later steps not yet made (`None`) when it pauses midway, so its judge
+    /// must show the steps it can. Without --step, nothing.
+    pub fn pause<O: Serialize>(&mut self, so_far: &O, look: &[String]) -> Result<()> {
+        let Some(pause) = self.pause.as_mut() else {
+            return Ok(());
+        };
+        let value = serde_json::to_value(so_far)
+            .map_err(|e| Error::Other(format!("internal: observations not serialisable: {e}")))?;
+        pause(value, look)
+    }
+
+    /// Whether a presenter waits at [`Measure::pause`] (so a lesson may skip building
+    /// the commands otherwise).
+    pub fn pauses(&self) -> bool {
+        self.pause.is_some()
+    }
+
     /// A note about the measurement itself, kept in the recording.
     pub fn note(&mut self, text: impl Into<String>) {
         self.notes.push(text.into());
@@ -233,8 +257,10 @@ pub struct Erased {
     pub command: fn() -> clap::Command,
     /// Its options from the subcommand's matches (`None`: the defaults), checked.
     pub options: fn(Option<&clap::ArgMatches>) -> Result<Value>,
-    /// Measures with the options given, then returns the recording.
-    pub measure: fn(&Env, Privilege, &Value) -> Result<Recording>,
+    /// Measures with the options given, then returns the recording and how many of its
+    /// steps the presenter was already shown at pauses.
+    pub measure:
+        fn(&Env, Privilege, &Value, Option<&mut dyn Presenter>) -> Result<(Recording, usize)>,
     /// Judges a recording into a report.
     pub judge: fn(&Recording) -> Result<Report>,
     /// For the tests: judges each falsified copy of `recording`, returning (fact,
@@ -313,24 +339,54 @@ fn typed_options<L: Def>(value: &Value) -> Result<L::Options> {
     })
 }
 
-fn measure<L: Def>(env: &Env, privilege: Privilege, options: &Value) -> Result<Recording> {
+fn measure<L: Def>(
+    env: &Env,
+    privilege: Privilege,
+    options: &Value,
+    presenter: Option<&mut dyn Presenter>,
+) -> Result<(Recording, usize)> {
     let typed = typed_options::<L>(options)?;
+    let mut shown = 0;
+    let mut show_so_far = presenter.map(|p| {
+        let (typed, shown) = (&typed, &mut shown);
+        move |so_far: Value, look: &[String]| -> Result<()> {
+            let obs: L::Obs = serde_json::from_value(so_far).map_err(|e| {
+                Error::Other(format!("internal: {} observations so far: {e}", L::ID))
+            })?;
+            // Each step not shown yet, one at a time, with a pause after each: the
+            // mechanism is alive through all of them.
+            let judged = L::judge(&obs, typed, env);
+            for step in judged.steps.iter().skip(*shown) {
+                p.show(step)?;
+                *shown += 1;
+                p.pause(look)?;
+            }
+            Ok(())
+        }
+    });
     let mut m = Measure {
         privilege,
         baseline: &env.baseline,
         parts: parts_for(L::SEES, privilege),
         notes: Vec::new(),
+        pause: show_so_far
+            .as_mut()
+            .map(|f| f as &mut dyn FnMut(Value, &[String]) -> Result<()>),
     };
     let obs = L::measure(&mut m, &typed)?;
-    Ok(Recording {
+    let notes = std::mem::take(&mut m.notes);
+    drop(m);
+    drop(show_so_far);
+    let rec = Recording {
         nsx: env!("CARGO_PKG_VERSION").to_string(),
         lesson: L::ID.to_string(),
         options: options.clone(),
         env: env.clone(),
-        notes: m.notes,
+        notes,
         observations: serde_json::to_value(&obs)
             .map_err(|e| Error::Other(format!("internal: observations not serialisable: {e}")))?,
-    })
+    };
+    Ok((rec, shown))
 }
 
 fn observations<L: Def>(rec: &Recording) -> Result<L::Obs> {

@@ -1358,11 +1358,11 @@ pub fn shape(v: &Value) -> Value {
     walk(v, "")
 }
 
-/// The lines of a lesson's human output that describe the run itself (the header's
-/// "running as" or "replay of" line), which a replay of a recording must differ in.
+/// A lesson's human output from its first step on: the header above it says how the
+/// run was made (live, or replayed from which file), which a replay must differ in.
 pub fn without_run_line(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.starts_with("  running as: ") && !l.starts_with("  replay of "))
-        .collect::<Vec<_>>()
-        .join("\n")
+    match text.find("\nstep 1 · ") {
+        Some(i) => text[i..].to_string(),
+        None => text.to_string(),
+    }
 }
