@@ -20,7 +20,7 @@ use super::{Lesson, Rootless, Run};
 use crate::error::{Error, Result};
 use crate::observe::{self, Parts, Subject, View};
 use crate::report::{Fact, Machine, Privilege, Replay, Report, Step};
-use crate::sandbox::{Inside, Spec};
+use crate::sandbox::{Exit, Inside, Spec};
 
 /// One lesson: its registry entry (constants) and its two halves.
 pub trait Def: 'static {
@@ -194,6 +194,38 @@ impl Measure<'_> {
         super::collect(child, host_extra)
     }
 
+    /// Runs one probe as [`Measure::probe`] does, then releases it and waits for it to
+    /// exit: how it ended comes back with the run. For a lesson whose host ends the probe
+    /// itself (`host_extra` may signal it: the probe is nsx's unreaped child, so its PID
+    /// cannot have been reused meanwhile), or watches what its exit does.
+    pub fn probe_to_exit<T, H, F, G>(
+        &self,
+        spec: &Spec,
+        probe: F,
+        host_extra: G,
+    ) -> Result<(Run<T, H>, Exit)>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(&mut Inside) -> Result<T>,
+        G: FnOnce(i32) -> Result<H>,
+    {
+        let mut child = crate::sandbox::spawn(&self.scoped(spec), probe)?;
+        let inside = child.run()?;
+        let host = child.observe_from_host()?;
+        let pid = child.pid();
+        let host_extra = host_extra(pid)?;
+        let actions = std::mem::take(&mut child.actions);
+        let status = child.finish()?;
+        let run = Run {
+            inside,
+            host,
+            host_extra,
+            actions,
+            pid,
+        };
+        Ok((run, Exit::from(status)))
+    }
+
     /// Clones a probe held before it runs, for a lesson that prepares it first (see
     /// [`crate::sandbox::spawn`]).
     pub fn spawn<T, F>(&self, spec: &Spec, probe: F) -> Result<crate::sandbox::Child>
@@ -275,8 +307,11 @@ pub fn parts_for(sees: Parts, privilege: Privilege) -> Parts {
 }
 
 /// The host's own view before a lesson: nsx's /proc/self (/proc/1/ns is not always
-/// readable, even as root).
+/// readable, even as root). Without the processes of nsx's own PID namespace: on the
+/// host that is every process of the machine, which no lesson compares and no recording
+/// should carry.
 pub fn baseline(parts: Parts) -> Result<View> {
+    let parts = parts.without(Parts::NS_PROCESSES);
     observe::observe_parts(Path::new("/proc"), Subject::SelfProcess, parts)
 }
 

@@ -362,6 +362,11 @@ impl Parts {
         self.0 & other.0 == other.0
     }
 
+    /// These parts without `other`.
+    pub const fn without(self, other: Parts) -> Parts {
+        Parts(self.0 & !other.0)
+    }
+
     /// The namespace types whose links this reads.
     pub fn ns_types(self) -> impl Iterator<Item = &'static str> {
         NS_TYPES
