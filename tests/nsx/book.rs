@@ -72,9 +72,17 @@ fn every_lesson_has_a_chapter_with_its_story_and_its_pinned_output() {
             text.contains(&format!("{{{{#include ../../../lessons/{id}.md}}}}")),
             "{chapter}: story not included"
         );
+        // The pinned output: the live run's snapshot, or for a lesson that records its
+        // runs, the replay of its hybrid-root recording (the same output, kept true by
+        // src/lessons/fixture_tests.rs).
         let snap = format!("tests/nsx/snapshots/nsx__lessons__{id}_human.snap");
+        let replay = format!(
+            "src/lessons/snapshots/nsx__lessons__fixture_tests__replay_hybrid-root_{id}.snap"
+        );
         assert!(
-            text.contains(&format!("{{{{#include ../../../{snap}:5:}}}}")),
+            [snap, replay]
+                .iter()
+                .any(|s| text.contains(&format!("{{{{#include ../../../{s}:5:}}}}"))),
             "{chapter}: pinned output not included"
         );
     }
