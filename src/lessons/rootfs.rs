@@ -1133,11 +1133,7 @@ fn overlay_probe(
         ),
     )?;
     mount_proc(i, &merged.join("proc"))?;
-    crate::run::pivot(merged)?;
-    i.action(format!(
-        "cd {}; pivot_root(\".\", \".\"); umount2(\".\", MNT_DETACH); cd /",
-        merged.display()
-    ));
+    pivot_into(i, merged)?;
     std::fs::write("/root/hello.txt", HELLO).ctx("write", "/root/hello.txt")?;
     let mut passwd = std::fs::read_to_string("/etc/passwd").ctx("read", "/etc/passwd")?;
     passwd.push_str(APP_LINE);
