@@ -543,10 +543,11 @@ fn signals_probe(i: &mut Inside) -> Result<SignalsSeen> {
 }
 
 /// The host's signals to PID 1, after the probe reported: SIGTERM, then SIGSTOP (which an
-/// ancestor may send: pid_namespaces(7)), then SIGKILL. Signals below 32 are taken
-/// lowest number first (signal(7)), and a fatal SIGTERM would have ended the process at
-/// once (a stop sent to a dying process is dropped): state T after both means PID 1 was
-/// alive with the SIGTERM behind it.
+/// ancestor may send: pid_namespaces(7)), then SIGKILL. A SIGTERM that was queued would
+/// either still be pending (ShdPnd) or, with no handler, have killed PID 1 (its default
+/// action, signal(7)); the order in which pending standard signals are taken is
+/// unspecified (signal(7)), so the proof does not rest on it: state T with no SIGTERM
+/// pending means PID 1 was alive after both, with the SIGTERM neither waiting nor acted on.
 fn signal_from_host(pid: i32) -> Result<FromHost> {
     let p = Pid::from_raw(pid);
     // kill(2) on nsx's own unreaped child: its PID cannot have been reused.
