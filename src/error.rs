@@ -188,8 +188,8 @@ pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
     let file = target.rsplit('/').next().unwrap_or(target);
     let h = match (op, file, errno) {
         ("pivot_root", _, Errno::EINVAL) => Hint::new(
-            "the old root is on a mount with shared propagation (or the new root is not a mount point)",
-            "make / private first (mount --make-rprivate /, done by nsx in its own mount namespace) and bind-mount the new root onto itself",
+            "the old root is on a mount with shared propagation, the new root is not a mount point, or the current root is the initial ramfs (rootfs), which pivot_root(2) refuses",
+            "make / private first (mount --make-rprivate /, done by nsx in its own mount namespace) and bind-mount the new root onto itself; on an initramfs root, switch_root first, or move the new root onto / and chroot (runc --no-pivot)",
         ),
         ("mount overlay", _, Errno::ENODEV) => Hint::new(
             "the overlay file system is not available: its kernel module is not loaded (no \"overlay\" line in /proc/filesystems)",
@@ -365,6 +365,11 @@ mod tests {
         assert!(e.starts_with("pivot_root /tmp/nsx-root: EINVAL"), "{e}");
         assert!(e.contains("shared propagation"), "{e}");
         assert!(e.contains("fix: make / private"), "{e}");
+        // pivot_root(2) ERRORS: also EINVAL when the current root is the rootfs.
+        assert!(
+            e.contains("initial ramfs") && e.contains("--no-pivot"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::{Lesson, Presenter, Rootless, Run};
 use crate::error::{Error, Result};
 use crate::observe::{self, Parts, Subject, View};
 use crate::report::{Fact, Machine, Privilege, Replay, Report, Step};
-use crate::sandbox::{Inside, Spec};
+use crate::sandbox::{Exit, Inside, Spec};
 
 /// One lesson: its registry entry (constants) and its two halves.
 pub trait Def: 'static {
@@ -120,6 +120,16 @@ pub struct Recording {
     pub observations: Value,
 }
 
+/// What [`Measure::pause`] calls: the observations so far, and the commands to look.
+type PauseFn<'a> = dyn FnMut(Value, &[String]) -> Result<()> + 'a;
+
+/// What the erased measuring half returns: the recording, and how many of its steps
+/// the presenter was shown at pauses.
+pub type Measured = (Recording, usize);
+
+/// The erased measuring half.
+pub type MeasureFn = fn(&Env, Privilege, &Value, Option<&mut dyn Presenter>) -> Result<Measured>;
+
 /// The measuring side's context: what a lesson's `measure` may use.
 pub struct Measure<'a> {
     pub privilege: Privilege,
@@ -130,7 +140,7 @@ pub struct Measure<'a> {
     notes: Vec<String>,
     /// With --step: judges the observations so far, shows the steps not yet shown and
     /// waits ([`Measure::pause`]).
-    pause: Option<&'a mut dyn FnMut(Value, &[String]) -> Result<()>>,
+    pause: Option<&'a mut PauseFn<'a>>,
 }
 
 impl Measure<'_> {
@@ -218,6 +228,38 @@ impl Measure<'_> {
         super::collect(child, host_extra)
     }
 
+    /// Runs one probe as [`Measure::probe`] does, then releases it and waits for it to
+    /// exit: how it ended comes back with the run. For a lesson whose host ends the probe
+    /// itself (`host_extra` may signal it: the probe is nsx's unreaped child, so its PID
+    /// cannot have been reused meanwhile), or watches what its exit does.
+    pub fn probe_to_exit<T, H, F, G>(
+        &self,
+        spec: &Spec,
+        probe: F,
+        host_extra: G,
+    ) -> Result<(Run<T, H>, Exit)>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(&mut Inside) -> Result<T>,
+        G: FnOnce(i32) -> Result<H>,
+    {
+        let mut child = crate::sandbox::spawn(&self.scoped(spec), probe)?;
+        let inside = child.run()?;
+        let host = child.observe_from_host()?;
+        let pid = child.pid();
+        let host_extra = host_extra(pid)?;
+        let actions = std::mem::take(&mut child.actions);
+        let status = child.finish()?;
+        let run = Run {
+            inside,
+            host,
+            host_extra,
+            actions,
+            pid,
+        };
+        Ok((run, Exit::from(status)))
+    }
+
     /// Clones a probe held before it runs, for a lesson that prepares it first (see
     /// [`crate::sandbox::spawn`]).
     pub fn spawn<T, F>(&self, spec: &Spec, probe: F) -> Result<crate::sandbox::Child>
@@ -259,8 +301,7 @@ pub struct Erased {
     pub options: fn(Option<&clap::ArgMatches>) -> Result<Value>,
     /// Measures with the options given, then returns the recording and how many of its
     /// steps the presenter was already shown at pauses.
-    pub measure:
-        fn(&Env, Privilege, &Value, Option<&mut dyn Presenter>) -> Result<(Recording, usize)>,
+    pub measure: MeasureFn,
     /// Judges a recording into a report.
     pub judge: fn(&Recording) -> Result<Report>,
     /// For the tests: judges each falsified copy of `recording`, returning (fact,
@@ -301,8 +342,11 @@ pub fn parts_for(sees: Parts, privilege: Privilege) -> Parts {
 }
 
 /// The host's own view before a lesson: nsx's /proc/self (/proc/1/ns is not always
-/// readable, even as root).
+/// readable, even as root). Without the processes of nsx's own PID namespace: on the
+/// host that is every process of the machine, which no lesson compares and no recording
+/// should carry.
 pub fn baseline(parts: Parts) -> Result<View> {
+    let parts = parts.without(Parts::NS_PROCESSES);
     observe::observe_parts(Path::new("/proc"), Subject::SelfProcess, parts)
 }
 
@@ -344,7 +388,7 @@ fn measure<L: Def>(
     privilege: Privilege,
     options: &Value,
     presenter: Option<&mut dyn Presenter>,
-) -> Result<(Recording, usize)> {
+) -> Result<Measured> {
     let typed = typed_options::<L>(options)?;
     let mut shown = 0;
     let mut show_so_far = presenter.map(|p| {
@@ -369,14 +413,11 @@ fn measure<L: Def>(
         baseline: &env.baseline,
         parts: parts_for(L::SEES, privilege),
         notes: Vec::new(),
-        pause: show_so_far
-            .as_mut()
-            .map(|f| f as &mut dyn FnMut(Value, &[String]) -> Result<()>),
+        pause: show_so_far.as_mut().map(|f| f as &mut PauseFn),
     };
     let obs = L::measure(&mut m, &typed)?;
     let notes = std::mem::take(&mut m.notes);
     drop(m);
-    drop(show_so_far);
     let rec = Recording {
         nsx: env!("CARGO_PKG_VERSION").to_string(),
         lesson: L::ID.to_string(),

@@ -22,7 +22,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{sys, Context, Error, Result};
 
 pub mod cgroup;
+pub mod process;
+pub mod root;
 pub mod sysvipc;
+
+pub use process::{Signals, Stat};
+pub use root::{Root, RootMount};
 
 pub use sysvipc::SysvIpc;
 pub mod net;
@@ -126,6 +131,16 @@ pub struct View {
     /// with state and address asked of that namespace (see [`net::links`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Link>,
+    /// The processes of the probe's PID namespace this procfs lists (`<proc>/*/ns/pid`
+    /// naming the probe's), each as its stat shows it, lowest PID first: the host sees
+    /// them under host PIDs, the probe (with a /proc of its own) under its namespace's.
+    /// `None` when not read ([`Parts::NS_PROCESSES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_processes: Option<Vec<Stat>>,
+    /// The observer's own root directory (`<proc>/self/root`): `None` when not read
+    /// ([`Parts::ROOT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<Root>,
 }
 
 /// One process as a procfs shows it.
@@ -160,6 +175,17 @@ pub struct Proc {
     /// reads it (paths as seen from the reader's root). `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mounts: Option<Mounts>,
+    /// The signal masks of `<dir>/status`: `None` when not read ([`Parts::SIGNALS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<Signals>,
+    /// `<dir>/stat`: state, parent, flags, start time. `None` when not read
+    /// ([`Parts::STAT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<Stat>,
+    /// `<dir>/root`: the process's root directory as this side reads it. `None` when not
+    /// read ([`Parts::ROOT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<Root>,
     /// More of status: what `nsx inspect` and `nsx doctor` show. Host-specific and not
     /// compared by the lessons, so it stays out of the lesson JSON.
     #[serde(skip)]
@@ -313,10 +339,20 @@ impl Parts {
     pub const SYSVIPC: Parts = Parts(1 << 6);
     /// The observer's own interfaces, with state and address ([`net::links`]).
     pub const LINKS: Parts = Parts(1 << 7);
+    /// The signal masks of `<dir>/status` (SigPnd, ShdPnd, SigBlk, SigIgn, SigCgt).
+    pub const SIGNALS: Parts = Parts(1 << 8);
+    /// `<dir>/stat` ([`Stat`]).
+    pub const STAT: Parts = Parts(1 << 9);
+    /// The processes `<proc>` lists in the probe's PID namespace ([`process::ns_processes`]).
+    pub const NS_PROCESSES: Parts = Parts(1 << 10);
+    /// `<dir>/root` of the probe and `<proc>/self/root` of the observer ([`root::read_root`]).
+    pub const ROOT: Parts = Parts(1 << 11);
     /// Every namespace link: `<dir>/ns/*` of the probe and `<proc>/self/ns/*` of the
     /// observer. [`Parts::ns`] names one type.
     pub const NS: Parts = Parts(((1 << NS_TYPES.len()) - 1) << 16);
     pub const NONE: Parts = Parts(0);
+    /// What `nsx inspect`, `nsx run` and the doctor read: everything but the parts only a
+    /// lesson asks for (signal masks, stat, a namespace's processes, the root directory).
     pub const ALL: Parts = Parts((1 << 8) - 1).with(Parts::NS);
 
     /// The links of one namespace type (a name of [`NS_TYPES`]): `ns/pid` of both.
@@ -337,6 +373,11 @@ impl Parts {
 
     pub const fn has(self, other: Parts) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// These parts without `other`.
+    pub const fn without(self, other: Parts) -> Parts {
+        Parts(self.0 & !other.0)
     }
 
     /// The namespace types whose links this reads.
@@ -420,6 +461,23 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
     } else {
         Vec::new()
     };
+    let ns_processes = if parts.has(Parts::NS_PROCESSES) {
+        let ns = match probe.ns_of(Ns::Pid) {
+            Some(ns) => ns,
+            None => *read_ns_at(&ProcDir::open(&dir)?, "ns", Ns::Pid.part())?
+                .get(Ns::Pid.name())
+                .ok_or_else(|| sys("readlink", dir.join("ns/pid").display(), Errno::ENOENT))?,
+        };
+        Some(process::ns_processes(proc, ns)?)
+    } else {
+        None
+    };
+    let own_root = match (&probe.root, subject) {
+        // Observing itself, the observer's root is the probe's: one read serves both.
+        (Some(r), Subject::SelfProcess) => Some(r.clone()),
+        _ if parts.has(Parts::ROOT) => Some(root::read_root(&root.path("self"))?),
+        _ => None,
+    };
     Ok(View {
         source: dir.display().to_string(),
         probe,
@@ -429,6 +487,8 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
         mounts,
         sysvipc,
         links,
+        ns_processes,
+        root: own_root,
     })
 }
 
@@ -467,6 +527,20 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
         Vec::new()
     };
     let ns = read_ns_at(&d, "ns", parts)?;
+    let stat = if parts.has(Parts::STAT) {
+        d.read("stat", buf)?;
+        Some(
+            process::parse_stat(&String::from_utf8_lossy(buf))
+                .ok_or_else(|| parse_error(&d.path("stat"), "not a stat line"))?,
+        )
+    } else {
+        None
+    };
+    let root = if parts.has(Parts::ROOT) {
+        Some(root::read_root(dir)?)
+    } else {
+        None
+    };
     // Always there in a real procfs; captured fixtures may leave it out.
     let mounts = if parts.has(Parts::MOUNTS) && d.read_if_present("mountinfo", buf)? {
         Some(parse_mounts(buf, &d.path("mountinfo"))?)
@@ -490,6 +564,9 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
         gid_map,
         interfaces,
         mounts,
+        signals: parts.has(Parts::SIGNALS).then_some(status.signals),
+        stat,
+        root,
         extra: status.extra,
     })
 }
@@ -502,6 +579,7 @@ struct StatusFields {
     nspid: Vec<i32>,
     uid: u32,
     gid: u32,
+    signals: Signals,
     extra: ProcExtra,
 }
 
@@ -552,6 +630,11 @@ fn parse_status(text: &str) -> std::result::Result<StatusFields, String> {
             "CapAmb" => s.extra.cap_amb = Some(mask(key, v)?),
             "Seccomp" => s.extra.seccomp = Some(num(key, v)?),
             "NoNewPrivs" => s.extra.no_new_privs = Some(num::<u8>(key, v)? != 0),
+            "SigPnd" => s.signals.pending = mask(key, v)?,
+            "ShdPnd" => s.signals.shared_pending = mask(key, v)?,
+            "SigBlk" => s.signals.blocked = mask(key, v)?,
+            "SigIgn" => s.signals.ignored = mask(key, v)?,
+            "SigCgt" => s.signals.caught = mask(key, v)?,
             _ => {}
         }
     }
@@ -664,12 +747,18 @@ pub fn parse_ns_link(text: &str) -> Option<u64> {
     rest.strip_suffix(']')?.parse().ok()
 }
 
-fn read_processes(proc: &Path) -> Result<Processes> {
+/// The PIDs a procfs lists (its numeric directories), lowest first.
+fn numeric_entries(proc: &Path) -> Result<Vec<i32>> {
     let mut pids: Vec<i32> = fs::read_dir(proc)
         .ctx("readdir", proc.display())?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     pids.sort_unstable();
+    Ok(pids)
+}
+
+fn read_processes(proc: &Path) -> Result<Processes> {
+    let mut pids = numeric_entries(proc)?;
     let count = pids.len();
     pids.truncate(Processes::SHOWN);
     Ok(Processes { count, first: pids })

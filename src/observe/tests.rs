@@ -195,4 +195,41 @@ fn the_status_parser_agrees_with_procfs_on_this_machine() {
     );
     assert_eq!(e.seccomp, theirs.seccomp);
     assert_eq!(e.no_new_privs, theirs.nonewprivs.map(|v| v != 0));
+    let s = &ours.signals;
+    assert_eq!(
+        (s.pending, s.shared_pending, s.blocked, s.ignored, s.caught),
+        (
+            theirs.sigpnd,
+            theirs.shdpnd,
+            theirs.sigblk,
+            theirs.sigign,
+            theirs.sigcgt
+        )
+    );
+}
+
+#[test]
+fn reads_signal_masks_stat_and_the_namespace_processes_when_asked() {
+    let parts = Parts::SIGNALS.with(Parts::STAT).with(Parts::NS_PROCESSES);
+    let view = observe_parts(&fixture(), Subject::Pid(4242), parts).unwrap();
+    let sig = view.probe.signals.expect("signals read");
+    // SigCgt 0000000000004002: SIGINT (2) and SIGTERM (15).
+    assert_eq!(sig.caught, 0x4002);
+    assert!(process::mask_has(sig.caught, 15) && process::mask_has(sig.caught, 2));
+    assert_eq!(sig.any_pending(), 0);
+    let stat = view.probe.stat.expect("stat read");
+    assert_eq!((stat.pid, stat.state, stat.ppid), (4242, 'S', 4241));
+    assert_eq!(stat.starttime, 5123456);
+    assert!(stat.alive());
+    // 1 and 77 have no ns/pid link in the fixture: only the probe is in its namespace.
+    let listed = view.ns_processes.expect("namespace processes read");
+    assert_eq!(listed, [stat]);
+    // Not asked for, not read, and out of the JSON.
+    let plain = observe_parts(&fixture(), Subject::Pid(4242), Parts::NONE).unwrap();
+    assert!(plain.probe.signals.is_none() && plain.probe.stat.is_none());
+    assert!(plain.ns_processes.is_none() && plain.root.is_none());
+    let json = serde_json::to_value(&plain).unwrap();
+    for absent in ["signals", "stat", "root"] {
+        assert!(json["probe"].get(absent).is_none(), "{absent} in {json}");
+    }
 }

@@ -298,6 +298,10 @@ fn rootfs() {
             "escape-contained",
             "pivot-root-escape-fails",
             "old-root-detached",
+            "host-readlink-root-is-slash",
+            "pivot-root-on-this-machine",
+            "no-pivot-dotdot-stays",
+            "no-pivot-old-root-attached",
             "overlay-write-lands-in-upper",
             "overlay-copy-up",
             "overlay-whiteout",
@@ -313,6 +317,7 @@ fn init() {
         "init",
         &[
             "app-is-pid-1",
+            "pid1-has-no-sigterm-handler",
             "ordinary-process-dies-of-sigterm",
             "pid1-ignores-sigterm-from-inside",
             "pid1-ignores-sigterm-from-host",
