@@ -72,9 +72,18 @@ fn every_lesson_has_a_chapter_with_its_story_and_its_pinned_output() {
             text.contains(&format!("{{{{#include ../../../lessons/{id}.md}}}}")),
             "{chapter}: story not included"
         );
-        let snap = format!("tests/nsx/snapshots/nsx__lessons__{id}_human.snap");
+        // A lesson on the measure + judge shape pins its replayed recording; the others
+        // their live human output.
+        let snaps = [
+            format!("tests/nsx/snapshots/nsx__lessons__{id}_human.snap"),
+            format!(
+                "src/lessons/snapshots/nsx__lessons__fixture_tests__replay_hybrid-root_{id}.snap"
+            ),
+        ];
         assert!(
-            text.contains(&format!("{{{{#include ../../../{snap}:5:}}}}")),
+            snaps
+                .iter()
+                .any(|snap| text.contains(&format!("{{{{#include ../../../{snap}:5:}}}}"))),
             "{chapter}: pinned output not included"
         );
     }

@@ -1234,9 +1234,14 @@ pub fn lesson_info(id: &str) -> LessonInfo {
 /// The shape of a JSON value: every key, and the kind of every value. Values are kept
 /// only under the keys that are the same on every machine (ids, titles, labels, files,
 /// sides, comparisons, value kinds, verdicts); arrays keep one of each distinct shape.
-/// This is the structural redaction: nothing machine-specific can be pinned.
+/// This is the structural redaction: nothing machine-specific can be pinned. A row whose
+/// two values drifted apart (read at two moments: a process came, a second ticked) has
+/// the shape of one whose values were the same: which of the two a run gets is chance.
 pub fn shape(v: &Value) -> Value {
     fn walk(v: &Value, key: &str) -> Value {
+        if key == "cmp" && v["is"] == "drift" {
+            return serde_json::json!({ "is": "same" });
+        }
         const KEPT: &[&str] = &[
             "id",
             "lesson",

@@ -543,3 +543,15 @@ fn check_recordable(id: &str, args: &[&str], facts: &[&str]) {
     }
     insta::assert_json_snapshot!(format!("{id}_shape"), shape(&report));
 }
+
+#[test]
+fn a_shape_does_not_pin_whether_two_reads_drifted() {
+    let row =
+        |cmp: serde_json::Value| serde_json::json!({ "rows": [{ "label": "uptime", "cmp": cmp }] });
+    let drifted = row(serde_json::json!({ "is": "drift", "why": "a second ticked" }));
+    let same = row(serde_json::json!({ "is": "same" }));
+    assert_eq!(shape(&drifted), shape(&same));
+    // A real difference keeps its own shape.
+    let differs = row(serde_json::json!({ "is": "differs" }));
+    assert_ne!(shape(&differs), shape(&same));
+}
