@@ -1287,3 +1287,30 @@ pub fn without_run_line(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A JSON report read into the typed `Report` (ripgrep's tests/json.rs: typed, not
+/// indexed).
+pub fn typed_report(report: &Value) -> nsx::report::Report {
+    serde_json::from_value(report.clone()).expect("a Report")
+}
+
+/// The step named `id` of a report.
+pub fn step_of<'a>(report: &'a nsx::report::Report, id: &str) -> &'a nsx::report::Step {
+    report
+        .steps
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no step {id} in {}", report.lesson))
+}
+
+/// The row labelled `label` on `side` of a step.
+pub fn row_of<'a>(
+    step: &'a nsx::report::Step,
+    label: &str,
+    side: nsx::report::Side,
+) -> &'a nsx::report::Row {
+    step.rows
+        .iter()
+        .find(|r| r.label == label && r.side == side)
+        .unwrap_or_else(|| panic!("no {side:?} row {label:?} in step {}", step.id))
+}
