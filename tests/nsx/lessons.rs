@@ -287,7 +287,34 @@ fn time() {
             "wall-clock-same",
             "offsets-frozen",
             "time-ns-differs",
+            "clone3-newtime",
         ],
+    );
+}
+
+#[test]
+fn time_clone3_gives_a_new_namespace_with_frozen_offsets() {
+    use nsx::report::Side;
+    if !privileged("time clone3") {
+        return;
+    }
+    let report = typed_report(&lesson_json("time", &[]));
+    let c = step_of(&report, "clone3");
+    // This 6.18 kernel accepts CLONE_NEWTIME in clone3 (Linux 6.3 and later).
+    assert!(
+        c.actions[0].starts_with("clone3({flags: CLONE_NEWTIME, exit_signal: SIGCHLD}) = "),
+        "{:?}",
+        c.actions
+    );
+    assert_eq!(
+        c.host.probe.timens_offsets(),
+        ["monotonic 0 0", "boottime 0 0"]
+    );
+    assert!(row_of(c, "time namespace", Side::Own).differs());
+    assert!(
+        c.actions.iter().any(|a| a.ends_with("= EACCES")),
+        "{:?}",
+        c.actions
     );
 }
 
