@@ -179,9 +179,14 @@ impl Def for Time {
             monotonic_secs: 0,
             boottime_secs: 0,
         };
+        // time_namespaces(7): offsets are relative to the initial time namespace, and nsx
+        // itself may run in one with offsets of its own (a container can): the probe's
+        // clocks are compared with nsx's, so the shift to expect is the difference.
+        let own = own_offsets(base);
+        let rel = minus(OFFSETS, own);
         let (b, a) = (&o.before, &o.after);
         let cb = check(b, zero);
-        let c = check(a, OFFSETS);
+        let c = check(a, rel);
         let wanted = offsets_lines(OFFSETS);
         let host_reads = a.host.probe.timens_offsets();
         let facts = vec![
@@ -208,23 +213,25 @@ impl Def for Time {
             Fact::new(
                 "uptime-shifted",
                 format!(
-                    "inside, /proc/uptime and CLOCK_BOOTTIME read {} s ({} days) ahead of the host: minus that offset they fall between the host's readings taken {} apart around them (/proc/uptime: 10 ms resolution on top)",
-                    OFFSETS.boottime_secs,
-                    OFFSETS.boottime_secs / 86_400,
+                    "inside, /proc/uptime and CLOCK_BOOTTIME read {} s ({} days) ahead of the host{}: minus that offset they fall between the host's readings taken {} apart around them (/proc/uptime: 10 ms resolution on top)",
+                    rel.boottime_secs,
+                    rel.boottime_secs / 86_400,
+                    relative_to(own.boottime_secs, OFFSETS.boottime_secs),
                     millis(c.interval_ns)
                 ),
                 c.uptime && c.boottime,
-                json!({ "uptime": c.uptime, "boottime": c.boottime, "offset": OFFSETS.boottime_secs }),
+                json!({ "uptime": c.uptime, "boottime": c.boottime, "offset": rel.boottime_secs }),
             ),
             Fact::new(
                 "monotonic-shifted",
                 format!(
-                    "inside, CLOCK_MONOTONIC reads {} s ({} days) ahead of the host, within the same interval",
-                    OFFSETS.monotonic_secs,
-                    OFFSETS.monotonic_secs / 86_400
+                    "inside, CLOCK_MONOTONIC reads {} s ({} days) ahead of the host{}, within the same interval",
+                    rel.monotonic_secs,
+                    rel.monotonic_secs / 86_400,
+                    relative_to(own.monotonic_secs, OFFSETS.monotonic_secs)
                 ),
                 c.monotonic,
-                json!({ "monotonic": c.monotonic, "offset": OFFSETS.monotonic_secs }),
+                json!({ "monotonic": c.monotonic, "offset": rel.monotonic_secs }),
             ),
             Fact::new(
                 "wall-clock-same",
@@ -255,7 +262,7 @@ impl Def for Time {
                 "after",
                 "after: unshare(CLONE_NEWTIME), offsets written, then setns into it",
                 a,
-                OFFSETS,
+                rel,
             )
             .note(format!(
                 "wall clock: the host read {} and {}, the probe {} (seconds since 1970; no offset)",
@@ -553,6 +560,32 @@ fn check(run: &Probe, off: TimeOffsets) -> Check {
     }
 }
 
+/// nsx's own offsets (its /proc/self/timens_offsets before the lesson): zero in the
+/// initial time namespace.
+fn own_offsets(base: &View) -> TimeOffsets {
+    parse_offsets(base.probe.timens_offsets()).unwrap_or(TimeOffsets {
+        monotonic_secs: 0,
+        boottime_secs: 0,
+    })
+}
+
+/// `a - b`, clock by clock.
+fn minus(a: TimeOffsets, b: TimeOffsets) -> TimeOffsets {
+    TimeOffsets {
+        monotonic_secs: a.monotonic_secs - b.monotonic_secs,
+        boottime_secs: a.boottime_secs - b.boottime_secs,
+    }
+}
+
+/// "" when nsx runs with no offset of its own, else how the shift comes about.
+fn relative_to(own: i64, written: i64) -> String {
+    if own == 0 {
+        String::new()
+    } else {
+        format!(" (written {written} s, from the initial time namespace; nsx's own namespace is {own} s ahead of it)")
+    }
+}
+
 /// The offsets a timens_offsets file shows, in whole seconds ("monotonic 172800 0").
 fn parse_offsets(lines: &[String]) -> Option<TimeOffsets> {
     let mut off = TimeOffsets {
@@ -681,7 +714,7 @@ fn clone3_fact(c: &Clone3, base: &View, kernel: &str) -> Fact {
         Clone3::Accepted { run } => {
             let reads = run.host.probe.timens_offsets();
             let offsets = parse_offsets(reads);
-            let ch = offsets.map(|off| check(run, off));
+            let ch = offsets.map(|off| check(run, minus(off, own_offsets(base))));
             Fact::new(
                 "clone3-newtime",
                 format!(
@@ -722,10 +755,11 @@ fn clone3_fact(c: &Clone3, base: &View, kernel: &str) -> Fact {
 fn clone3_step(c: &Clone3, base: &View, kernel: &str) -> Step {
     match c {
         Clone3::Accepted { run } => {
-            let off = parse_offsets(run.host.probe.timens_offsets()).unwrap_or(TimeOffsets {
-                monotonic_secs: 0,
-                boottime_secs: 0,
-            });
+            let off = parse_offsets(run.host.probe.timens_offsets())
+                .map_or(TimeOffsets {
+                    monotonic_secs: 0,
+                    boottime_secs: 0,
+                }, |off| minus(off, own_offsets(base)));
             step(
                 "clone3",
                 "clone3: CLONE_NEWTIME at clone time, no offsets to write",

@@ -318,6 +318,47 @@ fn time_clone3_gives_a_new_namespace_with_frozen_offsets() {
     );
 }
 
+/// Offsets count from the initial time namespace: run inside a time namespace with
+/// offsets of its own (as in a container that has one), nsx compares the probe's clocks
+/// with its own, and the clone3 probe inherits nsx's offsets.
+#[test]
+fn time_holds_when_nsx_runs_in_a_time_namespace_with_offsets() {
+    if !privileged("time inside a time namespace") {
+        return;
+    }
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--time",
+            "--fork",
+            "--monotonic",
+            "100",
+            "--boottime",
+            "200",
+        ])
+        .arg(env!("CARGO_BIN_EXE_nsx"))
+        .args(["lesson", "time", "--format", "json"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        failed_facts(&out.stdout)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_facts(
+        &json,
+        &["uptime-shifted", "monotonic-shifted", "clone3-newtime"],
+    );
+    let report = typed_report(&json);
+    assert_eq!(
+        step_of(&report, "clone3").host.probe.timens_offsets(),
+        ["monotonic 100 0", "boottime 200 0"]
+    );
+}
+
 #[test]
 fn explain_prints_the_narrative_first() {
     if !privileged("--explain") {
