@@ -10,7 +10,12 @@ use serde_json::Value;
 
 pub fn nsx() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nsx"));
-    cmd.env("NO_COLOR", "1").env_remove("CLICOLOR_FORCE");
+    // The user lesson acts for the user who ran sudo (SUDO_UID), whose /etc/subuid ranges
+    // differ from machine to machine; without it, nsx as root acts for nobody.
+    cmd.env("NO_COLOR", "1")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("SUDO_UID")
+        .env_remove("SUDO_GID");
     cmd
 }
 
