@@ -247,6 +247,14 @@ pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
             "creating this namespace needs CAP_SYS_ADMIN, and unprivileged user namespaces are not allowed here",
             "run nsx as root (sudo), or allow unprivileged user namespaces (see `nsx doctor`)",
         ),
+        ("clone3", _, Errno::EINVAL) if target.contains("CLONE_NEWTIME") => Hint::new(
+            "this kernel refuses CLONE_NEWTIME in clone3(2): it was accepted from Linux 6.3 (and the stable updates of March 2023), or the kernel has no time namespaces (CONFIG_TIME_NS)",
+            "create the time namespace with unshare(CLONE_NEWTIME) and enter it through /proc/self/ns/time_for_children, as nsx's time lesson does",
+        ),
+        ("clone3", _, Errno::ENOSYS) => Hint::new(
+            "clone3(2) is not available: the kernel predates Linux 5.3, or a seccomp filter (Docker's default profile, for one) makes it fail with ENOSYS",
+            "use unshare(2) and setns(2) instead, or run outside that seccomp profile",
+        ),
         ("clone" | "unshare", _, Errno::EINVAL) => Hint::new(
             "this kernel does not know one of the requested namespace flags (it was built without it or is too old)",
             "use a kernel with the namespace enabled (CONFIG_*_NS); `uname -r` shows the running kernel",
@@ -388,6 +396,17 @@ mod tests {
     fn enospc_on_clone_names_max_namespaces() {
         let e = sys("clone", "CLONE_NEWUSER", Errno::ENOSPC).to_string();
         assert!(e.contains("max_user_namespaces"), "{e}");
+    }
+
+    #[test]
+    fn clone3_refusing_a_time_namespace_says_which_kernels_accept_it() {
+        let e = sys("clone3", "CLONE_NEWTIME", Errno::EINVAL).to_string();
+        assert!(
+            e.contains("Linux 6.3") && e.contains("time_for_children"),
+            "{e}"
+        );
+        let e = sys("clone3", "CLONE_NEWUSER | CLONE_NEWTIME", Errno::ENOSYS).to_string();
+        assert!(e.contains("seccomp"), "{e}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Lesson, Presenter, Rootless, Run};
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::observe::{self, Parts, Subject, View};
 use crate::report::{Fact, Machine, Privilege, Replay, Report, Step};
 use crate::sandbox::{Exit, Inside, Spec};
@@ -260,6 +260,70 @@ impl Measure<'_> {
         Ok((run, Exit::from(status)))
     }
 
+    /// Runs one probe that needs the host once, midway: the probe calls [`Midway::ask`]
+    /// when it has reached a state only the host can act on (it unshared a user namespace
+    /// of its own, and its maps must be written from the parent namespace by a setuid
+    /// newuidmap(1)); `midway` runs then, and the probe goes on when it returns. A probe
+    /// that ends or fails before asking is collected as usual, and `midway` never runs.
+    pub fn probe_midway<T, H, M, F, G>(
+        &self,
+        spec: &Spec,
+        probe: F,
+        midway: M,
+        host_extra: G,
+    ) -> Result<Run<T, H>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(&mut Inside, &mut Midway) -> Result<T>,
+        M: FnOnce(&mut Prep) -> Result<()>,
+        G: FnOnce(i32) -> Result<H>,
+    {
+        use std::os::fd::AsRawFd;
+        // pipe(7), close-on-exec: the probe's request, and the host's answer.
+        let (ask_r, ask_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "midway request")?;
+        let (done_r, done_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "midway answer")?;
+        let host_ends = [ask_r.as_raw_fd(), done_w.as_raw_fd()];
+        let mut child = crate::sandbox::spawn(&self.scoped(spec), move |inside| {
+            for fd in host_ends {
+                // The clone copied nsx's ends of both pipes. Closed here, a probe whose
+                // host died reads EOF instead of waiting on its own copy of the answer.
+                // SAFETY: these descriptors are this process's copies of nsx's pipe ends,
+                // which nothing in the probe uses; the OwnedFds that own them in nsx's
+                // frame are never dropped here (a probe leaves through _exit).
+                unsafe { libc::close(fd) };
+            }
+            let mut mid = Midway {
+                ask: std::fs::File::from(ask_w),
+                done: std::fs::File::from(done_r),
+            };
+            probe(inside, &mut mid)
+        })?;
+        // Here the closure, and the probe's ends with it, went when spawn returned: EOF on
+        // the request means the probe ended (or failed) without asking.
+        let mut ask = std::fs::File::from(ask_r);
+        let mut done = std::fs::File::from(done_w);
+        child.go()?;
+        let mut host_actions = Vec::new();
+        if read_byte(&mut ask, "the probe's midway request")? {
+            let before = child.actions.len();
+            midway(&mut Prep { child: &mut child })?;
+            host_actions = child.actions.split_off(before);
+            write_byte(&mut done, "the probe's midway answer")?;
+        }
+        drop((ask, done));
+        let mut run = super::collect(child, host_extra)?;
+        // The host's actions go where the probe asked, among the probe's own.
+        match run.actions.iter().position(|a| a == MIDWAY_MARK) {
+            Some(i) => {
+                run.actions.splice(i..=i, host_actions);
+            }
+            None => run.actions.extend(host_actions),
+        }
+        Ok(run)
+    }
+
     /// Clones a probe held before it runs, for a lesson that prepares it first (see
     /// [`crate::sandbox::spawn`]).
     pub fn spawn<T, F>(&self, spec: &Spec, probe: F) -> Result<crate::sandbox::Child>
@@ -290,6 +354,60 @@ impl Prep<'_> {
     /// What the host sees of the probe now, before it runs.
     pub fn observe(&self) -> Result<View> {
         self.child.observe_from_host()
+    }
+}
+
+/// Where, among a probe's actions, the host acted midway (replaced by what it did).
+const MIDWAY_MARK: &str = "\u{0}midway";
+
+/// The probe's side of [`Measure::probe_midway`].
+pub struct Midway {
+    ask: std::fs::File,
+    done: std::fs::File,
+}
+
+impl Midway {
+    /// Asks the host to act now, and waits until it has.
+    pub fn ask(&mut self, inside: &mut Inside) -> Result<()> {
+        inside.action(MIDWAY_MARK);
+        write_byte(&mut self.ask, "the midway request")?;
+        if read_byte(&mut self.done, "the host's midway answer")? {
+            Ok(())
+        } else {
+            Err(Error::Other(
+                "the host did not answer the probe's midway request".into(),
+            ))
+        }
+    }
+}
+
+/// One byte from a pipe: `false` at EOF (the writer closed its end). An interrupted read
+/// is retried unless nsx was told to stop.
+fn read_byte(f: &mut std::fs::File, what: &str) -> Result<bool> {
+    use std::io::Read;
+    let mut byte = [0u8; 1];
+    loop {
+        match f.read(&mut byte) {
+            Ok(n) => return Ok(n == 1),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                crate::sandbox::signals::check()?
+            }
+            Err(e) => return Err(e).ctx("read", what),
+        }
+    }
+}
+
+fn write_byte(f: &mut std::fs::File, what: &str) -> Result<()> {
+    use std::io::Write;
+    loop {
+        match f.write(b"m") {
+            // EPIPE (nsx ignores SIGPIPE): the reader is gone, and what became of it is
+            // for the one who collects it to say.
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).ctx("write", what),
+        }
     }
 }
 

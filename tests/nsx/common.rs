@@ -10,7 +10,12 @@ use serde_json::Value;
 
 pub fn nsx() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nsx"));
-    cmd.env("NO_COLOR", "1").env_remove("CLICOLOR_FORCE");
+    // The user lesson acts for the user who ran sudo (SUDO_UID), whose /etc/subuid ranges
+    // differ from machine to machine; without it, nsx as root acts for nobody.
+    cmd.env("NO_COLOR", "1")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("SUDO_UID")
+        .env_remove("SUDO_GID");
     cmd
 }
 
@@ -1318,9 +1323,14 @@ pub fn lesson_info(id: &str) -> LessonInfo {
 /// The shape of a JSON value: every key, and the kind of every value. Values are kept
 /// only under the keys that are the same on every machine (ids, titles, labels, files,
 /// sides, comparisons, value kinds, verdicts); arrays keep one of each distinct shape.
-/// This is the structural redaction: nothing machine-specific can be pinned.
+/// This is the structural redaction: nothing machine-specific can be pinned. A row whose
+/// two values drifted apart (read at two moments: a process came, a second ticked) has
+/// the shape of one whose values were the same: which of the two a run gets is chance.
 pub fn shape(v: &Value) -> Value {
     fn walk(v: &Value, key: &str) -> Value {
+        if key == "cmp" && v["is"] == "drift" {
+            return serde_json::json!({ "is": "same" });
+        }
         const KEPT: &[&str] = &[
             "id",
             "lesson",
@@ -1365,4 +1375,31 @@ pub fn without_run_line(text: &str) -> String {
         Some(i) => text[i..].to_string(),
         None => text.to_string(),
     }
+}
+
+/// A JSON report read into the typed `Report` (ripgrep's tests/json.rs: typed, not
+/// indexed).
+pub fn typed_report(report: &Value) -> nsx::report::Report {
+    serde_json::from_value(report.clone()).expect("a Report")
+}
+
+/// The step named `id` of a report.
+pub fn step_of<'a>(report: &'a nsx::report::Report, id: &str) -> &'a nsx::report::Step {
+    report
+        .steps
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no step {id} in {}", report.lesson))
+}
+
+/// The row labelled `label` on `side` of a step.
+pub fn row_of<'a>(
+    step: &'a nsx::report::Step,
+    label: &str,
+    side: nsx::report::Side,
+) -> &'a nsx::report::Row {
+    step.rows
+        .iter()
+        .find(|r| r.label == label && r.side == side)
+        .unwrap_or_else(|| panic!("no {side:?} row {label:?} in step {}", step.id))
 }
