@@ -18,7 +18,13 @@ fn main() -> ExitCode {
     STDOUT_WAS_TERMINAL.get_or_init(|| std::io::stdout().is_terminal());
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return clap_exit(&e),
+        Err(e) => {
+            if let Some(why) = misplaced_lesson_flag(&e) {
+                nsx::warn!("nsx: {why}");
+                return ExitCode::from(2);
+            }
+            return clap_exit(&e);
+        }
     };
     set_colour(cli.color);
     signals::install();
@@ -32,6 +38,47 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// `nsx lesson pid --memory 32M`: a flag clap does not know for this lesson, that
+/// another lesson takes. Says which one, rather than only "unexpected argument".
+fn misplaced_lesson_flag(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split('=').next()?.strip_prefix("--")?;
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "lesson")?;
+    let id = args.get(at + 1)?;
+    lessons::find(id)?;
+    let takes = |l: &lessons::Lesson| {
+        matches!(l.imp, lessons::Imp::New(_))
+            && l.command().get_arguments().any(|a| {
+                a.get_long() == Some(flag)
+                    || a.get_all_aliases().is_some_and(|al| al.contains(&flag))
+            })
+    };
+    // The lessons still on the old shape share one set of flags; each flag's lesson.
+    let old_owner = match flag {
+        "hostname" => Some("uts"),
+        "veth-net" | "no-veth" => Some("net"),
+        "memory" | "limit" | "alloc" => Some("memory"),
+        "cpus" => Some("cpu"),
+        "pids" => Some("pids"),
+        _ => None,
+    };
+    let owner = lessons::LESSONS
+        .iter()
+        .find(|l| l.id != id && takes(l))
+        .map(|l| l.id)
+        .or(old_owner.filter(|o| o != id))?;
+    Some(format!(
+        "--{flag} belongs to the {owner} lesson (nsx lesson {owner} --{flag} ...), not to {id}; nsx lesson {id} --help lists its options"
+    ))
 }
 
 /// clap's own output (--help, --version, a usage error), written without ever

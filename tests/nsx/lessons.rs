@@ -385,8 +385,16 @@ fn explain_prints_the_narrative_first() {
     let out = run(&["lesson", "uts", "--explain"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
-    assert!(text.starts_with("# uts: a hostname of its own"), "{text}");
+    // The story comes first, rendered for a terminal: no Markdown marks left.
+    assert!(text.starts_with("uts: a hostname of its own\n"), "{text}");
+    let story = &text[..text.find("nsx lesson uts ·").expect("then the lesson")];
+    for mark in ["# ", "**", "```"] {
+        assert!(!story.contains(mark), "{mark:?} left in the story: {story}");
+    }
+    assert!(story.contains("What nsx does"));
     assert!(text.contains("facts (computed from this run)"));
+    // Every line fits the 80 columns of a pipe.
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
 }
 
 #[test]
