@@ -326,6 +326,7 @@ impl Args for LessonArgs {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         use clap::{Arg, ArgAction};
         cmd.subcommand_value_name("ID")
+            .disable_help_subcommand(true)
             .subcommand_help_heading("Lessons")
             .arg(
                 Arg::new("explain")
