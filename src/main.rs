@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            if let Some(why) = misplaced_lesson_flag(&e) {
+            if let Some(why) = unknown_lesson(&e).or_else(|| misplaced_lesson_flag(&e)) {
                 nsx::warn!("nsx: {why}");
                 return ExitCode::from(2);
             }
@@ -38,6 +38,30 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// `nsx lesson pdi`: a lesson that does not exist. Names the lessons it may mean (by
+/// meaning, then spelling) and all of them.
+fn unknown_lesson(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = e.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "lesson")?;
+    if args.get(at + 1) != Some(word) {
+        return None;
+    }
+    let mut why = format!("unknown lesson {word:?}");
+    let maybe = lessons::suggest(word);
+    if !maybe.is_empty() {
+        why += &format!("; did you mean {}?", maybe.join(", "));
+    }
+    why += &format!("\n  the lessons: {}", lessons::ids().join(", "));
+    Some(why)
 }
 
 /// `nsx lesson pid --memory 32M`: a flag clap does not know for this lesson, that

@@ -36,6 +36,7 @@ const fn stand_in(id: &'static str, rootless: Rootless) -> Lesson {
         narrative: "",
         sees: crate::observe::Parts::NONE,
         facts: &[],
+        words: &[],
         imp: crate::lessons::Imp::Old(no_run),
     }
 }

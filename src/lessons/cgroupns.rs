@@ -42,6 +42,13 @@ pub const LESSON: Lesson = Lesson {
     narrative: include_str!("../../lessons/cgroupns.md"),
     sees: Parts::ns("cgroup").with(Parts::CGROUP),
     facts: &[],
+    words: &[
+        "cgroups",
+        "cgroup",
+        "cgroup-namespace",
+        "namespace",
+        "namespaces",
+    ],
     imp: super::Imp::Old(run),
 };
 

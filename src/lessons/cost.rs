@@ -30,6 +30,14 @@ pub const LESSON: Lesson = Lesson {
     narrative: include_str!("../../lessons/cost.md"),
     sees: Parts::ns("pid").with(Parts::ns("net")),
     facts: &[],
+    words: &[
+        "speed",
+        "overhead",
+        "performance",
+        "benchmark",
+        "timing",
+        "vm",
+    ],
     imp: super::Imp::Old(run),
 };
 

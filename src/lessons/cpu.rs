@@ -44,6 +44,7 @@ pub const LESSON: Lesson = Lesson {
     narrative: include_str!("../../lessons/cpu.md"),
     sees: Parts::CGROUP,
     facts: &[],
+    words: &["cgroups", "cgroup", "limits", "limit", "quota", "cpus", "throttling"],
     imp: super::Imp::Old(run),
 };
 

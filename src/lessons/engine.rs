@@ -36,6 +36,8 @@ pub trait Def: 'static {
     const SEES: Parts;
     /// Every fact `judge` decides, in the order it lists them.
     const FACTS: &'static [&'static str];
+    /// Words a student may type for this lesson, besides its id (for suggestions).
+    const WORDS: &'static [&'static str];
 
     /// The lesson's own options: its `nsx lesson <id>` flags ([`NoOptions`] for none).
     type Options: clap::Args + Serialize + DeserializeOwned + Clone + std::fmt::Debug;
@@ -439,6 +441,7 @@ pub const fn lesson<L: Def>() -> Lesson {
         narrative: L::NARRATIVE,
         sees: L::SEES,
         facts: L::FACTS,
+        words: L::WORDS,
         imp: super::Imp::New(Erased {
             command: command::<L>,
             options: options::<L>,

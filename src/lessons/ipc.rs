@@ -31,6 +31,14 @@ pub const LESSON: Lesson = Lesson {
     narrative: include_str!("../../lessons/ipc.md"),
     sees: Parts::ns("ipc").with(Parts::SYSVIPC),
     facts: &[],
+    words: &[
+        "shm",
+        "sysv",
+        "msgqueue",
+        "ipcns",
+        "namespace",
+        "namespaces",
+    ],
     imp: super::Imp::Old(run),
 };
 

@@ -51,6 +51,7 @@ pub const LESSON: Lesson = Lesson {
     narrative: include_str!("../../lessons/memory.md"),
     sees: Parts::CGROUP,
     facts: &[],
+    words: &["cgroups", "cgroup", "limits", "limit", "mem", "ram", "oom"],
     imp: super::Imp::Old(run),
 };
 

@@ -57,6 +57,9 @@ pub struct Lesson {
     pub sees: observe::Parts,
     /// Every fact the lesson decides (lessons still on the old shape list none).
     pub facts: &'static [&'static str],
+    /// Words a student may type for this lesson (`nsx lesson cgroups` suggests the
+    /// lessons that carry "cgroups").
+    pub words: &'static [&'static str],
     pub imp: Imp,
 }
 
@@ -607,3 +610,75 @@ mod tests {
 
 #[cfg(test)]
 mod fixture_tests;
+
+/// The lessons a mistyped or guessed id may mean, best first: those whose words include
+/// it (by meaning: `cgroups` gives memory, cpu, pids and cgroupns), then those spelled
+/// within two edits of it (by spelling: `pdi` gives pid, a swap of two letters counting
+/// as one edit).
+pub fn suggest(word: &str) -> Vec<&'static str> {
+    let w = word.to_ascii_lowercase();
+    let mut out: Vec<&'static str> = LESSONS
+        .iter()
+        .filter(|l| l.words.iter().any(|x| *x == w))
+        .map(|l| l.id)
+        .collect();
+    let mut close: Vec<(usize, &'static str)> = LESSONS
+        .iter()
+        .map(|l| (edits(&w, l.id), l.id))
+        .filter(|(d, id)| *d <= 2 && *d < id.len() && !out.contains(id))
+        .collect();
+    close.sort();
+    out.extend(close.into_iter().map(|(_, id)| id));
+    out
+}
+
+/// Edits between two words (insert, delete, replace, or swap two neighbours): the
+/// optimal string alignment distance.
+fn edits(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod suggest_tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_rank_meaning_then_spelling() {
+        assert_eq!(suggest("pdi").first(), Some(&"pid"));
+        let cg = suggest("cgroups");
+        for id in ["memory", "cpu", "pids", "cgroupns"] {
+            assert!(cg.contains(&id), "{cg:?}");
+        }
+        assert_eq!(suggest("network").first(), Some(&"net"));
+        assert!(suggest("zzzzzz").is_empty());
+        assert_eq!(edits("pdi", "pid"), 1);
+        assert_eq!(edits("pdi", "pids"), 2);
+    }
+
+    #[test]
+    fn every_lesson_has_words_a_student_may_type() {
+        for l in LESSONS {
+            assert!(!l.words.is_empty(), "{} has no words", l.id);
+        }
+    }
+}

@@ -33,6 +33,15 @@ pub const LESSON: Lesson = Lesson {
     narrative: include_str!("../../lessons/net.md"),
     sees: Parts::ns("net").with(Parts::INTERFACES).with(Parts::LINKS),
     facts: &[],
+    words: &[
+        "network",
+        "networking",
+        "netns",
+        "veth",
+        "interfaces",
+        "namespace",
+        "namespaces",
+    ],
     imp: super::Imp::Old(run),
 };
 

@@ -47,6 +47,7 @@ pub const LESSON: Lesson = Lesson {
     narrative: include_str!("../../lessons/pids.md"),
     sees: Parts::CGROUP,
     facts: &[],
+    words: &["cgroups", "cgroup", "limits", "limit", "fork", "forkbomb"],
     imp: super::Imp::Old(run),
 };
 

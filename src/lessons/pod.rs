@@ -31,6 +31,7 @@ pub const LESSON: Lesson = Lesson {
     narrative: include_str!("../../lessons/pod.md"),
     sees: Parts::NS.with(Parts::HOSTNAME).with(Parts::LINKS).with(Parts::PROCESSES),
     facts: &[],
+    words: &["pods", "kubernetes", "k8s", "pause", "sidecar", "setns"],
     imp: super::Imp::Old(run),
 };
 

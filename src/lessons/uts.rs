@@ -23,6 +23,7 @@ pub const LESSON: Lesson = Lesson {
     narrative: include_str!("../../lessons/uts.md"),
     sees: Parts::ns("uts").with(Parts::HOSTNAME),
     facts: &[],
+    words: &["hostname", "host", "utsns", "namespace", "namespaces"],
     imp: super::Imp::Old(run),
 };
 
