@@ -15,7 +15,31 @@ use crate::sandbox::veth::Subnet30;
     version,
     about = "See how Linux containers work, one mechanism at a time",
     long_about = "nsx switches on one Linux isolation mechanism at a time (a namespace, a cgroup limit, a root filesystem), runs a probe inside, and shows what the host and the container each see, read from /proc, side by side. Every teaching point is a fact checked against this run.",
-    after_help = "Examples:\n  nsx lessons                   list the lessons and whether they run here\n  sudo nsx lesson pid           run the PID-namespace lesson\n  nsx lesson uts --explain      read the lesson's story first, then run it\n  nsx lesson mount --format json\n  nsx doctor                    what this machine offers, and the fix for each blocked lesson\n  sudo nsx ps                   every container on this host, as a group of processes"
+    after_help = concat!(
+        "Examples:\n",
+        "  nsx lessons                   list the lessons and whether they run here\n",
+        "  sudo nsx lesson pid           run the PID-namespace lesson\n",
+        "  nsx lesson uts --explain      read the lesson's story first, then run it\n",
+        "  sudo nsx tour --step          every lesson, pausing between steps (a live class)\n",
+        "  nsx lesson mount --format json\n",
+        "  nsx doctor                    what this machine offers, and the fix for each blocked lesson\n",
+        "  sudo nsx ps                   every container on this host, as a group of processes\n",
+        "\n",
+        "Exit status:\n",
+        "  0    every fact held (nsx lesson, tour), or the command did what was asked\n",
+        "  1    a fact did not hold, or something failed (the error says what and why)\n",
+        "  2    usage error: the valid choices are named\n",
+        "  77   not supported on this machine (kernel, privileges, cgroup mode): the reason and the fix\n",
+        "  128+N  interrupted by signal N (130: Ctrl-C, 129: the terminal hung up)\n",
+        "\n",
+        "Environment:\n",
+        "  NO_COLOR   set and not empty: no colour (unless --color always)\n",
+        "  COLUMNS    the width to fit human output to (before the terminal's; --width wins)\n",
+        "  TMPDIR     where lessons make their temporary directories (used only when absolute,\n",
+        "             a directory, and not one other users could rename them; else /tmp)\n",
+        "  SUDO_UID   under sudo: the user whose directories nsx may fill (nsx rootfs, man),\n",
+        "             and the unprivileged user the user lesson acts as"
+    )
 )]
 pub struct Cli {
     /// Output format.
@@ -109,7 +133,7 @@ pub enum Command {
     Man(ManArgs),
     /// Run a command as PID 1 of a new container made of exactly the mechanisms asked for.
     #[command(
-        after_help = "The seed's `docker run -it busybox /bin/sh`:\n  sudo nsx rootfs busybox /tmp/bb\n  sudo nsx run --all --rootfs /tmp/bb -it -- /bin/sh\n\nMore examples:\n  sudo nsx run --pid --mount -- ps      # PID 1 and a fresh /proc\n  sudo nsx run --uts --hostname box -- hostname\n  sudo nsx run --pid --memory 32M --cpus 0.2 --pids 8 -- sh -c 'echo limited'\n\nThe exit status is the command's (128 + N when signal N killed it). SIGINT, SIGTERM and SIGHUP sent to nsx are forwarded to the container's PID 1. A PID 1 drops a signal it has no handler for (nsx lesson init); nsx says so, and a second such signal (or a hang-up of your terminal) SIGKILLs the container.\n\nWhen the command ends, nsx kills whatever it left running (nsx is a child subreaper: orphans come back to it), so everything nsx created (processes, namespaces, mounts, cgroups, pty) is gone.\n\nSafety: as root, the command runs with Docker's default capabilities (chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service net_raw sys_chroot mknod audit_write setfcap; no sys_admin); options to add or drop capabilities are not there yet. A --rootfs is mounted nosuid and nodev: a device node in it does not open and a setuid program in it does not change ids; /dev is a nodev tmpfs with the host's null, zero, full, random, urandom and tty bound in. --rootfs needs --pid, since the host's /proc would lead back to the host's /. -it needs a terminal on standard input."
+        after_help = "The container `docker run -it busybox /bin/sh` starts, made by nsx:\n  sudo nsx rootfs busybox /tmp/bb\n  sudo nsx run --all --rootfs /tmp/bb -it -- /bin/sh\n\nMore examples:\n  sudo nsx run --pid --mount -- ps      # PID 1 and a fresh /proc\n  sudo nsx run --uts --hostname box -- hostname\n  sudo nsx run --pid --memory 32M --cpus 0.2 --pids 8 -- sh -c 'echo limited'\n\nThe exit status is the command's (128 + N when signal N killed it). SIGINT, SIGTERM and SIGHUP sent to nsx are forwarded to the container's PID 1. A PID 1 drops a signal it has no handler for (nsx lesson init); nsx says so, and a second such signal (or a hang-up of your terminal) SIGKILLs the container.\n\nWhen the command ends, nsx kills whatever it left running (nsx is a child subreaper: orphans come back to it), so everything nsx created (processes, namespaces, mounts, cgroups, pty) is gone.\n\nSafety: as root, the command runs with Docker's default capabilities (chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service net_raw sys_chroot mknod audit_write setfcap; no sys_admin); options to add or drop capabilities are not there yet. A --rootfs is mounted nosuid and nodev: a device node in it does not open and a setuid program in it does not change ids; /dev is a nodev tmpfs with the host's null, zero, full, random, urandom and tty bound in. --rootfs needs --pid, since the host's /proc would lead back to the host's /. -it needs a terminal on standard input."
     )]
     Run(RunArgs),
     /// Make a root filesystem for nsx run: from the host's static busybox, or a tarball.
