@@ -94,7 +94,7 @@ pub enum Command {
     Lesson(LessonArgs),
     /// Run every lesson this machine supports, in curriculum order, then a summary.
     #[command(
-        after_help = "Examples:\n  sudo nsx tour --step          a live demo: Enter moves on\n  nsx tour --skip cpu,cost      the quick tour\n  nsx tour --format json | jq '.[] | {lesson, ok}'"
+        after_help = "Examples:\n  sudo nsx tour --step          a live demo: Enter moves on, r repeats a step, b goes back, q quits\n  sudo nsx tour --step --from net   resume a class at the net lesson\n  nsx tour --only pid,uts       two lessons\n  nsx tour --skip cpu,cost      the quick tour\n  nsx tour --format json | jq '.[] | {lesson, ok}'"
     )]
     Tour(TourArgs),
     /// Check what this machine offers the lessons, with the fix for each that cannot run.
@@ -121,6 +121,8 @@ pub enum Command {
         after_help = "Examples:\n  sudo nsx ps\n  sudo nsx ps --format json | jq '.groups[] | {differs, processes}'"
     )]
     Ps,
+    /// The words the lessons use, explained (also a page of the book).
+    Glossary,
     /// Print a completion script for a shell.
     #[command(
         after_help = "Examples:\n  nsx completions bash > /etc/bash_completion.d/nsx\n  nsx completions zsh > \"${fpath[1]}/_nsx\"\n  nsx completions fish > ~/.config/fish/completions/nsx.fish"
@@ -304,6 +306,14 @@ pub struct TourArgs {
     /// Lessons to leave out, comma-separated.
     #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(lessons::ids()))]
     pub skip: Vec<String>,
+
+    /// Only these lessons, comma-separated, in curriculum order.
+    #[arg(long, value_delimiter = ',', value_name = "ID,...", value_parser = PossibleValuesParser::new(lessons::ids()))]
+    pub only: Vec<String>,
+
+    /// Start at this lesson (to resume a class where it stopped).
+    #[arg(long, value_name = "ID", value_parser = PossibleValuesParser::new(lessons::ids()))]
+    pub from: Option<String>,
 }
 
 /// `nsx lesson [ID] [OPTIONS]`: one subcommand per lesson, each with the lesson's own

@@ -193,6 +193,13 @@ fn run(cli: &Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Glossary => {
+            match cli.format {
+                Format::Human => out(&render::markdown::render(nsx::GLOSSARY, &cli.fmt()))?,
+                Format::Json => out(&json(&serde_json::json!({ "glossary": nsx::GLOSSARY })))?,
+            }
+            Ok(0)
+        }
         Command::Completions(args) => {
             out(&String::from_utf8_lossy(&manual::completions(args.shell)))?;
             Ok(0)
@@ -524,9 +531,15 @@ fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) -> Result<i32
     let human = format == Format::Human;
     let mut rows = Vec::new();
     let mut json = Vec::new();
-    for lesson in lessons::LESSONS
+    let start = args
+        .from
+        .as_deref()
+        .and_then(|id| lessons::LESSONS.iter().position(|l| l.id == id))
+        .unwrap_or(0);
+    for lesson in lessons::LESSONS[start..]
         .iter()
         .filter(|l| !args.skip.iter().any(|s| s == l.id))
+        .filter(|l| args.only.is_empty() || args.only.iter().any(|s| s == l.id))
     {
         if let lessons::Support::No { reason, fix } = lesson.support() {
             if human {

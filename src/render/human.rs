@@ -55,6 +55,16 @@ pub fn header(lesson: &Lesson, privilege: Privilege, fmt: &Fmt) -> String {
         lesson.mechanism,
         plain,
     );
+    if !fmt.compact {
+        para(
+            &mut s,
+            fmt,
+            "  the probe: ",
+            "    ",
+            "a process nsx starts inside the mechanism; the host reads it through /proc/<pid>, the probe reads itself through /proc/self",
+            plain,
+        );
+    }
     let who = match privilege {
         Privilege::Root => "root",
         Privilege::Rootless => "an unprivileged user (rootless, in a user namespace)",
@@ -83,6 +93,16 @@ pub fn replay_header(
         lesson.mechanism,
         plain,
     );
+    if !fmt.compact {
+        para(
+            &mut s,
+            fmt,
+            "  the probe: ",
+            "    ",
+            "a process nsx starts inside the mechanism; the host reads it through /proc/<pid>, the probe reads itself through /proc/self",
+            plain,
+        );
+    }
     let what = format!(
         "a run recorded by nsx {} on {} ({}): nothing is measured now",
         rec.nsx,
