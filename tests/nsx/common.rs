@@ -1322,8 +1322,17 @@ pub fn shape(v: &Value) -> Value {
 /// The lines of a lesson's human output that describe the run itself (the header's
 /// "running as" or "replay of" line), which a replay of a recording must differ in.
 pub fn without_run_line(text: &str) -> String {
+    // The line may wrap: its continuation lines are indented by four spaces.
+    let mut in_run_line = false;
     text.lines()
-        .filter(|l| !l.starts_with("  running as: ") && !l.starts_with("  replay of "))
+        .filter(|l| {
+            if l.starts_with("  running as: ") || l.starts_with("  replay of ") {
+                in_run_line = true;
+            } else if !(in_run_line && l.starts_with("    ")) {
+                in_run_line = false;
+            }
+            !in_run_line
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

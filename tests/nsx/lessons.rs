@@ -340,6 +340,7 @@ const VETH_FACTS: &[&str] = &[
     "veth-ends-placed",
     "tcp-host-to-container",
     "tcp-container-to-host",
+    "route-needs-link-up",
     "host-routes-only-the-30",
     "pair-deleted-together",
     "host-end-gone",
@@ -485,6 +486,7 @@ fn pod() {
             "workloads-own-pid",
             "workloads-are-pid-1",
             "workloads-own-mnt",
+            "netns-outlives-the-pod-while-held",
         ],
     );
 }
