@@ -704,9 +704,13 @@ fn routes_val(routes: Option<&[Route]>) -> Val {
 fn fallback_note(devices: &[&str], host: &View) -> String {
     let mut modules: Vec<&str> = devices.iter().filter_map(|d| fallback_module(d)).collect();
     modules.dedup();
-    let sysctl = match host.net_sysctls.as_ref().and_then(|s| s.fb_tunnels_only_for_init_net) {
-        Some(v) => format!("net.core.fb_tunnels_only_for_init_net is {v} on this host"),
-        None => "net.core.fb_tunnels_only_for_init_net could not be read here (it exists in the initial network namespace only)".into(),
+    let sysctl = match host
+        .net_sysctls
+        .as_ref()
+        .and_then(|s| s.fb_tunnels_only_for_init_net)
+    {
+        Some(v) => format!("{v} on this host"),
+        None => "not readable here: the file exists in the initial network namespace only".into(),
     };
     format!(
         "{} are fallback tunnel devices, not the host's: the {} module(s) create one of each in every new network namespace while net.core.fb_tunnels_only_for_init_net is 0, the default ({sysctl}; Calico nodes, which load ipip, show tunl0 in every pod). They stay down and carry nothing until configured; 1 keeps them out of new namespaces",
@@ -1346,15 +1350,35 @@ mod tests {
             "{notes}"
         );
         assert!(notes.contains("ipip, sit module(s)"), "{notes}");
-        assert!(
-            notes.contains("fb_tunnels_only_for_init_net is 0 on this host"),
-            "{notes}"
-        );
+        assert!(notes.contains("(0 on this host;"), "{notes}");
 
         // A device of the host's own is still a failure, tunnels or not.
         o.after.inside.probe.interfaces.push("eth0".into());
         let j = Net::judge(&o, &options, &env);
         assert!(!fact(&j, "only-lo").holds);
+    }
+
+    /// The same, live: the v2 kernel of the matrix with the ipip and sit modules loaded
+    /// (recorded with scripts/vm/run.sh --module ipip --module sit, a script running
+    /// `nsx lesson net --record /out/net.rec.json`).
+    #[test]
+    fn a_real_kernel_with_ipip_and_sit_loaded_passes_and_says_why() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/recordings/v2-root-ipip/net.json");
+        let rec = super::super::engine::read_recording(&path).unwrap();
+        let o: Obs = serde_json::from_value(rec.observations).unwrap();
+        let options: NetOptions = serde_json::from_value(rec.options).unwrap();
+        assert!(o.after.inside.probe.interfaces.iter().any(|n| n == "tunl0"));
+        let j = Net::judge(&o, &options, &rec.env);
+        for f in &j.facts {
+            assert!(f.holds, "{}: {}", f.id, f.claim);
+        }
+        assert_eq!(j.facts.len(), Net::FACTS.len());
+        let notes = after_notes(&j);
+        assert!(
+            notes.contains("tunl0, sit0 are fallback tunnel devices"),
+            "{notes}"
+        );
     }
 
     #[test]

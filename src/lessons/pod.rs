@@ -371,7 +371,7 @@ impl Def for Pod {
         ];
         let mut notes = Vec::new();
         if env.rootless() {
-            notes.push("rootless, the holder's namespaces belong to the user namespace nsx created with it, and setns(2) into them needs CAP_SYS_ADMIN both in the caller's own user namespace and in the one that owns them: so each workload is cloned by a helper that first joined the holder's user namespace (setns CLONE_NEWUSER), as rootless Podman's containers share its user namespace; nsx itself stays in its own".to_string());
+            notes.push("rootless, the holder's namespaces belong to the user namespace nsx created with it, and setns(2) into them needs CAP_SYS_ADMIN both in the caller's own user namespace and in the one that owns them; nsx's uid has every capability in the holder's user namespace but none in its own: so each workload is cloned by a helper that first joined the holder's user namespace (setns CLONE_NEWUSER), as rootless Podman's containers share its user namespace; nsx itself stays in its own".to_string());
         }
         Judged {
             steps,
