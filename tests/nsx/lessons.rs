@@ -408,6 +408,25 @@ fn net_without_veth() {
 }
 
 #[test]
+fn net_veth_net_without_the_veth_step_is_a_usage_error() {
+    // Checked with the options, before anything runs (root or not).
+    let out = run(&[
+        "lesson",
+        "net",
+        "--no-veth",
+        "--veth-net",
+        "169.254.42.0/30",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no use with --no-veth"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "nothing ran: {}", stdout(&out));
+}
+
+#[test]
 fn net_refuses_a_subnet_another_run_holds() {
     if !privileged("net --veth-net busy") {
         return;
