@@ -405,20 +405,6 @@ impl Args for LessonArgs {
 /// one [`lessons::Options`]: each such lesson's subcommand takes all of them.
 #[derive(Debug, Args)]
 pub struct OldFlags {
-    /// The hostname the uts lesson sets inside its namespace.
-    #[arg(long, default_value = "nsx-demo", value_parser = parse_hostname)]
-    pub hostname: String,
-
-    /// The /30 the net lesson puts its veth pair on: A.B.C.D/30 inside 169.254.0.0/16
-    /// (link-local), never the one holding 169.254.169.254. Default: 169.254.73.0/30, or
-    /// the next free /30 when another nsx run holds it.
-    #[arg(long, value_name = "ADDR/30", value_parser = parse_veth_net)]
-    pub veth_net: Option<Subnet30>,
-
-    /// Skip the net lesson's veth step (namespaces only, nothing created on the host).
-    #[arg(long)]
-    pub no_veth: bool,
-
     /// memory lesson: the limit written into memory.max (v2) or memory.limit_in_bytes
     /// (v1), e.g. 32M, 1G (at least 1M) [default: 32M]
     #[arg(long, visible_alias = "limit", value_name = "SIZE", value_parser = limits::parse_memory, allow_hyphen_values = true)]

@@ -326,6 +326,28 @@ impl Measure<'_> {
         Ok(run)
     }
 
+    /// Starts a probe that runs alongside the host and outlives its report: `prepare`
+    /// runs between its clone and its go (as for [`Measure::probe_with`]), then the probe
+    /// is told to go at once, so the host can take part in what it does (answer its
+    /// connection, wait for its listener) before it reads the report
+    /// ([`Running::report`]). The probe stays alive until [`Running::finish`] (or the
+    /// [`Running`] is dropped, which kills and reaps it): a holder whose namespaces others
+    /// join, a server, a probe the host looks at again after changing something.
+    pub fn start<T, P, F>(&self, spec: &Spec, prepare: P, probe: F) -> Result<Running<T>>
+    where
+        T: Serialize + DeserializeOwned,
+        P: FnOnce(&mut Prep) -> Result<()>,
+        F: FnOnce(&mut Inside) -> Result<T>,
+    {
+        let mut child = crate::sandbox::spawn(&self.scoped(spec), probe)?;
+        prepare(&mut Prep { child: &mut child })?;
+        child.go()?;
+        Ok(Running {
+            child,
+            report: std::marker::PhantomData,
+        })
+    }
+
     /// Clones a probe held before it runs, for a lesson that prepares it first (see
     /// [`crate::sandbox::spawn`]).
     pub fn spawn<T, F>(&self, spec: &Spec, probe: F) -> Result<crate::sandbox::Child>
@@ -410,6 +432,46 @@ fn write_byte(f: &mut std::fs::File, what: &str) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).ctx("write", what),
         }
+    }
+}
+
+/// A probe started with [`Measure::start`]: told to go, alive until finished.
+pub struct Running<T> {
+    child: crate::sandbox::Child,
+    report: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Running<T> {
+    /// The probe's PID on the host.
+    pub fn pid(&self) -> i32 {
+        self.child.pid()
+    }
+
+    /// What the host sees of the probe now.
+    pub fn observe(&self) -> Result<View> {
+        self.child.observe_from_host()
+    }
+
+    /// Waits for the probe's report, then reads what the host sees of it and
+    /// `host_extra`, while it is still alive: the run so far (its actions up to now).
+    /// Call it once.
+    pub fn report<H>(&mut self, host_extra: impl FnOnce(i32) -> Result<H>) -> Result<Run<T, H>> {
+        let inside = self.child.run()?;
+        let host = self.child.observe_from_host()?;
+        let pid = self.child.pid();
+        let host_extra = host_extra(pid)?;
+        Ok(Run {
+            inside,
+            host,
+            host_extra,
+            actions: std::mem::take(&mut self.child.actions),
+            pid,
+        })
+    }
+
+    /// Lets the probe exit and reaps it: how it ended.
+    pub fn finish(self) -> Result<crate::sandbox::Exit> {
+        Ok(self.child.finish()?.into())
     }
 }
 

@@ -96,7 +96,6 @@ pub fn check_options(lesson: &Lesson, options: &Options) -> Result<()> {
         "memory" => memory::check_options(options.alloc),
         "cpu" => cpu::check_options(options.cpus),
         "pids" => pids::check_options(options.pids),
-        "uts" => uts::check_options(&options.hostname),
         _ => Ok(()),
     }
 }
@@ -112,12 +111,6 @@ pub fn ids() -> Vec<&'static str> {
 /// Options a lesson may use.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The hostname the uts lesson sets.
-    pub hostname: String,
-    /// The /30 the net lesson's veth uses (`None`: the first free one from the default).
-    pub veth_net: Option<crate::sandbox::veth::Subnet30>,
-    /// Whether the net lesson runs its veth step (when root).
-    pub veth: bool,
     /// The memory lesson's limit, in bytes.
     pub memory: u64,
     /// How much the memory lesson's probe allocates and touches, in bytes.
@@ -131,9 +124,6 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            hostname: "nsx-demo".to_string(),
-            veth_net: None,
-            veth: true,
             memory: memory::DEFAULT_LIMIT,
             alloc: memory::DEFAULT_ALLOC,
             cpus: cpu::DEFAULT_CPUS,
@@ -390,9 +380,6 @@ impl Input {
                 }
                 let defaults = Options::default();
                 let options = Options {
-                    hostname: flags.hostname.clone(),
-                    veth_net: flags.veth_net,
-                    veth: !flags.no_veth,
                     memory: flags.memory.unwrap_or(defaults.memory),
                     alloc: flags.alloc.unwrap_or(defaults.alloc),
                     cpus: flags.cpus.unwrap_or(defaults.cpus),

@@ -31,7 +31,7 @@ pub use root::{Root, RootMount};
 
 pub use sysvipc::SysvIpc;
 pub mod net;
-pub use net::Link;
+pub use net::{Link, NetSysctls, Route};
 
 /// Namespace types, in the order namespaces(7) lists them.
 pub const NS_TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
@@ -149,6 +149,14 @@ pub struct View {
     /// of the *reader's* time namespace (proc(5), time_namespaces(7)). `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_cs: Option<u64>,
+    /// The main IPv4 routing table of the observer's own network namespace
+    /// (`<proc>/self/net/route`). `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<Route>>,
+    /// Networking sysctls of the observer's own network namespace (`<proc>/sys/net/…`,
+    /// which answers for the reader's namespace). `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_sysctls: Option<NetSysctls>,
 }
 
 /// Sysctls that say which ids and capabilities a kernel can name (proc(5),
@@ -221,6 +229,10 @@ pub struct Proc {
     /// `None` when not read, empty on a kernel without time namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timens_offsets: Option<Vec<String>>,
+    /// `<dir>/net/route`: the main IPv4 routing table of this process's network
+    /// namespace, whoever reads it. `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<Route>>,
     /// More of status: what `nsx inspect` and `nsx doctor` show. Host-specific and not
     /// compared by the lessons, so it stays out of the lesson JSON.
     #[serde(skip)]
@@ -395,6 +407,12 @@ impl Parts {
     pub const TIMENS_OFFSETS: Parts = Parts(1 << 13);
     /// `<proc>/uptime`: the observer's own boot-time clock.
     pub const UPTIME: Parts = Parts(1 << 14);
+    /// `<dir>/net/route` (the probe's routing table) and `<proc>/self/net/route` (the
+    /// observer's own).
+    pub const ROUTES: Parts = Parts(1 << 24);
+    /// `<proc>/sys/net/ipv4/ip_forward` and `<proc>/sys/net/core/
+    /// fb_tunnels_only_for_init_net` ([`NetSysctls`]), the observer's own.
+    pub const NET_SYSCTLS: Parts = Parts(1 << 25);
     /// Every namespace link: `<dir>/ns/*` of the probe and `<proc>/self/ns/*` of the
     /// observer. [`Parts::ns`] names one type.
     pub const NS: Parts = Parts(((1 << NS_TYPES.len()) - 1) << 16);
@@ -405,6 +423,8 @@ impl Parts {
         .with(Parts::ID_LIMITS)
         .with(Parts::TIMENS_OFFSETS)
         .with(Parts::UPTIME)
+        .with(Parts::ROUTES)
+        .with(Parts::NET_SYSCTLS)
         .with(Parts::NS);
 
     /// The links of one namespace type (a name of [`NS_TYPES`]): `ns/pid` of both.
@@ -543,6 +563,31 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
     } else {
         None
     };
+    let routes = match (&probe.routes, subject) {
+        // Observing itself, the observer's table is the probe's: one read serves both.
+        (Some(r), Subject::SelfProcess) => Some(r.clone()),
+        _ if parts.has(Parts::ROUTES) => {
+            Some(if root.read_if_present("self/net/route", &mut buf)? {
+                net::parse_routes(&String::from_utf8_lossy(&buf))
+            } else {
+                Vec::new()
+            })
+        }
+        _ => None,
+    };
+    let net_sysctls = if parts.has(Parts::NET_SYSCTLS) {
+        let mut read = |name: &str| -> Result<Option<String>> {
+            Ok(root
+                .read_if_present(name, &mut buf)?
+                .then(|| String::from_utf8_lossy(&buf).trim().to_string()))
+        };
+        Some(NetSysctls {
+            ip_forward: read(net::IP_FORWARD)?.map(|v| v != "0"),
+            fb_tunnels_only_for_init_net: read(net::FB_TUNNELS)?.and_then(|v| v.parse().ok()),
+        })
+    } else {
+        None
+    };
     Ok(View {
         source: dir.display().to_string(),
         probe,
@@ -556,6 +601,8 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
         root: own_root,
         id_limits,
         uptime_cs,
+        routes,
+        net_sysctls,
     })
 }
 
@@ -619,6 +666,15 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
     } else {
         None
     };
+    // proc(5): /proc/<pid>/net is the network namespace of <pid>, so the host reads the
+    // probe's routing table here without entering its namespace.
+    let routes = if !parts.has(Parts::ROUTES) {
+        None
+    } else if d.read_if_present("net/route", buf)? {
+        Some(net::parse_routes(&String::from_utf8_lossy(buf)))
+    } else {
+        Some(Vec::new())
+    };
     Ok(Proc {
         pid: status.pid,
         ppid: status.ppid,
@@ -640,6 +696,7 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
         stat,
         root,
         timens_offsets,
+        routes,
         extra: status.extra,
     })
 }

@@ -529,6 +529,7 @@ const VETH_FACTS: &[&str] = &[
     "veth-ends-placed",
     "tcp-host-to-container",
     "tcp-container-to-host",
+    "route-needs-link-up",
     "host-routes-only-the-30",
     "pair-deleted-together",
     "host-end-gone",
@@ -593,6 +594,25 @@ fn net_without_veth() {
         .unwrap()
         .iter()
         .all(|f| !f["id"].as_str().unwrap().starts_with("tcp")));
+}
+
+#[test]
+fn net_veth_net_without_the_veth_step_is_a_usage_error() {
+    // Checked with the options, before anything runs (root or not).
+    let out = run(&[
+        "lesson",
+        "net",
+        "--no-veth",
+        "--veth-net",
+        "169.254.42.0/30",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no use with --no-veth"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "nothing ran: {}", stdout(&out));
 }
 
 #[test]
@@ -674,6 +694,7 @@ fn pod() {
             "workloads-own-pid",
             "workloads-are-pid-1",
             "workloads-own-mnt",
+            "netns-outlives-the-pod-while-held",
         ],
     );
 }
