@@ -207,6 +207,8 @@ pub enum Val {
     Bytes(u64),
     /// A duration in microseconds.
     Micros(f64),
+    /// A duration in milliseconds, for what a student reads in ms (CPU time of a spin).
+    Millis(f64),
     /// The host's name (volatile between machines).
     Hostname(String),
     /// A path on this machine (temp dirs, cgroup paths carry PIDs).
@@ -236,6 +238,7 @@ impl Val {
                 | Val::Ns { .. }
                 | Val::Count(_)
                 | Val::Micros(_)
+                | Val::Millis(_)
                 | Val::Hostname(_)
                 | Val::Path(_)
         )
@@ -261,6 +264,7 @@ impl fmt::Display for Val {
             Val::Id(n) => write!(f, "{n}"),
             Val::Bytes(b) => write!(f, "{}", crate::lessons::cgroup_steps::format_mib(*b)),
             Val::Micros(us) => write!(f, "{us:.0} µs"),
+            Val::Millis(ms) => write!(f, "{ms:.0} ms"),
             Val::Hostname(s) | Val::Path(s) | Val::Text(s) => write!(f, "{s}"),
             Val::None(_) => write!(f, "-"),
         }
