@@ -90,9 +90,6 @@ pub static LESSONS: &[Lesson] = &[
 /// parsing): a usage error (exit 2) names the accepted range.
 pub fn check_options(lesson: &Lesson, options: &Options) -> Result<()> {
     match lesson.id {
-        "memory" => memory::check_options(options.alloc),
-        "cpu" => cpu::check_options(options.cpus),
-        "pids" => pids::check_options(options.pids),
         "uts" => uts::check_options(&options.hostname),
         _ => Ok(()),
     }
@@ -100,6 +97,20 @@ pub fn check_options(lesson: &Lesson, options: &Options) -> Result<()> {
 
 pub fn find(id: &str) -> Option<&'static Lesson> {
     LESSONS.iter().find(|l| l.id == id)
+}
+
+/// The lesson of the measure + judge shape whose own option `flag` is (`--memory`: the
+/// memory lesson), for a usage error that says where a misplaced flag belongs.
+pub fn flag_owner(flag: &str) -> Option<&'static Lesson> {
+    let name = flag.strip_prefix("--")?;
+    LESSONS.iter().find(|l| match &l.imp {
+        Imp::New(e) => (e.command)().get_arguments().any(|a| {
+            a.get_long() == Some(name)
+                || a.get_visible_aliases()
+                    .is_some_and(|aliases| aliases.contains(&name))
+        }),
+        Imp::Old(_) => false,
+    })
 }
 
 pub fn ids() -> Vec<&'static str> {
@@ -298,9 +309,8 @@ pub fn run(
     crate::sandbox::reap_released();
     // A fact whose measurement was starved (Fact::inconclusive) is reported apart: no
     // failure, no pass; `ok` is about the facts this run decided.
-    let (facts, inconclusive): (Vec<Fact>, Vec<Fact>) = facts?
-        .into_iter()
-        .partition(|f| f.inconclusive.is_none());
+    let (facts, inconclusive): (Vec<Fact>, Vec<Fact>) =
+        facts?.into_iter().partition(|f| f.inconclusive.is_none());
     let ok = !facts.is_empty() && facts.iter().all(|f| f.holds);
     Ok((
         Report {
@@ -525,6 +535,17 @@ mod tests {
                 "pids", "rootfs", "init", "pod", "cost"
             ]
         );
+    }
+
+    #[test]
+    fn a_lessons_own_flag_names_its_lesson() {
+        assert_eq!(flag_owner("--memory").map(|l| l.id), Some("memory"));
+        assert_eq!(flag_owner("--limit").map(|l| l.id), Some("memory"));
+        assert_eq!(flag_owner("--alloc").map(|l| l.id), Some("memory"));
+        assert_eq!(flag_owner("--cpus").map(|l| l.id), Some("cpu"));
+        assert_eq!(flag_owner("--pids").map(|l| l.id), Some("pids"));
+        assert!(flag_owner("--nonsense").is_none());
+        assert!(flag_owner("memory").is_none());
     }
 
     #[test]

@@ -1296,6 +1296,12 @@ pub fn shape(v: &Value) -> Value {
             "mechanism",
         ];
         match v {
+            // Two reads of one value that moved between them (`drift`) are, in shape, two
+            // reads that agreed: whether another process came or went in between is
+            // timing, not structure.
+            Value::Object(m) if m.get("is").is_some_and(|is| is == "drift") => {
+                serde_json::json!({ "is": "same" })
+            }
             Value::Object(m) => {
                 Value::Object(m.iter().map(|(k, c)| (k.clone(), walk(c, k))).collect())
             }
@@ -1321,9 +1327,20 @@ pub fn shape(v: &Value) -> Value {
 
 /// The lines of a lesson's human output that describe the run itself (the header's
 /// "running as" or "replay of" line), which a replay of a recording must differ in.
+/// A wrapped header line goes on in lines indented by four spaces: they go with it.
 pub fn without_run_line(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.starts_with("  running as: ") && !l.starts_with("  replay of "))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut out = Vec::new();
+    let mut skipping = false;
+    for l in text.lines() {
+        if l.starts_with("  running as: ") || l.starts_with("  replay of ") {
+            skipping = true;
+            continue;
+        }
+        if skipping && l.starts_with("    ") {
+            continue;
+        }
+        skipping = false;
+        out.push(l);
+    }
+    out.join("\n")
 }
