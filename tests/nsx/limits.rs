@@ -508,6 +508,8 @@ fn rootless_limits_need_a_delegated_v2_cgroup() {
             assert!(err.contains("belongs to root (not uid 4242)"), "{err}");
             assert!(err.contains(&format!("sudo nsx lesson {id}")), "{err}");
             assert_eq!(entry["supported"]["status"], "no", "{entry}");
+            // `nsx lessons` agrees with `nsx doctor`: here the lesson needs root.
+            assert_eq!(entry["needs"], "root", "{entry}");
             assert!(
                 entry["supported"]["reason"]
                     .as_str()
