@@ -110,6 +110,10 @@ fn misplaced_lesson_flag(e: &clap::Error) -> Option<String> {
 /// closed pipe, as for any output of nsx); a usage error keeps exit 2 even when standard
 /// error cannot take its message.
 fn clap_exit(e: &clap::Error) -> ExitCode {
+    if let Some(text) = another_lessons_flag(e) {
+        nsx::warn!("nsx: {text}");
+        return ExitCode::from(nsx::error::exit::USAGE as u8);
+    }
     let code = e.exit_code();
     let written = e.print().and_then(|()| {
         if code == 0 {
@@ -220,26 +224,58 @@ fn run(cli: &Cli) -> Result<i32> {
     }
 }
 
+/// `nsx lesson ID --flag` where the flag is another lesson's own option (`nsx lesson pid
+/// --memory 32M`): the usage error says whose it is, not only that it is unexpected.
+fn another_lessons_flag(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split('=').next()?;
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "lesson")?;
+    let id = args[at + 1..].iter().find_map(|a| lessons::find(a))?.id;
+    let owner = lessons::flag_owner(flag)?.id;
+    (owner != id).then(|| {
+        format!("{flag} belongs to the {owner} lesson (nsx lesson {owner} {flag} ...), not to {id}")
+    })
+}
+
 /// `nsx lessons` (and a bare `nsx lesson`): every lesson and whether it runs here.
 fn list_lessons(format: Format, fmt: &render::human::Fmt) -> Result<i32> {
-    let rows: Vec<_> = lessons::LESSONS.iter().map(|l| (l, l.support())).collect();
+    // What each lesson needs here is the doctor's verdict for this machine, the same that
+    // `nsx doctor` prints.
+    let machine = nsx::doctor::host();
+    let rows: Vec<_> = lessons::LESSONS
+        .iter()
+        .map(|l| {
+            (
+                l,
+                l.support(),
+                nsx::doctor::verdict(machine, l).verdict.needs(l),
+            )
+        })
+        .collect();
     match format {
         Format::Human => out(&render::human::lessons(&rows, fmt))?,
         Format::Json => {
             let list: Vec<_> = rows
-            .iter()
-            .map(|(l, support)| {
-                serde_json::json!({
-                    "id": l.id,
-                    "title": l.title,
-                    "mechanism": l.mechanism,
-                    "needs": match l.rootless { lessons::Rootless::Yes => "rootless", lessons::Rootless::No(_) => "root" },
-                    "supported": support,
-                    "facts": l.facts,
-                    "recordable": matches!(l.imp, lessons::Imp::New(_)),
+                .iter()
+                .map(|(l, support, needs)| {
+                    serde_json::json!({
+                        "id": l.id,
+                        "title": l.title,
+                        "mechanism": l.mechanism,
+                        "needs": needs,
+                        "supported": support,
+                        "facts": l.facts,
+                        "recordable": matches!(l.imp, lessons::Imp::New(_)),
+                    })
                 })
-            })
-            .collect();
+                .collect();
             out(&format!(
                 "{}\n",
                 serde_json::to_string_pretty(&list).expect("serialisable")

@@ -162,6 +162,30 @@ fn cgroup_hybrid_as_on_the_development_machines() {
     insta::assert_snapshot!("hybrid", plain(&r));
 }
 
+/// `nsx lessons` says what the doctor says: on a hybrid machine the limit lessons, which
+/// run rootless where a v2 subtree is delegated, need root.
+#[test]
+fn the_needs_column_is_the_doctors_verdict() {
+    let hybrid = examine(&fixture("hybrid"), Privilege::Root, UID_1000);
+    for id in ["memory", "cpu", "pids"] {
+        let lesson = crate::lessons::find(id).unwrap();
+        assert_eq!(
+            lesson.rootless,
+            Rootless::Yes,
+            "{id} declares it can run rootless"
+        );
+        let v = verdict(&hybrid, lesson);
+        assert_eq!(v.verdict, Verdict::Root, "{id}: {:?}", v.rootless);
+        assert_eq!(v.verdict.needs(lesson), "root", "{id}");
+    }
+    let pid = crate::lessons::find("pid").unwrap();
+    assert_eq!(verdict(&hybrid, pid).verdict.needs(pid), "rootless");
+    // Where a v2 subtree is delegated, they do run rootless.
+    let v2 = examine(&fixture("v2-delegated"), Privilege::Rootless, UID_1000);
+    let memory = crate::lessons::find("memory").unwrap();
+    assert_eq!(verdict(&v2, memory).verdict.needs(memory), "rootless");
+}
+
 #[test]
 fn cgroup_v2_with_delegation() {
     let m = examine(&fixture("v2-delegated"), Privilege::Rootless, UID_1000);

@@ -89,19 +89,22 @@ pub static LESSONS: &[Lesson] = &[
     cost::LESSON,
 ];
 
-/// Checks the limit options against what `lesson` can do (the grammar was checked when
-/// parsing): a usage error (exit 2) names the accepted range.
-pub fn check_options(lesson: &Lesson, options: &Options) -> Result<()> {
-    match lesson.id {
-        "memory" => memory::check_options(options.alloc),
-        "cpu" => cpu::check_options(options.cpus),
-        "pids" => pids::check_options(options.pids),
-        _ => Ok(()),
-    }
-}
-
 pub fn find(id: &str) -> Option<&'static Lesson> {
     LESSONS.iter().find(|l| l.id == id)
+}
+
+/// The lesson of the measure + judge shape whose own option `flag` is (`--memory`: the
+/// memory lesson), for a usage error that says where a misplaced flag belongs.
+pub fn flag_owner(flag: &str) -> Option<&'static Lesson> {
+    let name = flag.strip_prefix("--")?;
+    LESSONS.iter().find(|l| match &l.imp {
+        Imp::New(e) => (e.command)().get_arguments().any(|a| {
+            a.get_long() == Some(name)
+                || a.get_visible_aliases()
+                    .is_some_and(|aliases| aliases.contains(&name))
+        }),
+        Imp::Old(_) => false,
+    })
 }
 
 pub fn ids() -> Vec<&'static str> {
@@ -385,7 +388,6 @@ impl Input {
                     cpus: flags.cpus.unwrap_or(defaults.cpus),
                     pids: flags.pids.unwrap_or(defaults.pids),
                 };
-                check_options(lesson, &options)?;
                 Ok(Input::Old(options))
             }
         }
@@ -556,6 +558,17 @@ mod tests {
                 "pids", "rootfs", "init", "pod", "cost"
             ]
         );
+    }
+
+    #[test]
+    fn a_lessons_own_flag_names_its_lesson() {
+        assert_eq!(flag_owner("--memory").map(|l| l.id), Some("memory"));
+        assert_eq!(flag_owner("--limit").map(|l| l.id), Some("memory"));
+        assert_eq!(flag_owner("--alloc").map(|l| l.id), Some("memory"));
+        assert_eq!(flag_owner("--cpus").map(|l| l.id), Some("cpu"));
+        assert_eq!(flag_owner("--pids").map(|l| l.id), Some("pids"));
+        assert!(flag_owner("--nonsense").is_none());
+        assert!(flag_owner("memory").is_none());
     }
 
     #[test]

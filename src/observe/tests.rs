@@ -338,3 +338,63 @@ fn routes_and_net_sysctls_are_read_for_each_side() {
     assert!(json.get("routes").is_none() && json.get("net_sysctls").is_none());
     assert!(json["probe"].get("routes").is_none());
 }
+
+#[test]
+fn memory_cpu_time_and_tasks_are_read_only_when_asked() {
+    let p = Parts::MEMORY.with(Parts::CPU_TIME).with(Parts::TASKS);
+    let view = observe_parts(&fixture(), Subject::Pid(4242), p).unwrap();
+    let probe = &view.probe;
+    // status VmRSS and VmHWM, in bytes.
+    assert_eq!(
+        probe.memory,
+        Some(MemoryUse {
+            rss: 65536 * 1024,
+            hwm: 70000 * 1024
+        })
+    );
+    // stat utime 48 + stime 2 ticks; schedstat in ns.
+    let cpu = probe.cpu.unwrap();
+    assert_eq!((cpu.utime_ticks, cpu.stime_ticks), (48, 2));
+    assert_eq!(cpu.ticks_us(), 50 * cpu.tick_us);
+    assert_eq!(cpu.on_cpu_ns, Some(503_117_862));
+    assert_eq!(cpu.waited_ns, Some(14_529_331));
+    // Threads from status; the child is 77, whose stat names 4242 as parent (its
+    // command name holds a space and a parenthesis would not fool the parser either).
+    assert_eq!(
+        probe.tasks,
+        Some(Tasks {
+            threads: 1,
+            children: vec![77]
+        })
+    );
+    // Not asked: not read, and out of the JSON.
+    let plain = observe_parts(&fixture(), Subject::Pid(4242), Parts::NONE).unwrap();
+    assert!(plain.probe.memory.is_none() && plain.probe.cpu.is_none());
+    assert!(plain.probe.tasks.is_none());
+    let json = serde_json::to_value(&plain).unwrap();
+    for absent in ["memory", "cpu", "tasks"] {
+        assert!(json["probe"].get(absent).is_none(), "{absent} in {json}");
+    }
+}
+
+#[test]
+fn this_process_reads_its_own_cpu_time_children_and_memory() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    let p = Parts::MEMORY.with(Parts::CPU_TIME).with(Parts::TASKS);
+    let me = observe_parts(Path::new("/proc"), Subject::SelfProcess, p).unwrap();
+    let pid = child.id() as i32;
+    let listed = still_listed(Path::new("/proc"), &[pid]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let tasks = me.probe.tasks.unwrap();
+    assert!(tasks.children.contains(&pid), "{tasks:?} lacks {pid}");
+    assert!(tasks.threads >= 1);
+    assert_eq!(listed, [pid]);
+    assert!(still_listed(Path::new("/proc"), &[pid]).is_empty());
+    let mem = me.probe.memory.unwrap();
+    assert!(mem.rss > 0 && mem.hwm >= mem.rss, "{mem:?}");
+    assert!(me.probe.cpu.unwrap().tick_us > 0);
+}
