@@ -634,7 +634,7 @@ pub fn suggest(word: &str) -> Vec<&'static str> {
 
 /// Edits between two words (insert, delete, replace, or swap two neighbours): the
 /// optimal string alignment distance.
-fn edits(a: &str, b: &str) -> usize {
+pub(crate) fn edits(a: &str, b: &str) -> usize {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
     for (i, row) in d.iter_mut().enumerate() {
