@@ -27,6 +27,7 @@ pub mod run;
 pub mod sandbox;
 pub mod security;
 pub mod tmp;
+pub mod why;
 
 pub use error::{Error, Result};
 

@@ -19,6 +19,7 @@ pub mod pid;
 pub mod pids;
 pub mod pod;
 pub mod rootfs;
+pub mod seccomp;
 pub mod tcp;
 pub mod time;
 pub mod user;
@@ -86,6 +87,7 @@ pub static LESSONS: &[Lesson] = &[
     rootfs::LESSON,
     init::LESSON,
     pod::LESSON,
+    seccomp::LESSON,
     cost::LESSON,
 ];
 
@@ -566,7 +568,7 @@ mod tests {
             ids(),
             [
                 "pid", "mount", "uts", "ipc", "net", "user", "cgroupns", "time", "memory", "cpu",
-                "pids", "rootfs", "init", "pod", "cost"
+                "pids", "rootfs", "init", "pod", "seccomp", "cost"
             ]
         );
     }

@@ -402,6 +402,9 @@ pub struct Needed {
     pub why: &'static str,
     /// Without it nsx cannot go on: it must run, not merely not kill.
     pub essential: bool,
+    /// The arguments nsx passes, when a rule on them may matter (`None`: every verdict
+    /// the call may get counts).
+    pub args: Option<[u64; 6]>,
 }
 
 /// What `nsx run` does between installing the filter and execve(2): drop capabilities
@@ -414,61 +417,73 @@ pub const RUN_SETUP: &[Needed] = &[
         name: "capget",
         why: "nsx reads the permitted set before dropping capabilities",
         essential: true,
+        args: None,
     },
     Needed {
         name: "prctl",
         why: "nsx drops the bounding and ambient capabilities (PR_CAPBSET_DROP, PR_CAP_AMBIENT)",
         essential: true,
+        args: None,
     },
     Needed {
         name: "capset",
         why: "nsx drops the effective, permitted and inheritable capabilities",
         essential: true,
+        args: None,
     },
     Needed {
         name: "execve",
         why: "nsx starts the command with it",
         essential: true,
+        args: None,
     },
     Needed {
         name: "write",
         why: "a failed exec is reported to nsx over a pipe",
         essential: false,
+        args: None,
     },
     Needed {
         name: "read",
         why: "after a failed exec the child waits on a pipe for nsx",
         essential: false,
+        args: None,
     },
     Needed {
         name: "close",
         why: "the pipe is closed after the report",
         essential: false,
+        args: None,
     },
     Needed {
         name: "exit_group",
         why: "the child exits after a failed exec",
         essential: false,
+        args: None,
     },
     Needed {
         name: "brk",
         why: "the report of a failed exec allocates memory",
         essential: false,
+        args: None,
     },
     Needed {
         name: "mmap",
         why: "the report of a failed exec allocates memory",
         essential: false,
+        args: None,
     },
     Needed {
         name: "munmap",
         why: "the report of a failed exec frees memory",
         essential: false,
+        args: None,
     },
     Needed {
         name: "mremap",
         why: "the report of a failed exec grows a buffer",
         essential: false,
+        args: None,
     },
 ];
 
@@ -931,8 +946,12 @@ impl Plan {
     /// one it does not let run. Nothing has been changed when this is asked.
     pub fn check_setup(&self, needed: &[Needed], source: &str) -> Result<()> {
         for n in needed {
-            let Some(verdicts) = self.verdicts_of(n.name) else {
+            let Some(nr) = self.arch.number(n.name) else {
                 continue;
+            };
+            let verdicts = match &n.args {
+                Some(args) => vec![self.verdict(nr, args)],
+                None => self.verdicts(nr),
             };
             let bad = verdicts
                 .iter()
