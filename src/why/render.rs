@@ -38,8 +38,7 @@ pub fn why(w: &Why) -> String {
         crate::caps::CapSet::new(p.cap_eff).summary(),
         p.no_new_privs
             .map_or("-".into(), |b| u8::from(b).to_string()),
-        p.seccomp
-            .map_or("-".into(), crate::doctor::seccomp_mode),
+        p.seccomp.map_or("-".into(), crate::doctor::seccomp_mode),
         p.seccomp_filters.map_or("-".into(), |n| n.to_string()),
         p.lsm_label.as_deref().unwrap_or("none")
     );
