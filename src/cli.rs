@@ -124,7 +124,7 @@ pub enum Command {
     /// refuses the operation, could have, or cannot have, with the fix.
     #[command(
         alias = "explain-eperm",
-        after_help = "Examples:\n  sudo nsx why 4242 mount\n  sudo nsx why $(pgrep -n sleep) hostname\n  sudo nsx why 4242 open /etc/shadow\n  nsx why 4242 keyctl --format json\n\nOperations: mount, sethostname, unshare, setns, keyctl, init_module, settimeofday, reboot, iopl, swapon, syslog, open_by_handle_at, chroot, ptrace, kill, setuid, setgid, bind, socket, ip, setpriority, setrlimit, mknod, bpf, chown, chmod, open, write, execve, opendir, unlink (and their aliases: umount, hostname, insmod, date, cat, rm, ...).\n\nExit status: 2 for an unknown operation, or a path given to one that acts on no file; 1 when the process does not exist."
+        after_help = "Examples:\n  sudo nsx why 4242 mount\n  sudo nsx why $(pgrep -n sleep) hostname\n  sudo nsx why 4242 open /etc/shadow\n  nsx why 4242 keyctl --format json\n\nOperations: mount, sethostname, unshare, setns, keyctl, init_module, settimeofday, reboot, iopl, swapon, syslog, open_by_handle_at, chroot, ptrace, kill, setuid, setgid, bind, socket, ip, setpriority, setrlimit, mknod, bpf, seccomp, chown, chmod, open, write, execve, opendir, unlink (and their aliases: umount, hostname, insmod, date, cat, rm, ...).\n\nExit status: 2 for an unknown operation, or a path given to one that acts on no file; 1 when the process does not exist."
     )]
     Why(WhyArgs),
     /// List processes grouped by the namespaces they share: each container is a group.

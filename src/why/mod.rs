@@ -308,6 +308,15 @@ fn caps_layer(p: &Process, op: &Op) -> Layer {
     };
     let name = caps::name(cap);
     let upper = format!("CAP_{}", name.to_ascii_uppercase());
+    // seccomp(2): no_new_privs stands in for CAP_SYS_ADMIN when installing a filter.
+    if op.name == "seccomp" && p.no_new_privs == Some(true) {
+        return layer(
+            Judgement::Cannot,
+            "no_new_privs is set, which lets any process install a filter without CAP_SYS_ADMIN"
+                .into(),
+            None,
+        );
+    }
     // For a file operation the capability overrides the mode bits: the file layer decides.
     if op.access != Access::None {
         let held = p.has(cap);
@@ -335,6 +344,7 @@ fn caps_layer(p: &Process, op: &Op) -> Layer {
                 caps::CapSet::new(p.cap_eff).summary()
             ),
             Some(match p.cap_bnd {
+                _ if op.name == "seccomp" => "set no_new_privs first (prctl(PR_SET_NO_NEW_PRIVS, 1)), or install the filter while the process still holds CAP_SYS_ADMIN".to_string(),
                 Some(b) if !caps::has(b, cap) => format!(
                     "{upper} is not even in its bounding set: start it with the capability (docker run --cap-add {}), it cannot gain it later",
                     name.to_ascii_uppercase()

@@ -244,6 +244,14 @@ pub const OPS: &[Op] = &[
         S::Init,
         A::None,
     ),
+    // seccomp(2): CAP_SYS_ADMIN, or no_new_privs instead (see why::caps_layer).
+    op(
+        "seccomp",
+        &["seccomp_set_mode_filter"],
+        Some(SYS_ADMIN),
+        S::Own,
+        A::None,
+    ),
     op(
         "chown",
         &["fchown", "lchown", "fchownat"],

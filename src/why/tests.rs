@@ -184,3 +184,23 @@ fn this_process_can_be_read() {
     assert_eq!(f.dirs.len(), 2);
     assert_eq!(f.mode & 0o777, 0o644);
 }
+
+#[test]
+fn a_filter_without_sys_admin_needs_no_new_privs() {
+    let p = Process {
+        cap_eff: 0,
+        ..root()
+    };
+    let w = analyse(&p, find("seccomp").unwrap(), None);
+    assert_eq!(w.suspects, ["capabilities"]);
+    let c = w.layers.iter().find(|l| l.id == "capabilities").unwrap();
+    assert!(
+        c.fix.as_deref().unwrap().contains("PR_SET_NO_NEW_PRIVS"),
+        "{c:?}"
+    );
+    let nnp = Process {
+        no_new_privs: Some(true),
+        ..p
+    };
+    assert!(verdict(&nnp, "seccomp", None).is_empty());
+}
