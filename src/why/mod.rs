@@ -570,20 +570,5 @@ pub fn why(proc: &Path, pid: i32, operation: &str, path: Option<&Path>) -> Resul
     Ok(analyse(&p, op, file.as_ref()))
 }
 
-/// The layers besides nsx's own code that may have refused `op` to nsx itself: the hint
-/// nsx adds to its own EPERM and EACCES errors (crate::error::sys).
-pub fn own_suspects(op: &str) -> Option<String> {
-    let op = find(op.split_whitespace().next().unwrap_or(op))?;
-    let me = gather(Path::new("/proc"), std::process::id() as i32).ok()?;
-    let w = analyse(&me, op, None);
-    let named: Vec<String> = w
-        .layers
-        .iter()
-        .filter(|l| l.judgement != Judgement::Cannot && l.id != "file")
-        .map(|l| format!("{}: {}", l.id, l.why))
-        .collect();
-    (!named.is_empty()).then(|| named.join("; "))
-}
-
 #[cfg(test)]
 mod tests;
