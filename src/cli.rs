@@ -116,6 +116,17 @@ pub enum Command {
         after_help = "Examples:\n  sudo nsx inspect 4242\n  sudo nsx inspect $(pgrep -n sleep) --format json\n\nExit status: 1 when the process does not exist or exits while it is read; 77 when the kernel refuses to show it (another user's process: run as root)."
     )]
     Inspect(InspectArgs),
+    /// Which layer said no: for an operation that failed with EPERM or EACCES in a process.
+    ///
+    /// Reads the process's credentials, user namespace, capability sets, no_new_privs,
+    /// seccomp mode and filters, security label and, when the operation names a file, the
+    /// file's mode and owner (as the process sees it), and says for each layer whether it
+    /// refuses the operation, could have, or cannot have, with the fix.
+    #[command(
+        alias = "explain-eperm",
+        after_help = "Examples:\n  sudo nsx why 4242 mount\n  sudo nsx why $(pgrep -n sleep) hostname\n  sudo nsx why 4242 open /etc/shadow\n  nsx why 4242 keyctl --format json\n\nOperations: mount, sethostname, unshare, setns, keyctl, init_module, settimeofday, reboot, iopl, swapon, syslog, open_by_handle_at, chroot, ptrace, kill, setuid, setgid, bind, socket, ip, setpriority, setrlimit, mknod, bpf, seccomp, chown, chmod, open, write, execve, opendir, unlink (and their aliases: umount, hostname, insmod, date, cat, rm, ...).\n\nExit status: 2 for an unknown operation, or a path given to one that acts on no file; 1 when the process does not exist."
+    )]
+    Why(WhyArgs),
     /// List processes grouped by the namespaces they share: each container is a group.
     #[command(
         after_help = "Examples:\n  sudo nsx ps\n  sudo nsx ps --format json | jq '.groups[] | {differs, processes}'"
@@ -281,6 +292,18 @@ pub struct InspectArgs {
     /// The process to inspect, by its PID on this host (as ps shows it).
     #[arg(value_parser = clap::value_parser!(i32).range(1..))]
     pub pid: i32,
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// The process in which the operation failed, by its PID on this host.
+    #[arg(value_parser = clap::value_parser!(i32).range(1..))]
+    pub pid: i32,
+    /// The operation: a system call or a command that makes it (mount, hostname, open, ...).
+    pub operation: String,
+    /// The file the operation acted on, as the process sees it (relative to its working
+    /// directory).
+    pub path: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

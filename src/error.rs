@@ -319,6 +319,10 @@ pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
             "the cgroup filesystem is mounted read-only, as inside most containers",
             "run nsx on the host (or in a VM), where the cgroup tree is writable by root",
         ),
+        ("seccomp SECCOMP_SET_MODE_FILTER", _, Errno::EACCES) => Hint::new(
+            "seccomp(2) lets a process install a filter only if it holds CAP_SYS_ADMIN in its user namespace or has set no_new_privs",
+            "set no_new_privs first (prctl(PR_SET_NO_NEW_PRIVS, 1), docker's --security-opt no-new-privileges), or install the filter before dropping CAP_SYS_ADMIN; nsx why PID seccomp says which layer applies",
+        ),
         ("sethostname", _, Errno::EPERM) => Hint::new(
             "changing the hostname needs CAP_SYS_ADMIN in the user namespace that owns the UTS namespace",
             "run the lesson as root, or let nsx create a user namespace",
@@ -593,6 +597,22 @@ mod tests {
         let e = sys("mmap", "67108864 bytes", Errno::ENOMEM).to_string();
         assert!(e.contains("overcommit_memory"), "{e}");
         assert!(e.contains("--alloc"), "{e}");
+    }
+
+    #[test]
+    fn a_refused_filter_names_no_new_privs_and_cap_sys_admin() {
+        let e = sys(
+            "seccomp SECCOMP_SET_MODE_FILTER",
+            "the filter that makes calls fail with EPERM",
+            Errno::EACCES,
+        )
+        .to_string();
+        assert!(
+            e.contains("no_new_privs")
+                && e.contains("CAP_SYS_ADMIN")
+                && e.contains("PR_SET_NO_NEW_PRIVS"),
+            "{e}"
+        );
     }
 
     #[test]

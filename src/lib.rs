@@ -25,7 +25,9 @@ pub mod report;
 pub mod rootfs;
 pub mod run;
 pub mod sandbox;
+pub mod security;
 pub mod tmp;
+pub mod why;
 
 pub use error::{Error, Result};
 

@@ -189,6 +189,19 @@ fn run(cli: &Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Why(args) => {
+            let w = nsx::why::why(
+                std::path::Path::new("/proc"),
+                args.pid,
+                &args.operation,
+                args.path.as_deref(),
+            )?;
+            match cli.format {
+                Format::Human => out(&nsx::why::render::why(&w))?,
+                Format::Json => out(&json(&w))?,
+            }
+            Ok(0)
+        }
         Command::Ps => {
             let ps = inspect::ps(std::path::Path::new("/proc"))?;
             match cli.format {

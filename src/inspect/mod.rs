@@ -112,6 +112,9 @@ pub struct Inspection {
     pub capabilities: Capabilities,
     /// "disabled", "strict" or "filter" (seccomp(2)); `None` without CONFIG_SECCOMP.
     pub seccomp: Option<String>,
+    /// How many seccomp filters it has (status `Seccomp_filters`); `None` on kernels
+    /// without the line.
+    pub seccomp_filters: Option<u32>,
     pub no_new_privs: Option<bool>,
 }
 
@@ -222,6 +225,7 @@ fn build(dir: &Path, p: &Proc, me: &Proc, layout: Option<&Layout>) -> Result<Ins
             ambient: x.cap_amb.map(CapSet::new),
         },
         seccomp: x.seccomp.map(seccomp_mode),
+        seccomp_filters: x.seccomp_filters,
         no_new_privs: x.no_new_privs,
     })
 }

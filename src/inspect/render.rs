@@ -126,16 +126,27 @@ pub fn inspection(i: &Inspection) -> String {
         let _ = writeln!(s, "  ambient    {}  {}", a.hex.dimmed(), a.summary());
     }
 
-    section(&mut s, "seccomp");
+    section(&mut s, "seccomp and no_new_privs");
+    let mode = match (i.seccomp.as_deref(), i.seccomp_filters) {
+        (None, _) => "unknown (no Seccomp line in status)".to_string(),
+        (Some("filter"), Some(n)) => format!(
+            "filter: {n} filter{} (Seccomp 2, Seccomp_filters {n}): the kernel runs {} before each system call; nsx why PID CALL says which layer refused a call",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "it" } else { "them all" }
+        ),
+        (Some("filter"), None) => "filter (Seccomp 2)".to_string(),
+        (Some("disabled"), _) => "disabled (Seccomp 0): no filter, every system call reaches the kernel".to_string(),
+        (Some("strict"), _) => "strict (Seccomp 1): only read, write, _exit and sigreturn".to_string(),
+        (Some(other), _) => other.to_string(),
+    };
+    let _ = writeln!(s, "  seccomp       {mode}");
     let _ = writeln!(
         s,
-        "  {}{}",
-        i.seccomp
-            .as_deref()
-            .unwrap_or("unknown (no Seccomp line in status)"),
+        "  no_new_privs  {}",
         match i.no_new_privs {
-            Some(true) => "; no_new_privs set",
-            _ => "",
+            Some(true) => "set (NoNewPrivs 1): execve grants no privilege (setuid bits and file capabilities are ignored)",
+            Some(false) => "not set (NoNewPrivs 0): a setuid program it runs gains its owner's privileges",
+            None => "unknown (no NoNewPrivs line in status)",
         }
     );
     s

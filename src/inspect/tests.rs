@@ -33,6 +33,7 @@ fn a_docker_container_differs_in_six_namespaces() {
     assert_eq!(i.cgroups[0].path, "/system.slice/docker-5e1f.scope");
     assert_eq!(i.seccomp.as_deref(), Some("filter"));
     assert_eq!(i.no_new_privs, Some(true));
+    assert_eq!(i.seccomp_filters, Some(1));
     assert!(!i
         .capabilities
         .effective

@@ -19,6 +19,7 @@ pub mod pid;
 pub mod pids;
 pub mod pod;
 pub mod rootfs;
+pub mod seccomp;
 pub mod tcp;
 pub mod time;
 pub mod user;
@@ -86,6 +87,7 @@ pub static LESSONS: &[Lesson] = &[
     rootfs::LESSON,
     init::LESSON,
     pod::LESSON,
+    seccomp::LESSON,
     cost::LESSON,
 ];
 
@@ -555,7 +557,7 @@ mod tests {
             ids(),
             [
                 "pid", "mount", "uts", "ipc", "net", "user", "cgroupns", "time", "memory", "cpu",
-                "pids", "rootfs", "init", "pod", "cost"
+                "pids", "rootfs", "init", "pod", "seccomp", "cost"
             ]
         );
     }
@@ -634,7 +636,7 @@ pub fn suggest(word: &str) -> Vec<&'static str> {
 
 /// Edits between two words (insert, delete, replace, or swap two neighbours): the
 /// optimal string alignment distance.
-fn edits(a: &str, b: &str) -> usize {
+pub(crate) fn edits(a: &str, b: &str) -> usize {
     let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
     let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
     for (i, row) in d.iter_mut().enumerate() {

@@ -56,6 +56,9 @@ fn table(id: &str) -> Option<&'static [Need]> {
             Namespace("pid"),
             Namespace("mnt"),
         ],
+        // The container step mounts in a mount namespace of its own; its control makes a
+        // user namespace to show that one needs no capability.
+        "seccomp" => &[Namespace("mnt"), Namespace("user")],
         // Times creating every namespace type (time only where the kernel has it, and
         // the cgroup only when one can be made, so neither is a need).
         "cost" => &[

@@ -242,6 +242,10 @@ pub struct Proc {
     /// Its threads and children ([`Parts::TASKS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Tasks>,
+    /// The privileges status shows (capability sets, no_new_privs, seccomp): `None` when
+    /// not read ([`Parts::SECURITY`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
     /// More of status: what `nsx inspect` and `nsx doctor` show. Host-specific and not
     /// compared by the lessons, so it stays out of the lesson JSON.
     #[serde(skip)]
@@ -299,6 +303,12 @@ pub struct ProcExtra {
     /// The saved set-user-ID (the third field of `Uid:`).
     pub suid: u32,
     pub egid: u32,
+    /// The file-system uid and gid (the fourth fields of `Uid:` and `Gid:`): what
+    /// permission checks on files use (credentials(7)).
+    pub fsuid: Option<u32>,
+    pub fsgid: Option<u32>,
+    /// `Groups:`: the supplementary groups.
+    pub groups: Vec<u32>,
     /// `CapPrm:`, `CapEff:`, `CapBnd:` and `CapAmb:` as bit masks (capabilities(7));
     /// the last two are absent on very old kernels.
     pub cap_prm: u64,
@@ -310,6 +320,45 @@ pub struct ProcExtra {
     pub seccomp: Option<u32>,
     /// `NoNewPrivs:` (prctl(2) PR_SET_NO_NEW_PRIVS).
     pub no_new_privs: Option<bool>,
+    /// `Seccomp_filters:`: how many seccomp filters the process has; absent without
+    /// CONFIG_SECCOMP_FILTER and on kernels before the field existed.
+    pub seccomp_filters: Option<u32>,
+}
+
+/// What keeps a process's privileges in check, as `<dir>/status` shows it (proc(5)):
+/// its capability sets (capabilities(7)), no_new_privs (prctl(2)) and seccomp (seccomp(2)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    /// `CapEff:`, `CapPrm:`, `CapBnd:`, `CapAmb:` as masks: bit N is capability N.
+    pub cap_eff: u64,
+    pub cap_prm: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_bnd: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_amb: Option<u64>,
+    /// `NoNewPrivs:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_new_privs: Option<bool>,
+    /// `Seccomp:`: 0 disabled, 1 strict, 2 filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<u32>,
+    /// `Seccomp_filters:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp_filters: Option<u32>,
+}
+
+impl Security {
+    fn of(x: &ProcExtra) -> Security {
+        Security {
+            cap_eff: x.cap_eff,
+            cap_prm: x.cap_prm,
+            cap_bnd: x.cap_bnd,
+            cap_amb: x.cap_amb,
+            no_new_privs: x.no_new_privs,
+            seccomp: x.seccomp,
+            seccomp_filters: x.seccomp_filters,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -470,6 +519,9 @@ impl Parts {
     pub const CPU_TIME: Parts = Parts(1 << 27);
     /// Threads of `<dir>/status`, and its children (the `<proc>/*/stat` naming it parent).
     pub const TASKS: Parts = Parts(1 << 28);
+    /// The capability sets, no_new_privs and seccomp lines of `<dir>/status`
+    /// ([`Security`]).
+    pub const SECURITY: Parts = Parts(1 << 15);
     /// Every namespace link: `<dir>/ns/*` of the probe and `<proc>/self/ns/*` of the
     /// observer. [`Parts::ns`] names one type.
     pub const NS: Parts = Parts(((1 << NS_TYPES.len()) - 1) << 16);
@@ -786,6 +838,9 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
         memory,
         cpu,
         tasks,
+        security: parts
+            .has(Parts::SECURITY)
+            .then(|| Security::of(&status.extra)),
         extra: status.extra,
     })
 }
@@ -912,11 +967,13 @@ fn parse_status(text: &str) -> std::result::Result<StatusFields, String> {
                 s.uid = first(key, v)?;
                 s.extra.euid = num(key, v.split_whitespace().nth(1).unwrap_or(""))?;
                 s.extra.suid = num(key, v.split_whitespace().nth(2).unwrap_or(""))?;
+                s.extra.fsuid = v.split_whitespace().nth(3).and_then(|f| f.parse().ok());
                 seen |= 4;
             }
             "Gid" => {
                 s.gid = first(key, v)?;
                 s.extra.egid = num(key, v.split_whitespace().nth(1).unwrap_or(""))?;
+                s.extra.fsgid = v.split_whitespace().nth(3).and_then(|f| f.parse().ok());
                 seen |= 8;
             }
             "CapPrm" => s.extra.cap_prm = mask(key, v)?,
@@ -925,6 +982,13 @@ fn parse_status(text: &str) -> std::result::Result<StatusFields, String> {
             "CapAmb" => s.extra.cap_amb = Some(mask(key, v)?),
             "Seccomp" => s.extra.seccomp = Some(num(key, v)?),
             "NoNewPrivs" => s.extra.no_new_privs = Some(num::<u8>(key, v)? != 0),
+            "Seccomp_filters" => s.extra.seccomp_filters = Some(num(key, v)?),
+            "Groups" => {
+                s.extra.groups = v
+                    .split_whitespace()
+                    .map(|g| num(key, g))
+                    .collect::<std::result::Result<_, _>>()?
+            }
             "SigPnd" => s.signals.pending = mask(key, v)?,
             "ShdPnd" => s.signals.shared_pending = mask(key, v)?,
             "SigBlk" => s.signals.blocked = mask(key, v)?,

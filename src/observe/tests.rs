@@ -398,3 +398,27 @@ fn this_process_reads_its_own_cpu_time_children_and_memory() {
     assert!(mem.rss > 0 && mem.hwm >= mem.rss, "{mem:?}");
     assert!(me.probe.cpu.unwrap().tick_us > 0);
 }
+
+#[test]
+fn the_security_lines_of_status_are_typed_when_asked_for() {
+    let text = "Name:\tsh\nPid:\t7\nPPid:\t1\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n\
+        CapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n\
+        CapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t3\n";
+    let s = parse_status(text).unwrap();
+    let sec = Security::of(&s.extra);
+    assert_eq!(sec.cap_eff, crate::caps::DOCKER_DEFAULT);
+    assert_eq!(
+        (sec.no_new_privs, sec.seccomp, sec.seccomp_filters),
+        (Some(true), Some(2), Some(3))
+    );
+    // Without the line (an older kernel): unknown, not 0.
+    let old = parse_status(&text.replace("Seccomp_filters:\t3\n", "")).unwrap();
+    assert_eq!(old.extra.seccomp_filters, None);
+    // Read from a real procfs only when asked for, and then the same as the extra fields.
+    let me = Path::new("/proc/self");
+    assert_eq!(read_proc_with(me, Parts::NONE).unwrap().security, None);
+    let p = read_proc_with(me, Parts::SECURITY).unwrap();
+    assert_eq!(p.security, Some(Security::of(&p.extra)));
+    let json = serde_json::to_value(&p).unwrap();
+    assert!(json["security"]["cap_eff"].is_u64(), "{json}");
+}

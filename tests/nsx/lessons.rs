@@ -699,6 +699,72 @@ fn pod() {
     );
 }
 
+#[test]
+fn seccomp() {
+    check(
+        "seccomp",
+        &[
+            "before-no-filter",
+            "filter-eperm",
+            "filter-enosys",
+            "filter-kills",
+            "filter-spares-the-rest",
+            "host-sees-the-filters",
+            "nnp-required",
+            "nnp-then-filter",
+            "sys-admin-needs-no-nnp",
+            "profile-decides",
+            "docker-profile-refuses",
+            "no-capability-needed",
+            "mount-refused-twice",
+        ],
+    );
+}
+
+/// Bad profiles are refused with exit 2 and the reason, before any probe runs (no
+/// process is cloned: the refusal comes before the sandbox).
+#[test]
+fn seccomp_refuses_bad_profiles_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text, reason) in [
+        (
+            "typo.json",
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["opne"], "action": "SCMP_ACT_ERRNO"}]}"#,
+            "unknown system call \"opne\"",
+        ),
+        (
+            "broken.json",
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": ["#,
+            "not a profile in Docker's format",
+        ),
+        (
+            "kills.json",
+            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["wait4"], "action": "SCMP_ACT_KILL_PROCESS"}]}"#,
+            "would kill the process (SIGSYS) on wait4",
+        ),
+        (
+            "notify.json",
+            r#"{"defaultAction": "SCMP_ACT_NOTIFY"}"#,
+            "SCMP_ACT_NOTIFY",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = nsx()
+            .args(["lesson", "seccomp", "--profile"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(reason), "{name}: {err}");
+        assert!(
+            out.stdout.is_empty(),
+            "{name}: nothing may run before the refusal"
+        );
+    }
+}
+
 // The limit lessons: their details (what they wrote and read) are checked in limits.rs.
 
 #[test]

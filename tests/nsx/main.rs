@@ -18,3 +18,4 @@ mod run_safety;
 mod safety;
 mod signals;
 mod tour;
+mod why;
