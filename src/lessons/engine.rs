@@ -140,6 +140,39 @@ impl Measure<'_> {
         self.privilege == Privilege::Rootless
     }
 
+    /// Notes what a sweep for cgroups left by killed runs removed ([`crate::cgroup::sweep`],
+    /// [`crate::cgroup::sweep_place`]), and warns about what it could not remove or could
+    /// not look at (`place` says where it looked): such a leftover stays for a later run,
+    /// and the report says where and why.
+    pub fn swept(&mut self, sweep: Result<crate::cgroup::Sweep>, place: &str) {
+        match sweep {
+            Ok(s) => {
+                for a in &s.removed {
+                    self.note(format!(
+                        "removed a cgroup left by an nsx run that was killed: {a}"
+                    ));
+                }
+                for k in &s.failed {
+                    self.left_behind(format!(
+                        "a cgroup left by an nsx run that was killed could not be removed: {}: {}",
+                        k.path.display(),
+                        k.reason
+                    ));
+                }
+            }
+            Err(e) => self.left_behind(format!(
+                "nsx could not look for cgroups left by killed runs in {place}: {e}"
+            )),
+        }
+    }
+
+    /// Something a killed run left that this run could not remove: a warning on standard
+    /// error, and a note in the report.
+    fn left_behind(&mut self, text: String) {
+        crate::warn!("nsx: warning: {text}");
+        self.note(text);
+    }
+
     /// `spec` reading what this lesson reads.
     fn scoped(&self, spec: &Spec) -> Spec {
         Spec {

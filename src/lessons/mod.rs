@@ -298,9 +298,8 @@ pub fn run(
     crate::sandbox::reap_released();
     // A fact whose measurement was starved (Fact::inconclusive) is reported apart: no
     // failure, no pass; `ok` is about the facts this run decided.
-    let (facts, inconclusive): (Vec<Fact>, Vec<Fact>) = facts?
-        .into_iter()
-        .partition(|f| f.inconclusive.is_none());
+    let (facts, inconclusive): (Vec<Fact>, Vec<Fact>) =
+        facts?.into_iter().partition(|f| f.inconclusive.is_none());
     let ok = !facts.is_empty() && facts.iter().all(|f| f.holds);
     Ok((
         Report {
