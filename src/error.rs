@@ -85,6 +85,9 @@ pub enum Error {
     /// SIGINT/SIGTERM/SIGHUP arrived; everything was cleaned up on the way out.
     #[error("interrupted by {}", signal_name(*.0))]
     Interrupted(i32),
+    /// A presenter pressed q at a `--step` pause: end quietly, exit 0.
+    #[error("quit at a pause")]
+    Quit,
     /// stdout was closed (e.g. `nsx lesson pid | head -3`): end quietly.
     #[error("standard output closed")]
     BrokenPipe,
@@ -106,6 +109,7 @@ impl Error {
             Error::CannotExecute(_) => exit::CANNOT_EXECUTE,
             Error::Interrupted(sig) => 128 + sig,
             Error::BrokenPipe => 128 + libc::SIGPIPE,
+            Error::Quit => exit::OK,
             Error::Sys(_) | Error::Other(_) | Error::ProbeExited(_) => exit::FAILURE,
         }
     }
@@ -184,8 +188,8 @@ pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
     let file = target.rsplit('/').next().unwrap_or(target);
     let h = match (op, file, errno) {
         ("pivot_root", _, Errno::EINVAL) => Hint::new(
-            "the old root is on a mount with shared propagation (or the new root is not a mount point)",
-            "make / private first (mount --make-rprivate /, done by nsx in its own mount namespace) and bind-mount the new root onto itself",
+            "the old root is on a mount with shared propagation, the new root is not a mount point, or the current root is the initial ramfs (rootfs), which pivot_root(2) refuses",
+            "make / private first (mount --make-rprivate /, done by nsx in its own mount namespace) and bind-mount the new root onto itself; on an initramfs root, switch_root first, or move the new root onto / and chroot (runc --no-pivot)",
         ),
         ("mount overlay", _, Errno::ENODEV) => Hint::new(
             "the overlay file system is not available: its kernel module is not loaded (no \"overlay\" line in /proc/filesystems)",
@@ -242,6 +246,14 @@ pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
         ("clone" | "unshare", _, Errno::EPERM) => Hint::new(
             "creating this namespace needs CAP_SYS_ADMIN, and unprivileged user namespaces are not allowed here",
             "run nsx as root (sudo), or allow unprivileged user namespaces (see `nsx doctor`)",
+        ),
+        ("clone3", _, Errno::EINVAL) if target.contains("CLONE_NEWTIME") => Hint::new(
+            "this kernel refuses CLONE_NEWTIME in clone3(2): it was accepted from Linux 6.3 (and the stable updates of March 2023), or the kernel has no time namespaces (CONFIG_TIME_NS)",
+            "create the time namespace with unshare(CLONE_NEWTIME) and enter it through /proc/self/ns/time_for_children, as nsx's time lesson does",
+        ),
+        ("clone3", _, Errno::ENOSYS) => Hint::new(
+            "clone3(2) is not available: the kernel predates Linux 5.3, or a seccomp filter (Docker's default profile, for one) makes it fail with ENOSYS",
+            "use unshare(2) and setns(2) instead, or run outside that seccomp profile",
         ),
         ("clone" | "unshare", _, Errno::EINVAL) => Hint::new(
             "this kernel does not know one of the requested namespace flags (it was built without it or is too old)",
@@ -361,6 +373,11 @@ mod tests {
         assert!(e.starts_with("pivot_root /tmp/nsx-root: EINVAL"), "{e}");
         assert!(e.contains("shared propagation"), "{e}");
         assert!(e.contains("fix: make / private"), "{e}");
+        // pivot_root(2) ERRORS: also EINVAL when the current root is the rootfs.
+        assert!(
+            e.contains("initial ramfs") && e.contains("--no-pivot"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -379,6 +396,17 @@ mod tests {
     fn enospc_on_clone_names_max_namespaces() {
         let e = sys("clone", "CLONE_NEWUSER", Errno::ENOSPC).to_string();
         assert!(e.contains("max_user_namespaces"), "{e}");
+    }
+
+    #[test]
+    fn clone3_refusing_a_time_namespace_says_which_kernels_accept_it() {
+        let e = sys("clone3", "CLONE_NEWTIME", Errno::EINVAL).to_string();
+        assert!(
+            e.contains("Linux 6.3") && e.contains("time_for_children"),
+            "{e}"
+        );
+        let e = sys("clone3", "CLONE_NEWUSER | CLONE_NEWTIME", Errno::ENOSYS).to_string();
+        assert!(e.contains("seccomp"), "{e}");
     }
 
     #[test]

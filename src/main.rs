@@ -18,18 +18,67 @@ fn main() -> ExitCode {
     STDOUT_WAS_TERMINAL.get_or_init(|| std::io::stdout().is_terminal());
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return clap_exit(&e),
+        Err(e) => {
+            if let Some(why) = misplaced_lesson_flag(&e) {
+                nsx::warn!("nsx: {why}");
+                return ExitCode::from(2);
+            }
+            return clap_exit(&e);
+        }
     };
     set_colour(cli.color);
     signals::install();
     match run(&cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(Error::BrokenPipe) => ExitCode::from(Error::BrokenPipe.exit_code() as u8),
+        // A presenter pressed q at a pause: everything was cleaned up on the way out.
+        Err(Error::Quit) => ExitCode::SUCCESS,
         Err(e) => {
             nsx::warn!("nsx: {e}");
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// `nsx lesson pid --memory 32M`: a flag clap does not know for this lesson, that
+/// another lesson takes. Says which one, rather than only "unexpected argument".
+fn misplaced_lesson_flag(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split('=').next()?.strip_prefix("--")?;
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "lesson")?;
+    let id = args.get(at + 1)?;
+    lessons::find(id)?;
+    let takes = |l: &lessons::Lesson| {
+        matches!(l.imp, lessons::Imp::New(_))
+            && l.command().get_arguments().any(|a| {
+                a.get_long() == Some(flag)
+                    || a.get_all_aliases().is_some_and(|al| al.contains(&flag))
+            })
+    };
+    // The lessons still on the old shape share one set of flags; each flag's lesson.
+    let old_owner = match flag {
+        "hostname" => Some("uts"),
+        "veth-net" | "no-veth" => Some("net"),
+        "memory" | "limit" | "alloc" => Some("memory"),
+        "cpus" => Some("cpu"),
+        "pids" => Some("pids"),
+        _ => None,
+    };
+    let owner = lessons::LESSONS
+        .iter()
+        .find(|l| l.id != id && takes(l))
+        .map(|l| l.id)
+        .or(old_owner.filter(|o| o != id))?;
+    Some(format!(
+        "--{flag} belongs to the {owner} lesson (nsx lesson {owner} --{flag} ...), not to {id}; nsx lesson {id} --help lists its options"
+    ))
 }
 
 /// clap's own output (--help, --version, a usage error), written without ever
@@ -169,6 +218,58 @@ fn list_lessons(format: Format, fmt: &render::human::Fmt) -> Result<i32> {
     Ok(0)
 }
 
+/// What `nsx rootfs import` did, with what it left out by default and why.
+fn import_summary(
+    tar: &std::path::Path,
+    dir: &std::path::Path,
+    got: &nsx::rootfs::import::Imported,
+    opts: nsx::rootfs::import::Options,
+) -> String {
+    use nsx::fsat::printable_path;
+    let dir = printable_path(dir);
+    let mut text = format!(
+        "unpacked {} into {dir}: {} directories, {} files, {} symlinks, {} hard links, {} device nodes and FIFOs\n  every path was resolved inside {dir} (openat2 RESOLVE_IN_ROOT): no link in the archive can make nsx write outside it\n",
+        printable_path(tar),
+        got.dirs,
+        got.files,
+        got.symlinks,
+        got.hardlinks,
+        got.devices,
+    );
+    if got.devices_skipped > 0 {
+        text.push_str(&format!(
+            "  skipped {} device node{}: one gives whoever can open it the device itself (--keep-devices creates them)\n",
+            got.devices_skipped,
+            if got.devices_skipped == 1 { "" } else { "s" }
+        ));
+    }
+    if got.setid_stripped > 0 {
+        text.push_str(&format!(
+            "  cleared setuid/setgid on {} file{}: such a program runs with its owner's rights for anyone (--keep-setid keeps them)\n",
+            got.setid_stripped,
+            if got.setid_stripped == 1 { "" } else { "s" }
+        ));
+    }
+    let kept: Vec<&str> = [
+        (opts.keep_devices, "device nodes"),
+        (opts.keep_setid, "setuid/setgid bits"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, what)| *what)
+    .collect();
+    if !kept.is_empty() {
+        text.push_str(&format!(
+            "  kept as in the archive, as asked: {}\n",
+            kept.join(" and ")
+        ));
+    }
+    for s in &got.skipped {
+        text.push_str(&format!("  skipped {s}\n"));
+    }
+    text
+}
+
 fn json<T: serde::Serialize>(value: &T) -> String {
     format!(
         "{}\n",
@@ -180,34 +281,31 @@ fn rootfs(format: Format, cmd: &RootfsCommand) -> Result<i32> {
     let (value, text) = match cmd {
         RootfsCommand::Busybox { dir } => {
             let built = nsx::rootfs::busybox::build(dir)?;
+            let dir = nsx::fsat::printable_path(dir);
             let text = format!(
-                "built a busybox rootfs in {}\n  {} from {}, copied to /bin/busybox\n  {} applets as relative links (bin/sh -> busybox, usr/bin/awk -> ../../bin/busybox)\n  /etc/passwd and /etc/group with root and nobody\n  directories: {}\ntry it: sudo nsx run --all --rootfs {} -it -- /bin/sh\n",
-                dir.display(),
+                "built a busybox rootfs in {dir}\n  {} from {}, copied to /bin/busybox\n  {} applets as relative links (bin/sh -> busybox, usr/bin/awk -> ../../bin/busybox)\n  /etc/passwd and /etc/group with root and nobody\n  directories: {}\ntry it: sudo nsx run --all --rootfs {dir} -it -- /bin/sh\n",
                 built.version,
                 built.busybox.display(),
                 built.applets,
                 built.dirs.join(" "),
-                dir.display()
             );
             (serde_json::to_value(&built).expect("serialisable"), text)
         }
-        RootfsCommand::Import { tar, dir } => {
-            let got = nsx::rootfs::import::import(tar, dir)?;
-            let mut text = format!(
-                "unpacked {} into {}: {} directories, {} files, {} symlinks, {} hard links, {} device nodes\n  every path was resolved inside {} (openat2 RESOLVE_IN_ROOT): no link in the archive can make nsx write outside it\n",
-                tar.display(),
-                dir.display(),
-                got.dirs,
-                got.files,
-                got.symlinks,
-                got.hardlinks,
-                got.devices,
-                dir.display()
-            );
-            for s in &got.skipped {
-                text.push_str(&format!("  skipped {s}\n"));
-            }
-            (serde_json::to_value(&got).expect("serialisable"), text)
+        RootfsCommand::Import {
+            tar,
+            dir,
+            keep_devices,
+            keep_setid,
+        } => {
+            let opts = nsx::rootfs::import::Options {
+                keep_devices: *keep_devices,
+                keep_setid: *keep_setid,
+            };
+            let got = nsx::rootfs::import::import(tar, dir, opts)?;
+            (
+                serde_json::to_value(&got).expect("serialisable"),
+                import_summary(tar, dir, &got, opts),
+            )
         }
     };
     match format {
@@ -240,6 +338,68 @@ fn pause_here(prompt: &str) -> Result<()> {
     wait_for_enter()
 }
 
+/// Prints a lesson's steps as they are judged and, with --step, waits between them: a
+/// presenter's keys move on, show the step again, show the one before, or quit.
+struct Live<'a> {
+    human: bool,
+    fmt: &'a render::human::Fmt,
+    pause: bool,
+    /// Every step shown so far, for the keys that show one again.
+    shown: Vec<nsx::report::Step>,
+}
+
+impl lessons::Presenter for Live<'_> {
+    fn show(&mut self, step: &nsx::report::Step) -> Result<()> {
+        self.shown.push(step.clone());
+        if self.human {
+            out(&render::human::step(step, self.shown.len(), self.fmt))?;
+        }
+        Ok(())
+    }
+
+    fn pause(&mut self, look: &[String]) -> Result<()> {
+        if !self.pause || !self.human {
+            return Ok(());
+        }
+        // Probes released so far are done: reap them now so no zombie shows in a
+        // student's `ps` during the pause.
+        nsx::sandbox::reap_released();
+        if !look.is_empty() {
+            out("\n  it is still there: look at it from a second terminal\n")?;
+            for cmd in look {
+                out(&format!("    $ {cmd}\n"))?;
+            }
+        }
+        let mut at = self.shown.len();
+        loop {
+            out("\n  [Enter: go on · r: this step again · b: the step before · q: quit] ")?;
+            match read_key()? {
+                Key::Next => {
+                    out("\n")?;
+                    return Ok(());
+                }
+                Key::Quit => {
+                    out("\n")?;
+                    return Err(Error::Quit);
+                }
+                key => {
+                    if key == Key::Back {
+                        at = at.saturating_sub(1).max(1);
+                    }
+                    if let Some(step) = self.shown.get(at.wrapping_sub(1)) {
+                        out("\n")?;
+                        out(&render::human::step(step, at, self.fmt))?;
+                    }
+                }
+            }
+        }
+    }
+
+    fn pauses(&self) -> bool {
+        self.pause
+    }
+}
+
 /// Where a lesson's observations come from: measured now, or a recording.
 enum Source<'a> {
     Live { record: Option<&'a std::path::Path> },
@@ -268,21 +428,15 @@ fn run_one(
         };
         out(&head)?;
     }
-    let mut number = 0;
-    let mut on_step = |step: &nsx::report::Step| -> Result<()> {
-        if !human {
-            return Ok(());
-        }
-        number += 1;
-        out(&render::human::step(step, number, fmt))?;
-        if pause {
-            pause_here("for the next step")?;
-        }
-        Ok(())
+    let mut presenter = Live {
+        human,
+        fmt,
+        pause,
+        shown: Vec::new(),
     };
     let report = match source {
         Source::Live { record } => {
-            let (report, recording) = lessons::run(lesson, input, &mut on_step)?;
+            let (report, recording) = lessons::run(lesson, input, &mut presenter)?;
             if let Some(path) = record {
                 match recording {
                     Some(rec) => lessons::engine::write_recording(path, &rec)?,
@@ -294,7 +448,7 @@ fn run_one(
             }
             report
         }
-        Source::Replay(file) => lessons::replay(lesson, file, &mut on_step)?,
+        Source::Replay(file) => lessons::replay(lesson, file, &mut presenter)?,
     };
     if human {
         out(&render::human::footer(&report, fmt))?;
@@ -409,8 +563,78 @@ fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) -> Result<i32
 /// signal comes: poll(2) reports POLLHUP on it and read(2) returns EOF or EIO for ever
 /// after (pty(7)), so waiting on would spin.
 fn wait_for_enter() -> Result<()> {
+    loop {
+        match read_key()? {
+            Key::Next => return Ok(()),
+            Key::Quit => return Err(Error::Quit),
+            Key::Repeat | Key::Back => {}
+        }
+    }
+}
+
+/// What a presenter pressed at a pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// Enter, space (or Ctrl-D on a terminal that is still there).
+    Next,
+    /// r: show this step again.
+    Repeat,
+    /// b: show the step before.
+    Back,
+    /// q: end the lesson cleanly.
+    Quit,
+}
+
+/// The terminal in non-canonical mode without echo while a pause waits for one key
+/// (termios(3)), restored when dropped, whatever ends the wait.
+struct OneKey {
+    saved: Option<nix::sys::termios::Termios>,
+}
+
+impl OneKey {
+    fn new() -> OneKey {
+        use nix::sys::termios::{
+            tcgetattr, tcsetattr, LocalFlags, SetArg, SpecialCharacterIndices,
+        };
+        let stdin = std::io::stdin();
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return OneKey { saved: None };
+        };
+        let mut raw = saved.clone();
+        raw.local_flags
+            .remove(LocalFlags::ICANON | LocalFlags::ECHO);
+        raw.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
+        raw.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
+        // ISIG stays on: Ctrl-C still interrupts the lesson (and cleans up).
+        match tcsetattr(&stdin, SetArg::TCSANOW, &raw) {
+            Ok(()) => OneKey { saved: Some(saved) },
+            Err(_) => OneKey { saved: None },
+        }
+    }
+}
+
+impl Drop for OneKey {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                saved,
+            );
+        }
+    }
+}
+
+/// Waits for one key on standard input. Polls the signal self-pipe beside it, so a
+/// Ctrl-C during a pause ends the lesson even if it lands just before the wait (std's
+/// read_line would retry on EINTR and keep waiting).
+///
+/// A terminal that hangs up (the SSH connection dropped, the terminal window closed)
+/// ends the lesson as SIGHUP would: exit 129, after cleaning up.
+fn read_key() -> Result<Key> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
+    let _one_key = OneKey::new();
     let stdin = std::io::stdin();
     let mut byte = [0u8; 1];
     loop {
@@ -437,9 +661,15 @@ fn wait_for_enter() -> Result<()> {
         }
         match nix::unistd::read(&stdin, &mut byte) {
             // Ctrl-D on a terminal that is still there: go on, as Enter does.
-            Ok(0) => return Ok(()),
-            Ok(_) if byte[0] == b'\n' => return Ok(()),
-            Ok(_) | Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+            Ok(0) => return Ok(Key::Next),
+            Ok(_) => match byte[0] {
+                b'\n' | b'\r' | b' ' => return Ok(Key::Next),
+                b'r' | b'R' => return Ok(Key::Repeat),
+                b'b' | b'B' => return Ok(Key::Back),
+                b'q' | b'Q' => return Ok(Key::Quit),
+                _ => {}
+            },
+            Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
             Err(nix::errno::Errno::EIO) => return Err(Error::Interrupted(libc::SIGHUP)),
             Err(e) => return Err(nsx::error::sys("read", "standard input", e)),
         }

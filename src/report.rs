@@ -211,6 +211,9 @@ pub enum Val {
     Hostname(String),
     /// A path on this machine (temp dirs, cgroup paths carry PIDs).
     Path(String),
+    /// Names in a directory (`ls`): compared in full, shown in full when few, else as a
+    /// count.
+    Names(Vec<String>),
     /// Anything else, shown as is.
     Text(String),
     /// Nothing to show on this side, with the reason ("not read", "the probe died").
@@ -218,6 +221,9 @@ pub enum Val {
 }
 
 impl Val {
+    /// How many names [`Val::Names`] shows before it shows only their count.
+    pub const NAMES_SHOWN: usize = 12;
+
     pub fn text(s: impl Into<String>) -> Val {
         Val::Text(s.into())
     }
@@ -261,6 +267,8 @@ impl fmt::Display for Val {
             Val::Id(n) => write!(f, "{n}"),
             Val::Bytes(b) => write!(f, "{}", crate::lessons::cgroup_steps::format_mib(*b)),
             Val::Micros(us) => write!(f, "{us:.0} µs"),
+            Val::Names(n) if n.len() <= Val::NAMES_SHOWN => write!(f, "{}", n.join(" ")),
+            Val::Names(n) => write!(f, "{} entries", n.len()),
             Val::Hostname(s) | Val::Path(s) | Val::Text(s) => write!(f, "{s}"),
             Val::None(_) => write!(f, "-"),
         }
@@ -462,6 +470,24 @@ mod tests {
         let r = Row::own("x", "", Val::None("not read".into()), Val::Num(1));
         assert_eq!(r.cmp, Cmp::Alone);
         assert_eq!(r.host, "-");
+    }
+
+    #[test]
+    fn listings_compare_in_full_even_when_shown_as_a_count() {
+        let many = |last: &str| {
+            let mut v: Vec<String> = (0..20).map(|i| format!("d{i}")).collect();
+            v.push(last.into());
+            Val::Names(v)
+        };
+        let r = Row::probe("ls", "root/", many("x"), many("y"));
+        assert_eq!(
+            (r.host.as_str(), r.container.as_str()),
+            ("21 entries", "21 entries")
+        );
+        assert_eq!(r.cmp, Cmp::Differs);
+        let r = Row::probe("ls", "root/", Val::Names(vec!["bin".into()]), many("x"));
+        assert_eq!(r.host, "bin");
+        assert_eq!(Row::probe("ls", "", many("x"), many("x")).cmp, Cmp::Same);
     }
 
     #[test]

@@ -16,11 +16,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Lesson, Rootless, Run};
-use crate::error::{Error, Result};
+use super::{Lesson, Presenter, Rootless, Run};
+use crate::error::{Context, Error, Result};
 use crate::observe::{self, Parts, Subject, View};
 use crate::report::{Fact, Machine, Privilege, Replay, Report, Step};
-use crate::sandbox::{Inside, Spec};
+use crate::sandbox::{Exit, Inside, Spec};
 
 /// One lesson: its registry entry (constants) and its two halves.
 pub trait Def: 'static {
@@ -120,6 +120,16 @@ pub struct Recording {
     pub observations: Value,
 }
 
+/// What [`Measure::pause`] calls: the observations so far, and the commands to look.
+type PauseFn<'a> = dyn FnMut(Value, &[String]) -> Result<()> + 'a;
+
+/// What the erased measuring half returns: the recording, and how many of its steps
+/// the presenter was shown at pauses.
+pub type Measured = (Recording, usize);
+
+/// The erased measuring half.
+pub type MeasureFn = fn(&Env, Privilege, &Value, Option<&mut dyn Presenter>) -> Result<Measured>;
+
 /// The measuring side's context: what a lesson's `measure` may use.
 pub struct Measure<'a> {
     pub privilege: Privilege,
@@ -128,9 +138,33 @@ pub struct Measure<'a> {
     /// What every view of this lesson reads.
     pub parts: Parts,
     notes: Vec<String>,
+    /// With --step: judges the observations so far, shows the steps not yet shown and
+    /// waits ([`Measure::pause`]).
+    pause: Option<&'a mut PauseFn<'a>>,
 }
 
 impl Measure<'_> {
+    /// A step's observations are complete and its mechanism (its probe, its cgroup, its
+    /// veth) still exists: with --step, nsx shows each step judged from `so_far` that it
+    /// has not shown yet, waiting after each and printing `look`: commands a second
+    /// terminal can run to see the mechanism now. `so_far` is the lesson's observations,
+    /// with the later steps not yet made (`None`) when it pauses midway, so its judge
+    /// must show the steps it can. Without --step, nothing.
+    pub fn pause<O: Serialize>(&mut self, so_far: &O, look: &[String]) -> Result<()> {
+        let Some(pause) = self.pause.as_mut() else {
+            return Ok(());
+        };
+        let value = serde_json::to_value(so_far)
+            .map_err(|e| Error::Other(format!("internal: observations not serialisable: {e}")))?;
+        pause(value, look)
+    }
+
+    /// Whether a presenter waits at [`Measure::pause`] (so a lesson may skip building
+    /// the commands otherwise).
+    pub fn pauses(&self) -> bool {
+        self.pause.is_some()
+    }
+
     /// A note about the measurement itself, kept in the recording.
     pub fn note(&mut self, text: impl Into<String>) {
         self.notes.push(text.into());
@@ -227,6 +261,102 @@ impl Measure<'_> {
         super::collect(child, host_extra)
     }
 
+    /// Runs one probe as [`Measure::probe`] does, then releases it and waits for it to
+    /// exit: how it ended comes back with the run. For a lesson whose host ends the probe
+    /// itself (`host_extra` may signal it: the probe is nsx's unreaped child, so its PID
+    /// cannot have been reused meanwhile), or watches what its exit does.
+    pub fn probe_to_exit<T, H, F, G>(
+        &self,
+        spec: &Spec,
+        probe: F,
+        host_extra: G,
+    ) -> Result<(Run<T, H>, Exit)>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(&mut Inside) -> Result<T>,
+        G: FnOnce(i32) -> Result<H>,
+    {
+        let mut child = crate::sandbox::spawn(&self.scoped(spec), probe)?;
+        let inside = child.run()?;
+        let host = child.observe_from_host()?;
+        let pid = child.pid();
+        let host_extra = host_extra(pid)?;
+        let actions = std::mem::take(&mut child.actions);
+        let status = child.finish()?;
+        let run = Run {
+            inside,
+            host,
+            host_extra,
+            actions,
+            pid,
+        };
+        Ok((run, Exit::from(status)))
+    }
+
+    /// Runs one probe that needs the host once, midway: the probe calls [`Midway::ask`]
+    /// when it has reached a state only the host can act on (it unshared a user namespace
+    /// of its own, and its maps must be written from the parent namespace by a setuid
+    /// newuidmap(1)); `midway` runs then, and the probe goes on when it returns. A probe
+    /// that ends or fails before asking is collected as usual, and `midway` never runs.
+    pub fn probe_midway<T, H, M, F, G>(
+        &self,
+        spec: &Spec,
+        probe: F,
+        midway: M,
+        host_extra: G,
+    ) -> Result<Run<T, H>>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(&mut Inside, &mut Midway) -> Result<T>,
+        M: FnOnce(&mut Prep) -> Result<()>,
+        G: FnOnce(i32) -> Result<H>,
+    {
+        use std::os::fd::AsRawFd;
+        // pipe(7), close-on-exec: the probe's request, and the host's answer.
+        let (ask_r, ask_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "midway request")?;
+        let (done_r, done_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "midway answer")?;
+        let host_ends = [ask_r.as_raw_fd(), done_w.as_raw_fd()];
+        let mut child = crate::sandbox::spawn(&self.scoped(spec), move |inside| {
+            for fd in host_ends {
+                // The clone copied nsx's ends of both pipes. Closed here, a probe whose
+                // host died reads EOF instead of waiting on its own copy of the answer.
+                // SAFETY: these descriptors are this process's copies of nsx's pipe ends,
+                // which nothing in the probe uses; the OwnedFds that own them in nsx's
+                // frame are never dropped here (a probe leaves through _exit).
+                unsafe { libc::close(fd) };
+            }
+            let mut mid = Midway {
+                ask: std::fs::File::from(ask_w),
+                done: std::fs::File::from(done_r),
+            };
+            probe(inside, &mut mid)
+        })?;
+        // Here the closure, and the probe's ends with it, went when spawn returned: EOF on
+        // the request means the probe ended (or failed) without asking.
+        let mut ask = std::fs::File::from(ask_r);
+        let mut done = std::fs::File::from(done_w);
+        child.go()?;
+        let mut host_actions = Vec::new();
+        if read_byte(&mut ask, "the probe's midway request")? {
+            let before = child.actions.len();
+            midway(&mut Prep { child: &mut child })?;
+            host_actions = child.actions.split_off(before);
+            write_byte(&mut done, "the probe's midway answer")?;
+        }
+        drop((ask, done));
+        let mut run = super::collect(child, host_extra)?;
+        // The host's actions go where the probe asked, among the probe's own.
+        match run.actions.iter().position(|a| a == MIDWAY_MARK) {
+            Some(i) => {
+                run.actions.splice(i..=i, host_actions);
+            }
+            None => run.actions.extend(host_actions),
+        }
+        Ok(run)
+    }
+
     /// Clones a probe held before it runs, for a lesson that prepares it first (see
     /// [`crate::sandbox::spawn`]).
     pub fn spawn<T, F>(&self, spec: &Spec, probe: F) -> Result<crate::sandbox::Child>
@@ -260,14 +390,69 @@ impl Prep<'_> {
     }
 }
 
+/// Where, among a probe's actions, the host acted midway (replaced by what it did).
+const MIDWAY_MARK: &str = "\u{0}midway";
+
+/// The probe's side of [`Measure::probe_midway`].
+pub struct Midway {
+    ask: std::fs::File,
+    done: std::fs::File,
+}
+
+impl Midway {
+    /// Asks the host to act now, and waits until it has.
+    pub fn ask(&mut self, inside: &mut Inside) -> Result<()> {
+        inside.action(MIDWAY_MARK);
+        write_byte(&mut self.ask, "the midway request")?;
+        if read_byte(&mut self.done, "the host's midway answer")? {
+            Ok(())
+        } else {
+            Err(Error::Other(
+                "the host did not answer the probe's midway request".into(),
+            ))
+        }
+    }
+}
+
+/// One byte from a pipe: `false` at EOF (the writer closed its end). An interrupted read
+/// is retried unless nsx was told to stop.
+fn read_byte(f: &mut std::fs::File, what: &str) -> Result<bool> {
+    use std::io::Read;
+    let mut byte = [0u8; 1];
+    loop {
+        match f.read(&mut byte) {
+            Ok(n) => return Ok(n == 1),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                crate::sandbox::signals::check()?
+            }
+            Err(e) => return Err(e).ctx("read", what),
+        }
+    }
+}
+
+fn write_byte(f: &mut std::fs::File, what: &str) -> Result<()> {
+    use std::io::Write;
+    loop {
+        match f.write(b"m") {
+            // EPIPE (nsx ignores SIGPIPE): the reader is gone, and what became of it is
+            // for the one who collects it to say.
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).ctx("write", what),
+        }
+    }
+}
+
 /// The type-erased halves of a [`Def`], stored in the registry.
 pub struct Erased {
     /// The lesson's `nsx lesson <id>` subcommand, with its options.
     pub command: fn() -> clap::Command,
     /// Its options from the subcommand's matches (`None`: the defaults), checked.
     pub options: fn(Option<&clap::ArgMatches>) -> Result<Value>,
-    /// Measures with the options given, then returns the recording.
-    pub measure: fn(&Env, Privilege, &Value) -> Result<Recording>,
+    /// Measures with the options given, then returns the recording and how many of its
+    /// steps the presenter was already shown at pauses.
+    pub measure: MeasureFn,
     /// Judges a recording into a report.
     pub judge: fn(&Recording) -> Result<Report>,
     /// For the tests: judges each falsified copy of `recording`, returning (fact,
@@ -308,8 +493,11 @@ pub fn parts_for(sees: Parts, privilege: Privilege) -> Parts {
 }
 
 /// The host's own view before a lesson: nsx's /proc/self (/proc/1/ns is not always
-/// readable, even as root).
+/// readable, even as root). Without the processes of nsx's own PID namespace: on the
+/// host that is every process of the machine, which no lesson compares and no recording
+/// should carry.
 pub fn baseline(parts: Parts) -> Result<View> {
+    let parts = parts.without(Parts::NS_PROCESSES);
     observe::observe_parts(Path::new("/proc"), Subject::SelfProcess, parts)
 }
 
@@ -346,24 +534,51 @@ fn typed_options<L: Def>(value: &Value) -> Result<L::Options> {
     })
 }
 
-fn measure<L: Def>(env: &Env, privilege: Privilege, options: &Value) -> Result<Recording> {
+fn measure<L: Def>(
+    env: &Env,
+    privilege: Privilege,
+    options: &Value,
+    presenter: Option<&mut dyn Presenter>,
+) -> Result<Measured> {
     let typed = typed_options::<L>(options)?;
+    let mut shown = 0;
+    let mut show_so_far = presenter.map(|p| {
+        let (typed, shown) = (&typed, &mut shown);
+        move |so_far: Value, look: &[String]| -> Result<()> {
+            let obs: L::Obs = serde_json::from_value(so_far).map_err(|e| {
+                Error::Other(format!("internal: {} observations so far: {e}", L::ID))
+            })?;
+            // Each step not shown yet, one at a time, with a pause after each: the
+            // mechanism is alive through all of them.
+            let judged = L::judge(&obs, typed, env);
+            for step in judged.steps.iter().skip(*shown) {
+                p.show(step)?;
+                *shown += 1;
+                p.pause(look)?;
+            }
+            Ok(())
+        }
+    });
     let mut m = Measure {
         privilege,
         baseline: &env.baseline,
         parts: parts_for(L::SEES, privilege),
         notes: Vec::new(),
+        pause: show_so_far.as_mut().map(|f| f as &mut PauseFn),
     };
     let obs = L::measure(&mut m, &typed)?;
-    Ok(Recording {
+    let notes = std::mem::take(&mut m.notes);
+    drop(m);
+    let rec = Recording {
         nsx: env!("CARGO_PKG_VERSION").to_string(),
         lesson: L::ID.to_string(),
         options: options.clone(),
         env: env.clone(),
-        notes: m.notes,
+        notes,
         observations: serde_json::to_value(&obs)
             .map_err(|e| Error::Other(format!("internal: observations not serialisable: {e}")))?,
-    })
+    };
+    Ok((rec, shown))
 }
 
 fn observations<L: Def>(rec: &Recording) -> Result<L::Obs> {

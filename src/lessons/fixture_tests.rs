@@ -106,7 +106,7 @@ fn a_replayed_recording_names_where_it_came_from() {
     let path = dir()
         .join("hybrid-root")
         .join(format!("{}.json", lesson.id));
-    let report = super::replay(lesson, &path, &mut |_| Ok(())).unwrap();
+    let report = super::replay(lesson, &path, &mut super::Silent).unwrap();
     let replay = report.replay.expect("marked as a replay");
     assert!(replay.file.ends_with(&format!("{}.json", lesson.id)));
     assert_eq!(report.machine.unwrap().cgroup, "hybrid");

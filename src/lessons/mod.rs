@@ -230,12 +230,43 @@ impl Ctx<'_> {
     }
 }
 
-/// Runs `lesson`, calling `on_step` with each step as it completes. Returns the report,
-/// and the recording of what was measured (lessons of the measure + judge shape).
+/// Where a lesson's steps go as they are judged, and where a live class waits.
+pub trait Presenter {
+    /// A step to show now.
+    fn show(&mut self, step: &Step) -> Result<()>;
+    /// Wait before going on (with --step): the last step shown is on screen. `look` holds
+    /// commands a second terminal can run to see that step's mechanism, which is alive
+    /// while nsx waits (empty when it is gone already).
+    fn pause(&mut self, look: &[String]) -> Result<()>;
+    /// Whether this presenter waits at all.
+    fn pauses(&self) -> bool;
+}
+
+/// A presenter that shows nothing and never waits (tests, the JSON output).
+pub struct Silent;
+
+impl Presenter for Silent {
+    fn show(&mut self, _: &Step) -> Result<()> {
+        Ok(())
+    }
+
+    fn pause(&mut self, _: &[String]) -> Result<()> {
+        Ok(())
+    }
+
+    fn pauses(&self) -> bool {
+        false
+    }
+}
+
+/// Runs `lesson`, handing each step to `presenter` as it is judged: a lesson that pauses
+/// while its mechanism is alive ([`engine::Measure::pause`]) shows its first steps before
+/// it has finished measuring. Returns the report, and the recording of what was measured
+/// (lessons of the measure + judge shape).
 pub fn run(
     lesson: &'static Lesson,
     input: Input,
-    on_step: &mut dyn FnMut(&Step) -> Result<()>,
+    presenter: &mut dyn Presenter,
 ) -> Result<(Report, Option<engine::Recording>)> {
     if let Support::No { reason, fix } = lesson.support() {
         return Err(Error::Unsupported { reason, fix });
@@ -258,13 +289,13 @@ pub fn run(
                 machine: crate::report::Machine::current(),
                 baseline: engine::baseline(parts)?,
             };
-            let measured = (e.measure)(&env, privilege, &options);
+            let pauses = presenter.pauses();
+            let measured =
+                (e.measure)(&env, privilege, &options, pauses.then_some(&mut *presenter));
             crate::sandbox::reap_released();
-            let rec = measured?;
+            let (rec, shown) = measured?;
             let report = (e.judge)(&rec)?;
-            for step in &report.steps {
-                on_step(step)?;
-            }
+            show_steps(presenter, &report.steps[shown.min(report.steps.len())..])?;
             return Ok((report, Some(rec)));
         }
     };
@@ -279,6 +310,7 @@ pub fn run(
     });
     // /proc/1/ns is not always readable, even as root: the host's view is nsx's own.
     let baseline = observe::observe(std::path::Path::new("/proc"), Subject::SelfProcess)?;
+    let mut on_step = |step: &Step| show_steps(presenter, std::slice::from_ref(step));
     let mut ctx = Ctx {
         lesson,
         options,
@@ -286,7 +318,7 @@ pub fn run(
         baseline,
         steps: Vec::new(),
         notes: Vec::new(),
-        on_step,
+        on_step: &mut on_step,
     };
     if ctx.rootless() {
         ctx.note(format!(
@@ -370,12 +402,24 @@ impl Input {
     }
 }
 
+/// Shows each step and, when the presenter pauses, waits after it (the mechanism it
+/// showed is gone by now: nothing for a second terminal to look at).
+fn show_steps(presenter: &mut dyn Presenter, steps: &[Step]) -> Result<()> {
+    for step in steps {
+        presenter.show(step)?;
+        if presenter.pauses() {
+            presenter.pause(&[])?;
+        }
+    }
+    Ok(())
+}
+
 /// Renders a recorded run of `lesson` from `file`, on any machine, without privileges:
-/// nothing is measured. `on_step` gets each step as for a live run.
+/// nothing is measured. The presenter gets each step as for a live run.
 pub fn replay(
     lesson: &'static Lesson,
     file: &std::path::Path,
-    on_step: &mut dyn FnMut(&Step) -> Result<()>,
+    presenter: &mut dyn Presenter,
 ) -> Result<Report> {
     let Imp::New(e) = &lesson.imp else {
         return Err(Error::Usage(format!(
@@ -385,9 +429,7 @@ pub fn replay(
     };
     let rec = engine::read_recording(file)?;
     let report = engine::mark_replay((e.judge)(&rec)?, file, &rec);
-    for step in &report.steps {
-        on_step(step)?;
-    }
+    show_steps(presenter, &report.steps)?;
     Ok(report)
 }
 

@@ -139,14 +139,18 @@ impl Def for Mount {
             |_, _| list(&dir),
         )?;
         let show = |p: &Path| p.display().to_string();
-        Ok(Obs {
+        let obs = Obs {
             dir: show(&dir),
             shared_dir: show(&shared_dir),
             private_dir: show(&private_dir),
             before,
             after,
             control,
-        })
+        };
+        // The steps are shown while DIR still exists: the host lists it empty.
+        m.pause(&obs, &[format!("ls -A {}", obs.dir)])?;
+        drop(demo);
+        Ok(obs)
     }
 
     fn judge(o: &Obs, _: &NoOptions, env: &Env) -> Judged {

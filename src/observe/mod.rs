@@ -22,7 +22,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::{sys, Context, Error, Result};
 
 pub mod cgroup;
+pub mod process;
+pub mod root;
 pub mod sysvipc;
+
+pub use process::{Signals, Stat};
+pub use root::{Root, RootMount};
 
 pub use sysvipc::SysvIpc;
 pub mod net;
@@ -126,6 +131,46 @@ pub struct View {
     /// with state and address asked of that namespace (see [`net::links`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Link>,
+    /// The processes of the probe's PID namespace this procfs lists (`<proc>/*/ns/pid`
+    /// naming the probe's), each as its stat shows it, lowest PID first: the host sees
+    /// them under host PIDs, the probe (with a /proc of its own) under its namespace's.
+    /// `None` when not read ([`Parts::NS_PROCESSES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_processes: Option<Vec<Stat>>,
+    /// The observer's own root directory (`<proc>/self/root`): `None` when not read
+    /// ([`Parts::ROOT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<Root>,
+    /// What ids and capabilities the observer's kernel can name
+    /// (`<proc>/sys/kernel/{cap_last_cap,overflowuid,overflowgid}`). `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_limits: Option<IdLimits>,
+    /// The first field of `<proc>/uptime`, in hundredths of a second: the boot-time clock
+    /// of the *reader's* time namespace (proc(5), time_namespaces(7)). `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_cs: Option<u64>,
+}
+
+/// Sysctls that say which ids and capabilities a kernel can name (proc(5),
+/// capabilities(7), user_namespaces(7)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdLimits {
+    /// `cap_last_cap`: the highest capability number this kernel knows.
+    pub cap_last_cap: u32,
+    /// `overflowuid` and `overflowgid`: what an id with no mapping in the reader's user
+    /// namespace shows as (usually 65534, "nobody").
+    pub overflowuid: u32,
+    pub overflowgid: u32,
+}
+
+impl IdLimits {
+    /// The CapEff mask of a process holding every capability this kernel has.
+    pub fn full_caps(&self) -> u64 {
+        match self.cap_last_cap {
+            n if n >= 63 => u64::MAX,
+            n => (1u64 << (n + 1)) - 1,
+        }
+    }
 }
 
 /// One process as a procfs shows it.
@@ -160,6 +205,22 @@ pub struct Proc {
     /// reads it (paths as seen from the reader's root). `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mounts: Option<Mounts>,
+    /// The signal masks of `<dir>/status`: `None` when not read ([`Parts::SIGNALS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<Signals>,
+    /// `<dir>/stat`: state, parent, flags, start time. `None` when not read
+    /// ([`Parts::STAT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stat: Option<Stat>,
+    /// `<dir>/root`: the process's root directory as this side reads it. `None` when not
+    /// read ([`Parts::ROOT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<Root>,
+    /// `<dir>/timens_offsets` lines, whitespace folded ("monotonic 172800 0"): the
+    /// offsets of the time namespace this process's *children* get (time_namespaces(7)).
+    /// `None` when not read, empty on a kernel without time namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timens_offsets: Option<Vec<String>>,
     /// More of status: what `nsx inspect` and `nsx doctor` show. Host-specific and not
     /// compared by the lessons, so it stays out of the lesson JSON.
     #[serde(skip)]
@@ -172,6 +233,8 @@ pub struct ProcExtra {
     /// `Name:`: the command name (comm), at most 15 bytes.
     pub name: String,
     pub euid: u32,
+    /// The saved set-user-ID (the third field of `Uid:`).
+    pub suid: u32,
     pub egid: u32,
     /// `CapPrm:`, `CapEff:`, `CapBnd:` and `CapAmb:` as bit masks (capabilities(7));
     /// the last two are absent on very old kernels.
@@ -284,6 +347,11 @@ impl Proc {
     pub fn gid_map(&self) -> &[String] {
         self.gid_map.as_deref().unwrap_or_default()
     }
+
+    /// The timens_offsets lines (none when not read).
+    pub fn timens_offsets(&self) -> &[String] {
+        self.timens_offsets.as_deref().unwrap_or_default()
+    }
 }
 
 /// The parts of a [`View`] beyond the probe's status, which every view reads.
@@ -313,11 +381,31 @@ impl Parts {
     pub const SYSVIPC: Parts = Parts(1 << 6);
     /// The observer's own interfaces, with state and address ([`net::links`]).
     pub const LINKS: Parts = Parts(1 << 7);
+    /// The signal masks of `<dir>/status` (SigPnd, ShdPnd, SigBlk, SigIgn, SigCgt).
+    pub const SIGNALS: Parts = Parts(1 << 8);
+    /// `<dir>/stat` ([`Stat`]).
+    pub const STAT: Parts = Parts(1 << 9);
+    /// The processes `<proc>` lists in the probe's PID namespace ([`process::ns_processes`]).
+    pub const NS_PROCESSES: Parts = Parts(1 << 10);
+    /// `<dir>/root` of the probe and `<proc>/self/root` of the observer ([`root::read_root`]).
+    pub const ROOT: Parts = Parts(1 << 11);
+    /// `<proc>/sys/kernel/cap_last_cap`, `overflowuid` and `overflowgid` ([`IdLimits`]).
+    pub const ID_LIMITS: Parts = Parts(1 << 12);
+    /// `<dir>/timens_offsets`: the probe's time-namespace offsets.
+    pub const TIMENS_OFFSETS: Parts = Parts(1 << 13);
+    /// `<proc>/uptime`: the observer's own boot-time clock.
+    pub const UPTIME: Parts = Parts(1 << 14);
     /// Every namespace link: `<dir>/ns/*` of the probe and `<proc>/self/ns/*` of the
     /// observer. [`Parts::ns`] names one type.
     pub const NS: Parts = Parts(((1 << NS_TYPES.len()) - 1) << 16);
     pub const NONE: Parts = Parts(0);
-    pub const ALL: Parts = Parts((1 << 8) - 1).with(Parts::NS);
+    /// What `nsx inspect`, `nsx run` and the doctor read: everything but the parts only a
+    /// lesson asks for (signal masks, stat, a namespace's processes, the root directory).
+    pub const ALL: Parts = Parts((1 << 8) - 1)
+        .with(Parts::ID_LIMITS)
+        .with(Parts::TIMENS_OFFSETS)
+        .with(Parts::UPTIME)
+        .with(Parts::NS);
 
     /// The links of one namespace type (a name of [`NS_TYPES`]): `ns/pid` of both.
     pub const fn ns(ty: &str) -> Parts {
@@ -337,6 +425,11 @@ impl Parts {
 
     pub const fn has(self, other: Parts) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// These parts without `other`.
+    pub const fn without(self, other: Parts) -> Parts {
+        Parts(self.0 & !other.0)
     }
 
     /// The namespace types whose links this reads.
@@ -420,6 +513,36 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
     } else {
         Vec::new()
     };
+    let ns_processes = if parts.has(Parts::NS_PROCESSES) {
+        let ns = match probe.ns_of(Ns::Pid) {
+            Some(ns) => ns,
+            None => *read_ns_at(&ProcDir::open(&dir)?, "ns", Ns::Pid.part())?
+                .get(Ns::Pid.name())
+                .ok_or_else(|| sys("readlink", dir.join("ns/pid").display(), Errno::ENOENT))?,
+        };
+        Some(process::ns_processes(proc, ns)?)
+    } else {
+        None
+    };
+    let own_root = match (&probe.root, subject) {
+        // Observing itself, the observer's root is the probe's: one read serves both.
+        (Some(r), Subject::SelfProcess) => Some(r.clone()),
+        _ if parts.has(Parts::ROOT) => Some(root::read_root(&root.path("self"))?),
+        _ => None,
+    };
+    let id_limits = if parts.has(Parts::ID_LIMITS) {
+        read_id_limits(&root, &mut buf)?
+    } else {
+        None
+    };
+    // proc(5): "the first value is the uptime of the system (seconds)", with two
+    // decimals; in a time namespace it includes the reader's boot-time offset.
+    let uptime_cs = if parts.has(Parts::UPTIME) && root.read_if_present("uptime", &mut buf)? {
+        let text = String::from_utf8_lossy(&buf);
+        Some(parse_uptime(&text).map_err(|e| parse_error(&root.path("uptime"), e))?)
+    } else {
+        None
+    };
     Ok(View {
         source: dir.display().to_string(),
         probe,
@@ -429,6 +552,10 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
         mounts,
         sysvipc,
         links,
+        ns_processes,
+        root: own_root,
+        id_limits,
+        uptime_cs,
     })
 }
 
@@ -461,12 +588,31 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
     let maps = parts.has(Parts::ID_MAPS);
     let uid_map = maps.then(|| lines("uid_map", Parts::ID_MAPS)).transpose()?;
     let gid_map = maps.then(|| lines("gid_map", Parts::ID_MAPS)).transpose()?;
+    // Kernels without time namespaces (before 5.6) have no timens_offsets: nothing shown.
+    let timens_offsets = parts
+        .has(Parts::TIMENS_OFFSETS)
+        .then(|| lines("timens_offsets", Parts::TIMENS_OFFSETS))
+        .transpose()?;
     let interfaces = if parts.has(Parts::INTERFACES) && d.read_if_present("net/dev", buf)? {
         net::parse_net_dev(&String::from_utf8_lossy(buf))
     } else {
         Vec::new()
     };
     let ns = read_ns_at(&d, "ns", parts)?;
+    let stat = if parts.has(Parts::STAT) {
+        d.read("stat", buf)?;
+        Some(
+            process::parse_stat(&String::from_utf8_lossy(buf))
+                .ok_or_else(|| parse_error(&d.path("stat"), "not a stat line"))?,
+        )
+    } else {
+        None
+    };
+    let root = if parts.has(Parts::ROOT) {
+        Some(root::read_root(dir)?)
+    } else {
+        None
+    };
     // Always there in a real procfs; captured fixtures may leave it out.
     let mounts = if parts.has(Parts::MOUNTS) && d.read_if_present("mountinfo", buf)? {
         Some(parse_mounts(buf, &d.path("mountinfo"))?)
@@ -490,6 +636,10 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
         gid_map,
         interfaces,
         mounts,
+        signals: parts.has(Parts::SIGNALS).then_some(status.signals),
+        stat,
+        root,
+        timens_offsets,
         extra: status.extra,
     })
 }
@@ -502,6 +652,7 @@ struct StatusFields {
     nspid: Vec<i32>,
     uid: u32,
     gid: u32,
+    signals: Signals,
     extra: ProcExtra,
 }
 
@@ -539,6 +690,7 @@ fn parse_status(text: &str) -> std::result::Result<StatusFields, String> {
             "Uid" => {
                 s.uid = first(key, v)?;
                 s.extra.euid = num(key, v.split_whitespace().nth(1).unwrap_or(""))?;
+                s.extra.suid = num(key, v.split_whitespace().nth(2).unwrap_or(""))?;
                 seen |= 4;
             }
             "Gid" => {
@@ -552,6 +704,11 @@ fn parse_status(text: &str) -> std::result::Result<StatusFields, String> {
             "CapAmb" => s.extra.cap_amb = Some(mask(key, v)?),
             "Seccomp" => s.extra.seccomp = Some(num(key, v)?),
             "NoNewPrivs" => s.extra.no_new_privs = Some(num::<u8>(key, v)? != 0),
+            "SigPnd" => s.signals.pending = mask(key, v)?,
+            "ShdPnd" => s.signals.shared_pending = mask(key, v)?,
+            "SigBlk" => s.signals.blocked = mask(key, v)?,
+            "SigIgn" => s.signals.ignored = mask(key, v)?,
+            "SigCgt" => s.signals.caught = mask(key, v)?,
             _ => {}
         }
     }
@@ -624,6 +781,67 @@ impl ProcDir {
     }
 }
 
+/// The three sysctls of [`IdLimits`], or `None` where this procfs has none of them.
+fn read_id_limits(root: &ProcDir, buf: &mut Vec<u8>) -> Result<Option<IdLimits>> {
+    let mut values = [0u32; 3];
+    for (value, name) in values.iter_mut().zip([
+        "sys/kernel/cap_last_cap",
+        "sys/kernel/overflowuid",
+        "sys/kernel/overflowgid",
+    ]) {
+        if !root.read_if_present(name, buf)? {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(buf);
+        *value = text.trim().parse().map_err(|_| {
+            parse_error(
+                &root.path(name),
+                format!("{:?} is not a number", text.trim()),
+            )
+        })?;
+    }
+    let [cap_last_cap, overflowuid, overflowgid] = values;
+    Ok(Some(IdLimits {
+        cap_last_cap,
+        overflowuid,
+        overflowgid,
+    }))
+}
+
+/// `12345.67 23456.78` -> 1234567 (hundredths of a second).
+fn parse_uptime(text: &str) -> std::result::Result<u64, String> {
+    let first = text.split_whitespace().next().unwrap_or("");
+    let (secs, cents) = first.split_once('.').unwrap_or((first, "0"));
+    let bad = || format!("{first:?} is not seconds with two decimals");
+    let secs: u64 = secs.parse().map_err(|_| bad())?;
+    let cents: u64 = match cents.len() {
+        1 => cents.parse::<u64>().map_err(|_| bad())? * 10,
+        2 => cents.parse().map_err(|_| bad())?,
+        _ => return Err(bad()),
+    };
+    Ok(secs * 100 + cents)
+}
+
+/// The first process, lowest PID first, that `wanted` accepts, as the procfs mounted at
+/// `proc` shows its status. A process that exits while it is read is skipped.
+pub fn find_process(proc: &Path, wanted: impl Fn(&Proc) -> bool) -> Result<Option<Proc>> {
+    let mut pids: Vec<i32> = fs::read_dir(proc)
+        .ctx("readdir", proc.display())?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    let mut buf = Vec::with_capacity(BUF);
+    for pid in pids {
+        match read_proc_parts(&proc.join(pid.to_string()), Parts::NONE, &mut buf) {
+            Ok(p) if wanted(&p) => return Ok(Some(p)),
+            Ok(_) => {}
+            Err(Error::Sys(e)) if matches!(e.errno, Errno::ENOENT | Errno::ESRCH) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
 /// `<dir>/ns/<type>` are symlinks whose text is `type:[inode]`; readlink(2) gives it.
 /// Only the types in `parts`; types this kernel lacks are left out.
 fn read_ns_at(d: &ProcDir, ns_dir: &str, parts: Parts) -> Result<BTreeMap<String, u64>> {
@@ -664,12 +882,18 @@ pub fn parse_ns_link(text: &str) -> Option<u64> {
     rest.strip_suffix(']')?.parse().ok()
 }
 
-fn read_processes(proc: &Path) -> Result<Processes> {
+/// The PIDs a procfs lists (its numeric directories), lowest first.
+fn numeric_entries(proc: &Path) -> Result<Vec<i32>> {
     let mut pids: Vec<i32> = fs::read_dir(proc)
         .ctx("readdir", proc.display())?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     pids.sort_unstable();
+    Ok(pids)
+}
+
+fn read_processes(proc: &Path) -> Result<Processes> {
+    let mut pids = numeric_entries(proc)?;
     let count = pids.len();
     pids.truncate(Processes::SHOWN);
     Ok(Processes { count, first: pids })

@@ -61,4 +61,13 @@ proptest! {
         let _ = parse_ns_link(&text);
         prop_assert_eq!(parse_ns_link(&format!("{ty}:[{inode}]")), Some(inode));
     }
+
+    #[test]
+    fn stat_lines_parse_or_are_refused_never_panic(text in prop_oneof![
+        ".{0,120}",
+        "[0-9]{1,5} \\([a-z() ]{0,12}\\) [RSDZTX]( -?[0-9]{1,8}){0,25}",
+    ]) {
+        // A line or nothing, never a panic (the name may hold any bytes).
+        let _ = process::parse_stat(&text);
+    }
 }

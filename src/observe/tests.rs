@@ -195,4 +195,97 @@ fn the_status_parser_agrees_with_procfs_on_this_machine() {
     );
     assert_eq!(e.seccomp, theirs.seccomp);
     assert_eq!(e.no_new_privs, theirs.nonewprivs.map(|v| v != 0));
+    let s = &ours.signals;
+    assert_eq!(
+        (s.pending, s.shared_pending, s.blocked, s.ignored, s.caught),
+        (
+            theirs.sigpnd,
+            theirs.shdpnd,
+            theirs.sigblk,
+            theirs.sigign,
+            theirs.sigcgt
+        )
+    );
+}
+
+#[test]
+fn reads_signal_masks_stat_and_the_namespace_processes_when_asked() {
+    let parts = Parts::SIGNALS.with(Parts::STAT).with(Parts::NS_PROCESSES);
+    let view = observe_parts(&fixture(), Subject::Pid(4242), parts).unwrap();
+    let sig = view.probe.signals.expect("signals read");
+    // SigCgt 0000000000004002: SIGINT (2) and SIGTERM (15).
+    assert_eq!(sig.caught, 0x4002);
+    assert!(process::mask_has(sig.caught, 15) && process::mask_has(sig.caught, 2));
+    assert_eq!(sig.any_pending(), 0);
+    let stat = view.probe.stat.expect("stat read");
+    assert_eq!((stat.pid, stat.state, stat.ppid), (4242, 'S', 4241));
+    assert_eq!(stat.starttime, 5123456);
+    assert!(stat.alive());
+    // 1 and 77 have no ns/pid link in the fixture: only the probe is in its namespace.
+    let listed = view.ns_processes.expect("namespace processes read");
+    assert_eq!(listed, [stat]);
+    // Not asked for, not read, and out of the JSON.
+    let plain = observe_parts(&fixture(), Subject::Pid(4242), Parts::NONE).unwrap();
+    assert!(plain.probe.signals.is_none() && plain.probe.stat.is_none());
+    assert!(plain.ns_processes.is_none() && plain.root.is_none());
+    let json = serde_json::to_value(&plain).unwrap();
+    for absent in ["signals", "stat", "root"] {
+        assert!(json["probe"].get(absent).is_none(), "{absent} in {json}");
+    }
+}
+
+#[test]
+fn reads_what_ids_the_kernel_names_and_the_readers_uptime() {
+    let parts = Parts::ID_LIMITS
+        .with(Parts::UPTIME)
+        .with(Parts::TIMENS_OFFSETS);
+    let view = observe_parts(&fixture(), Subject::Pid(4242), parts).unwrap();
+    let limits = view.id_limits.unwrap();
+    assert_eq!(
+        (limits.cap_last_cap, limits.overflowuid, limits.overflowgid),
+        (40, 65534, 65534)
+    );
+    assert_eq!(limits.full_caps(), 0x000001ffffffffff);
+    assert_eq!(view.uptime_cs, Some(234_567));
+    // The probe's offsets, whitespace folded as for the id maps.
+    assert_eq!(
+        view.probe.timens_offsets(),
+        ["monotonic 172800 0", "boottime 604800 0"]
+    );
+    // Not asked for: not read, and out of the JSON.
+    let bare = observe_parts(&fixture(), Subject::Pid(4242), Parts::NONE).unwrap();
+    assert!(bare.id_limits.is_none() && bare.uptime_cs.is_none());
+    assert!(bare.probe.timens_offsets.is_none());
+    let json = serde_json::to_value(&bare).unwrap();
+    for absent in ["id_limits", "uptime_cs"] {
+        assert!(json.get(absent).is_none(), "{absent} in {json}");
+    }
+    assert!(json["probe"].get("timens_offsets").is_none());
+}
+
+#[test]
+fn uptime_is_read_in_hundredths() {
+    assert_eq!(parse_uptime("12.34 56.78\n"), Ok(1234));
+    assert_eq!(parse_uptime("7.5 1.0"), Ok(750));
+    assert_eq!(parse_uptime("3"), Ok(300));
+    assert!(parse_uptime("x.12").is_err());
+    assert!(parse_uptime("1.123").is_err());
+    assert!(parse_uptime("").is_err());
+}
+
+#[test]
+fn the_saved_uid_is_the_third_of_status_uid() {
+    let s = parse_status(
+        "Pid:\t9\nPPid:\t1\nUid:\t1000\t0\t42\t0\nGid:\t5\t5\t5\t5\nCapEff:\t0000000000000000\n",
+    )
+    .unwrap();
+    assert_eq!((s.uid, s.extra.euid, s.extra.suid), (1000, 0, 42));
+}
+
+#[test]
+fn finds_the_lowest_process_a_test_accepts() {
+    // 4242 has a status; 77 has none (it "exited" while being read) and is skipped.
+    let found = find_process(&fixture(), |p| p.uid == 1000).unwrap();
+    assert_eq!(found.map(|p| p.pid), Some(4242));
+    assert!(find_process(&fixture(), |p| p.uid == 0).unwrap().is_none());
 }

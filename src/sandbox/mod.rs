@@ -8,9 +8,10 @@
 //! 2. The child asks for SIGKILL when its parent dies (PR_SET_PDEATHSIG, prctl(2)), then
 //!    blocks on the `go` pipe. If the parent died before the prctl, `go` reads EOF and the
 //!    child exits: no orphan outlives nsx.
-//! 3. Meanwhile the parent writes the user-namespace id maps when rootless
-//!    (user_namespaces(7): only a process outside the namespace may write them) and
-//!    anything else that must happen before the probe runs, then writes `go`.
+//! 3. Meanwhile the parent writes the user-namespace id maps when rootless (the parent,
+//!    in the parent user namespace, may write them before the probe runs; the probe could
+//!    write its own too, but only one id, see user_namespaces(7)) and anything else that
+//!    must happen before the probe runs, then writes `go`.
 //! 4. The child sets up what the spec asks for. Mounts happen only in a new mount
 //!    namespace whose "/" was first made private (MS_REC|MS_PRIVATE, mount_namespaces(7)),
 //!    so nothing can propagate to the host; the hostname is set only in a new UTS
@@ -63,7 +64,9 @@ pub struct Spec {
     /// parent has prepared it: a cgroup namespace is then rooted at the cgroup the parent
     /// moved the probe into, and a time namespace gets its offsets before anyone enters.
     /// Only CLONE_NEWCGROUP and CLONE_NEWTIME: they are the two whose clone flag would come
-    /// too early (CLONE_NEWTIME cannot even be given to clone(2): it overlaps CSIGNAL).
+    /// too early (a time namespace entered at clone time has its offsets frozen at once).
+    /// CLONE_NEWTIME in `namespaces` is cloned with clone3(2), the only clone that takes
+    /// it (in clone(2) its bit is part of CSIGNAL).
     pub unshare: CloneFlags,
     /// Clock offsets for the time namespace in `unshare` (needs CLONE_NEWTIME there).
     pub time_offsets: Option<TimeOffsets>,
@@ -422,42 +425,9 @@ fn observe_with(proc: &Path, subject: Subject, parts: Option<observe::Parts>) ->
     }
 }
 
-/// A directory nsx created, removed when dropped (it must be empty by then: nsx never
-/// deletes files recursively). Named `nsx-<pid>-<what>` so a leftover from a killed run
-/// is recognisable.
-pub struct TempDir {
-    path: std::path::PathBuf,
-}
-
-impl TempDir {
-    pub fn new(what: &str) -> Result<Self> {
-        let path = std::env::temp_dir().join(format!("nsx-{}-{what}", std::process::id()));
-        std::fs::create_dir(&path).ctx("mkdir", path.display())?;
-        Ok(TempDir { path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-/// Removes `nsx-<pid>-*` directories in the temp dir left by nsx runs that were killed
-/// (SIGKILL gives no chance to clean up): only when `<pid>` is no longer an nsx process,
-/// and only empty ones (rmdir, never a recursive delete).
-pub fn sweep_temp_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = leftover_owner(&name.to_string_lossy()) else {
-            continue;
-        };
-        if !is_nsx_process(pid) {
-            let _ = std::fs::remove_dir(entry.path());
-        }
-    }
-}
+// The temporary directories of the lessons (made private and unpredictable, swept
+// through descriptors) live in `crate::tmp`; these names keep the lessons' imports.
+pub use crate::tmp::{sweep_temp_dirs, TempDir};
 
 /// `nsx-4242-mount` -> 4242
 pub fn leftover_owner(name: &str) -> Option<i32> {
@@ -472,12 +442,6 @@ pub fn leftover_owner(name: &str) -> Option<i32> {
 /// True when `pid` is alive and runs nsx (its comm starts with "nsx").
 pub fn is_nsx_process(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("nsx"))
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.path);
-    }
 }
 
 /// What the probe sends back: its result, or the error that stopped it.
@@ -574,10 +538,11 @@ where
 
     // A probe that joins a user namespace is cloned from inside it by a helper, so that
     // nsx itself never enters it (join::clone_in_user_namespace_of).
+    let call = clone_call(flags);
     let cloned = match spec.join.filter(Join::joins_user) {
         Some(join) => join::clone_in_user_namespace_of(join.pid, flags)?,
         None => {
-            raw_clone(flags).map_err(|e| rootless_refusal(flags, "clone", &flag_names(flags), e))?
+            raw_clone(flags).map_err(|e| rootless_refusal(flags, call, &flag_names(flags), e))?
         }
     };
     match cloned {
@@ -596,7 +561,13 @@ where
                 flags,
                 id_map: spec.id_map,
                 parts: spec.parts,
-                actions: vec![format!("clone({} | SIGCHLD) = {pid}", flag_names(flags))],
+                actions: vec![match call {
+                    "clone3" => format!(
+                        "clone3({{flags: {}, exit_signal: SIGCHLD}}) = {pid}",
+                        flag_names(flags)
+                    ),
+                    _ => format!("clone({} | SIGCHLD) = {pid}", flag_names(flags)),
+                }],
             };
             if flags.contains(CloneFlags::CLONE_NEWUSER) {
                 child.write_id_maps()?;
@@ -777,9 +748,10 @@ impl Child {
         }
     }
 
-    /// user_namespaces(7): only a process outside the namespace (here the parent) may
-    /// write its maps, once. [`IdMap::Invoker`]: `setgroups` = deny (required before an
-    /// unprivileged gid_map), then the invoking uid and gid become 0 inside.
+    /// user_namespaces(7): a namespace's maps are written once, by a process in it or in
+    /// its parent (here the parent, before the probe runs). [`IdMap::Invoker`]:
+    /// `setgroups` = deny (required before an unprivileged gid_map), then the invoking uid
+    /// and gid become 0 inside.
     /// [`IdMap::Range`] (root): a range, with setgroups left allowed so the probe can drop
     /// the host's supplementary groups. [`IdMap::Unmapped`]: nothing.
     fn write_id_maps(&mut self) -> Result<()> {
@@ -918,11 +890,66 @@ pub fn describe(status: WaitStatus) -> String {
     }
 }
 
+/// Which system call [`raw_clone`] makes for `flags`: "clone3" for CLONE_NEWTIME, which
+/// only clone3(2) accepts, "clone" otherwise.
+pub fn clone_call(flags: CloneFlags) -> &'static str {
+    if flags.contains(CLONE_NEWTIME) {
+        "clone3"
+    } else {
+        "clone"
+    }
+}
+
+/// The first version of clone3(2)'s `struct clone_args` (CLONE_ARGS_SIZE_VER0, 64 bytes):
+/// enough for flags and the exit signal; the kernel takes the size as the version.
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
 /// clone(2) without a new stack: in a single-threaded process the child continues on a
 /// copy-on-write copy of the caller's stack, exactly like fork(2), but already inside the
 /// new namespaces (and, with CLONE_NEWPID, as PID 1 of its own PID namespace, which
 /// unshare(2) cannot give the caller itself).
+///
+/// With CLONE_NEWTIME the call is clone3(2): in clone(2) that bit is part of CSIGNAL (the
+/// exit signal), while clone3(2) takes the exit signal in a field of its own and accepts
+/// CLONE_NEWTIME since Linux 6.3 (commit "fork: allow CLONE_NEWTIME in clone3 flags",
+/// also in the stable updates of March 2023, 5.10.175 among them). An older kernel
+/// refuses it with EINVAL.
 pub fn raw_clone(flags: CloneFlags) -> nix::Result<Option<Pid>> {
+    if flags.contains(CLONE_NEWTIME) {
+        let mut args = CloneArgs {
+            flags: flags.bits() as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            ..CloneArgs::default()
+        };
+        // clone3(2): stack 0 and stack_size 0 make the child run on a copy-on-write copy
+        // of the caller's stack, as fork(2) does.
+        // SAFETY: args is a valid clone_args of the size passed; no CLONE_VM, so the child
+        // is fork-like; nsx checked that it is single-threaded, so no lock held by
+        // another thread is copied into the child.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &mut args as *mut CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        return match ret {
+            -1 => Err(Errno::last()),
+            0 => Ok(None),
+            pid => Ok(Some(Pid::from_raw(pid as i32))),
+        };
+    }
     let bits = flags.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
     // SAFETY: no CLONE_VM and a null stack make this fork(2)-like; nsx checked that it is
     // single-threaded, so no lock held by another thread is copied into the child.
@@ -1152,6 +1179,18 @@ fn root_propagation() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_namespace_at_clone_time_is_a_clone3() {
+        assert_eq!(clone_call(CLONE_NEWTIME), "clone3");
+        assert_eq!(
+            clone_call(CloneFlags::CLONE_NEWUSER | CLONE_NEWTIME),
+            "clone3"
+        );
+        assert_eq!(clone_call(CloneFlags::CLONE_NEWPID), "clone");
+        assert_eq!(clone_call(CloneFlags::empty()), "clone");
+        assert_eq!(std::mem::size_of::<CloneArgs>(), 64, "CLONE_ARGS_SIZE_VER0");
+    }
 
     #[test]
     fn a_refused_user_namespace_is_unsupported_not_a_failure() {

@@ -81,7 +81,12 @@ pub fn take_all() -> Vec<i32> {
 
 /// In a freshly cloned probe: back to the default dispositions, so a terminal's Ctrl-C
 /// reaches it like any process (a PID 1 still ignores it: that is a lesson of its own).
+/// A signal nsx recorded just before the clone is nsx's to act on, not the probe's: the
+/// probe's copy of the record is cleared, or it would report "interrupted" as a failure
+/// of its own while nsx cleans up as for an interruption.
 pub fn reset_in_child() {
+    PENDING.store(0, Ordering::SeqCst);
+    SEEN.store(0, Ordering::SeqCst);
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for sig in HANDLED {
         // SAFETY: restoring the default disposition has no preconditions.
@@ -112,4 +117,20 @@ pub fn wake_fd() -> Option<std::os::fd::BorrowedFd<'static>> {
     let fd = WAKE_R.load(Ordering::SeqCst);
     // SAFETY: the descriptor is opened once in install() and never closed.
     (fd >= 0).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_starts_with_no_recorded_signal() {
+        // As if SIGINT had landed in nsx just before the clone.
+        record(libc::SIGINT);
+        assert_eq!(pending(), Some(libc::SIGINT));
+        reset_in_child();
+        assert_eq!(pending(), None);
+        assert!(check().is_ok());
+        assert!(take_all().is_empty());
+    }
 }

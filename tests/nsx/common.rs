@@ -10,7 +10,12 @@ use serde_json::Value;
 
 pub fn nsx() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nsx"));
-    cmd.env("NO_COLOR", "1").env_remove("CLICOLOR_FORCE");
+    // The user lesson acts for the user who ran sudo (SUDO_UID), whose /etc/subuid ranges
+    // differ from machine to machine; without it, nsx as root acts for nobody.
+    cmd.env("NO_COLOR", "1")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("SUDO_UID")
+        .env_remove("SUDO_GID");
     cmd
 }
 
@@ -196,6 +201,11 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
             ),
             (r"/proc/\d+", "/proc/[PID]"),
             (r"(clone\([^)]*\)) = \d+", "$1 = [PID]"),
+            // A temporary directory: the run (PID and start time) and a random part.
+            (
+                r"nsx-\d+-\d+-([a-z]+)-[a-z2-7]{8}\b",
+                "nsx-[RUN]-$1-[RANDOM]",
+            ),
             // What nsx names after its run: `nsx-<pid>-<start>-` (older: `nsx-<pid>-`).
             (r"nsx-\d+-(?:\d+-)?", "nsx-[PID]-"),
             (r"\(it was [^)]*\)", "(it was [HOST-PROPAGATION])"),
@@ -820,6 +830,7 @@ pub fn stable_human(text: &str) -> String {
     };
     // Column widths follow the widths of the real values; keep the words, not the padding.
     let s = regex_replace(&s, r"(\S)  +", "$1  ");
+    let s = realign_temp_dir_headers(&s);
     let s = renumber_peer_groups(&s);
     // Two host-dependent values read a moment apart (a process count) may differ or not:
     // whether such a row is marked ≠ is as volatile as the values themselves.
@@ -837,6 +848,39 @@ pub fn stable_human(text: &str) -> String {
         &format!(r"(?m)^([ ≠]*hostname  ){}\b", regex::escape(&hostname)),
         "$1[HOST]",
     )
+}
+
+/// The column header of a step whose row labels name a temporary directory
+/// (`nsx-[RUN]-<what>-[RANDOM]`) is indented by the width of the real, longer name (its
+/// PID, start time and random part): indent it by the width of the placeholder labels
+/// instead, as the renderer would have (4 + widest label + 2).
+fn realign_temp_dir_headers(text: &str) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    for (i, line) in lines.iter().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if indent < 4 || line.trim().is_empty() || i == 0 || !lines[i - 1].is_empty() {
+            continue;
+        }
+        let rows: Vec<&str> = lines[i + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("  ≠ ") || l.starts_with("    "))
+            .copied()
+            .collect();
+        if !rows.iter().any(|r| r.contains("nsx-[RUN]-")) {
+            continue;
+        }
+        let label_w = rows
+            .iter()
+            .map(|r| {
+                let body: String = r.chars().skip(4).collect();
+                body.split("  ").next().unwrap_or("").chars().count()
+            })
+            .max()
+            .unwrap_or(0);
+        out[i] = format!("{}{}", " ".repeat(4 + label_w + 2), line.trim_start());
+    }
+    out.join("\n")
 }
 
 /// A private copy of the binary, world-executable, for runs as another user or under a
@@ -1279,9 +1323,14 @@ pub fn lesson_info(id: &str) -> LessonInfo {
 /// The shape of a JSON value: every key, and the kind of every value. Values are kept
 /// only under the keys that are the same on every machine (ids, titles, labels, files,
 /// sides, comparisons, value kinds, verdicts); arrays keep one of each distinct shape.
-/// This is the structural redaction: nothing machine-specific can be pinned.
+/// This is the structural redaction: nothing machine-specific can be pinned. A row whose
+/// two values drifted apart (read at two moments: a process came, a second ticked) has
+/// the shape of one whose values were the same: which of the two a run gets is chance.
 pub fn shape(v: &Value) -> Value {
     fn walk(v: &Value, key: &str) -> Value {
+        if key == "cmp" && v["is"] == "drift" {
+            return serde_json::json!({ "is": "same" });
+        }
         const KEPT: &[&str] = &[
             "id",
             "lesson",
@@ -1319,11 +1368,38 @@ pub fn shape(v: &Value) -> Value {
     walk(v, "")
 }
 
-/// The lines of a lesson's human output that describe the run itself (the header's
-/// "running as" or "replay of" line), which a replay of a recording must differ in.
+/// A lesson's human output from its first step on: the header above it says how the
+/// run was made (live, or replayed from which file), which a replay must differ in.
 pub fn without_run_line(text: &str) -> String {
-    text.lines()
-        .filter(|l| !l.starts_with("  running as: ") && !l.starts_with("  replay of "))
-        .collect::<Vec<_>>()
-        .join("\n")
+    match text.find("\nstep 1 · ") {
+        Some(i) => text[i..].to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// A JSON report read into the typed `Report` (ripgrep's tests/json.rs: typed, not
+/// indexed).
+pub fn typed_report(report: &Value) -> nsx::report::Report {
+    serde_json::from_value(report.clone()).expect("a Report")
+}
+
+/// The step named `id` of a report.
+pub fn step_of<'a>(report: &'a nsx::report::Report, id: &str) -> &'a nsx::report::Step {
+    report
+        .steps
+        .iter()
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no step {id} in {}", report.lesson))
+}
+
+/// The row labelled `label` on `side` of a step.
+pub fn row_of<'a>(
+    step: &'a nsx::report::Step,
+    label: &str,
+    side: nsx::report::Side,
+) -> &'a nsx::report::Row {
+    step.rows
+        .iter()
+        .find(|r| r.label == label && r.side == side)
+        .unwrap_or_else(|| panic!("no {side:?} row {label:?} in step {}", step.id))
 }

@@ -146,28 +146,136 @@ fn user() {
             "caps-stop-at-the-host",
             "user-ns-differs",
             "unmapped-is-overflow",
+            "own-map-written-inside",
+            "own-map-only-own-id",
+            "own-gid-map-after-deny",
+            "subids-need-newuidmap",
         ],
     );
 }
 
 #[test]
 fn user_as_root_maps_a_subordinate_range() {
+    use nsx::report::{Side, Val};
     if !privileged("user as root") {
         return;
     }
-    let report = lesson_json("user", &[]);
-    let after = &report["steps"][1];
-    assert_eq!(after["host"]["probe"]["uid_map"][0], "0 100000 65536");
-    assert_eq!(after["host"]["probe"]["uid"], 100000);
-    assert_eq!(after["container"]["probe"]["uid"], 0);
-    assert_eq!(after["extra"]["kill_inside"], "EPERM");
+    let report = typed_report(&lesson_json("user", &[]));
+    let after = step_of(&report, "after");
+    assert_eq!(after.host.probe.uid_map(), ["0 100000 65536"]);
+    let uid = row_of(after, "uid", Side::Probe);
+    assert_eq!(uid.values, [Val::Id(100_000), Val::Id(0)]);
+    assert!(uid.key && uid.differs());
+    let kill = row_of(after, "kill(T, 0)", Side::Own);
+    assert_eq!(
+        (kill.host.as_str(), kill.container.as_str()),
+        ("allowed", "EPERM")
+    );
+    // Capability masks are shown with their names.
+    let caps = row_of(after, "capabilities", Side::Probe);
+    assert!(caps.container.ends_with("= all 41"), "{}", caps.container);
     // The unmapped control: the probe was never given another identity.
-    let control = &report["steps"][2];
-    assert_eq!(control["host"]["probe"]["uid"], 0);
-    assert!(control["container"]["probe"]["uid_map"]
-        .as_array()
-        .unwrap()
-        .is_empty());
+    let control = step_of(&report, "control");
+    assert_eq!(control.host.probe.uid, 0);
+    assert_eq!(control.container.probe.uid_map.as_deref(), Some(&[][..]));
+}
+
+#[test]
+fn user_an_unprivileged_probe_maps_itself() {
+    use nsx::report::{Side, Val};
+    if !privileged("user own map") {
+        return;
+    }
+    let report = typed_report(&lesson_json("user", &[]));
+    let own = step_of(&report, "own-map");
+    // As root, the probe dropped to an unprivileged uid (the sudo user, or nobody)
+    // before unsharing, and mapped that uid, and only it, to 42.
+    let host_uid = own.host.probe.uid;
+    assert_ne!(host_uid, 0);
+    assert_eq!(own.host.probe.uid_map(), [format!("42 {host_uid} 1")]);
+    assert_eq!(row_of(own, "getuid()", Side::Probe).values[1], Val::Id(42));
+    let actions = own.actions.join(
+        "
+",
+    );
+    for line in [
+        "echo '0 0 1' > /proc/self/uid_map = EPERM".to_string(),
+        format!("echo '42 {host_uid} 1' > /proc/self/uid_map = ok"),
+        "echo 'deny' > /proc/self/setgroups = ok".to_string(),
+    ] {
+        assert!(actions.contains(&line), "{line} not in {actions}");
+    }
+}
+
+/// The subids step with a range granted: /etc/subuid and /etc/subgid are bind-mounted
+/// over, in a mount namespace of the test's own (`unshare -m` makes it private), with a
+/// range for nobody; the host's files are never written.
+#[test]
+fn user_runs_newuidmap_where_a_range_is_granted() {
+    use nsx::report::{Side, Val};
+    if !privileged("user newuidmap") {
+        return;
+    }
+    let files = [
+        "/etc/subuid",
+        "/etc/subgid",
+        "/usr/bin/newuidmap",
+        "/usr/bin/newgidmap",
+    ];
+    if let Some(missing) = files.iter().find(|f| !std::path::Path::new(f).exists()) {
+        eprintln!(
+            "user newuidmap: skipped, {missing} is missing (Debian packages uidmap and passwd)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (subuid, subgid) = (dir.path().join("subuid"), dir.path().join("subgid"));
+    std::fs::write(
+        &subuid,
+        "nobody:200000:65536
+",
+    )
+    .unwrap();
+    std::fs::write(
+        &subgid,
+        "nobody:200000:65536
+",
+    )
+    .unwrap();
+    let script = format!(
+        "mount --bind {} /etc/subuid && mount --bind {} /etc/subgid && exec \"$0\" lesson user --format json",
+        subuid.display(),
+        subgid.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", &script, env!("CARGO_BIN_EXE_nsx")])
+        .env("NO_COLOR", "1")
+        .env_remove("SUDO_UID")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_facts(&json, &["subids-need-newuidmap"]);
+    let report = typed_report(&json);
+    let run = step_of(&report, "newuidmap");
+    assert_eq!(run.host.probe.uid_map(), ["0 65534 1", "1 200000 65536"]);
+    assert_eq!(run.host.probe.gid_map(), ["0 65534 1", "1 200000 65536"]);
+    assert_eq!(
+        row_of(run, "uid", Side::Probe).values,
+        [Val::Id(65534), Val::Id(0)]
+    );
+    // The host's actions stand where the probe asked for them.
+    let actions = &run.actions;
+    let unshared = actions
+        .iter()
+        .position(|a| a.starts_with("unshare("))
+        .unwrap();
+    let mapped = actions
+        .iter()
+        .position(|a| a.contains("newuidmap"))
+        .unwrap();
+    let looked = actions.iter().position(|a| a.starts_with("kill(")).unwrap();
+    assert!(unshared < mapped && mapped < looked, "{actions:#?}");
 }
 
 #[test]
@@ -198,7 +306,75 @@ fn time() {
             "wall-clock-same",
             "offsets-frozen",
             "time-ns-differs",
+            "clone3-newtime",
         ],
+    );
+}
+
+#[test]
+fn time_clone3_gives_a_new_namespace_with_frozen_offsets() {
+    use nsx::report::Side;
+    if !privileged("time clone3") {
+        return;
+    }
+    let report = typed_report(&lesson_json("time", &[]));
+    let c = step_of(&report, "clone3");
+    // This 6.18 kernel accepts CLONE_NEWTIME in clone3 (Linux 6.3 and later).
+    assert!(
+        c.actions[0].starts_with("clone3({flags: CLONE_NEWTIME, exit_signal: SIGCHLD}) = "),
+        "{:?}",
+        c.actions
+    );
+    assert_eq!(
+        c.host.probe.timens_offsets(),
+        ["monotonic 0 0", "boottime 0 0"]
+    );
+    assert!(row_of(c, "time namespace", Side::Own).differs());
+    assert!(
+        c.actions.iter().any(|a| a.ends_with("= EACCES")),
+        "{:?}",
+        c.actions
+    );
+}
+
+/// Offsets count from the initial time namespace: run inside a time namespace with
+/// offsets of its own (as in a container that has one), nsx compares the probe's clocks
+/// with its own, and the clone3 probe inherits nsx's offsets.
+#[test]
+fn time_holds_when_nsx_runs_in_a_time_namespace_with_offsets() {
+    if !privileged("time inside a time namespace") {
+        return;
+    }
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--time",
+            "--fork",
+            "--monotonic",
+            "100",
+            "--boottime",
+            "200",
+        ])
+        .arg(env!("CARGO_BIN_EXE_nsx"))
+        .args(["lesson", "time", "--format", "json"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        failed_facts(&out.stdout)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_facts(
+        &json,
+        &["uptime-shifted", "monotonic-shifted", "clone3-newtime"],
+    );
+    let report = typed_report(&json);
+    assert_eq!(
+        step_of(&report, "clone3").host.probe.timens_offsets(),
+        ["monotonic 100 0", "boottime 200 0"]
     );
 }
 
@@ -210,8 +386,16 @@ fn explain_prints_the_narrative_first() {
     let out = run(&["lesson", "uts", "--explain"]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
-    assert!(text.starts_with("# uts: a hostname of its own"), "{text}");
+    // The story comes first, rendered for a terminal: no Markdown marks left.
+    assert!(text.starts_with("uts: a hostname of its own\n"), "{text}");
+    let story = &text[..text.find("nsx lesson uts ·").expect("then the lesson")];
+    for mark in ["# ", "**", "```"] {
+        assert!(!story.contains(mark), "{mark:?} left in the story: {story}");
+    }
+    assert!(story.contains("What nsx does"));
     assert!(text.contains("facts (computed from this run)"));
+    // Every line fits the 80 columns of a pipe.
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
 }
 
 #[test]
@@ -306,6 +490,10 @@ fn rootfs() {
             "escape-contained",
             "pivot-root-escape-fails",
             "old-root-detached",
+            "host-readlink-root-is-slash",
+            "pivot-root-on-this-machine",
+            "no-pivot-dotdot-stays",
+            "no-pivot-old-root-attached",
             "overlay-write-lands-in-upper",
             "overlay-copy-up",
             "overlay-whiteout",
@@ -321,6 +509,7 @@ fn init() {
         "init",
         &[
             "app-is-pid-1",
+            "pid1-has-no-sigterm-handler",
             "ordinary-process-dies-of-sigterm",
             "pid1-ignores-sigterm-from-inside",
             "pid1-ignores-sigterm-from-host",
@@ -686,4 +875,16 @@ fn cpu_starved_by_seven_others_is_inconclusive_not_failed() {
     }
     // The runs were starved, and said so: the test exercised what it is about.
     assert!(inconclusive > 0, "no run saw it was starved");
+}
+
+#[test]
+fn a_shape_does_not_pin_whether_two_reads_drifted() {
+    let row =
+        |cmp: serde_json::Value| serde_json::json!({ "rows": [{ "label": "uptime", "cmp": cmp }] });
+    let drifted = row(serde_json::json!({ "is": "drift", "why": "a second ticked" }));
+    let same = row(serde_json::json!({ "is": "same" }));
+    assert_eq!(shape(&drifted), shape(&same));
+    // A real difference keeps its own shape.
+    let differs = row(serde_json::json!({ "is": "differs" }));
+    assert_ne!(shape(&differs), shape(&same));
 }

@@ -349,15 +349,16 @@ fn bad_limits_exit_2_naming_the_accepted_form() {
 
 #[test]
 fn limit_flags_are_documented_in_help() {
-    let out = run(&["lesson", "--help"]);
-    let help = stdout(&out);
-    for flag in [
-        "--memory <SIZE>",
-        "--alloc <SIZE>",
-        "--cpus <FRACTION>",
-        "--pids <N>",
+    // Each lesson's options are in its own help (`nsx lesson <id> --help`).
+    for (id, flag) in [
+        ("memory", "--memory <SIZE>"),
+        ("memory", "--alloc <SIZE>"),
+        ("cpu", "--cpus <FRACTION>"),
+        ("pids", "--pids <N>"),
     ] {
-        assert!(help.contains(flag), "{flag}: {help}");
+        let out = run(&["lesson", id, "--help"]);
+        let help = stdout(&out);
+        assert!(help.contains(flag), "{id} {flag}: {help}");
     }
 }
 

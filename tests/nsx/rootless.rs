@@ -93,19 +93,23 @@ fn ipc_user_cgroupns_and_time_run_rootless() {
 
 #[test]
 fn rootless_user_maps_only_the_invoking_uid() {
-    let Some(report) = rootless_report("user") else {
+    use nsx::report::{Side, Val};
+    let Some(json) = rootless_report("user") else {
         return;
     };
-    let after = &report["steps"][1];
-    assert_eq!(after["container"]["probe"]["uid"], 0);
-    assert_eq!(after["extra"]["kill_inside"], "EPERM");
+    let report = typed_report(&json);
+    let after = step_of(&report, "after");
+    assert_eq!(after.container.probe.uid, 0);
+    assert_eq!(row_of(after, "kill(T, 0)", Side::Own).container, "EPERM");
+    // The probe mapped itself, without a parent, and only its own uid.
+    let own = step_of(&report, "own-map");
+    assert_eq!(row_of(own, "getuid()", Side::Probe).values[1], Val::Id(42));
     if is_root() {
-        assert_eq!(after["host"]["probe"]["uid"], UID.parse::<u32>().unwrap());
+        let uid: u32 = UID.parse().unwrap();
+        assert_eq!(after.host.probe.uid, uid);
         // The unmapped control keeps the invoking uid on the host.
-        assert_eq!(
-            report["steps"][2]["host"]["probe"]["uid"],
-            UID.parse::<u32>().unwrap()
-        );
+        assert_eq!(step_of(&report, "control").host.probe.uid, uid);
+        assert_eq!(own.host.probe.uid_map(), [format!("42 {UID} 1")]);
     }
 }
 
