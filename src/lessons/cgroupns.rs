@@ -357,28 +357,32 @@ impl Def for Cgroupns {
             )
         };
         let steps = vec![
-            step("before", "before: the probe forked with no new namespace", b, h, false).note(
-                format!(
-                    "this machine's /proc/self/cgroup has {format}: the lesson follows the {h}:{name} line, the most deeply nested one that is mounted"
-                ),
+            step(
+                "before",
+                "before: the probe forked with no new namespace",
+                b,
+                h,
+                false,
             ),
             step("shared", shared_title, s, h, true)
-            .note(dir_note.clone())
-            .note(docker.note())
-            .takeaway(format!(
+                .note(dir_note.clone())
+                .note(docker.note())
+                .takeaway(format!(
                 "without a cgroup namespace the probe sees where it sits in the host's tree: {}",
                 text(&demo_path(&s.inside.view, h))
             )),
             after_step(o, after_title, &name, &dir_note).takeaway(format!(
-                    "one process, one cgroup: \"{}\" to the host, \"{}\" to itself",
-                    text(&host_demo),
-                    text(&inside_demo)
-                )),
+                "one process, one cgroup: \"{}\" to the host, \"{}\" to itself",
+                text(&host_demo),
+                text(&inside_demo)
+            )),
         ];
         Judged {
             steps,
             facts,
-            notes: Vec::new(),
+            notes: vec![format!(
+                "this machine's /proc/self/cgroup has {format}: \"its cgroup\" is the {h}:{name} line, the most deeply nested one that is mounted"
+            )],
             takeaway: Some(format!(
                 "the probe's cgroup was {} to the host; without a cgroup namespace the probe read the same path, with one it read {} (on this {} machine Docker's default is {})",
                 text(&host_demo),
@@ -650,30 +654,46 @@ impl Docker {
 /// hierarchy `h` marked when `key`), then its cgroup namespace.
 fn step(id: &str, title: &str, run: &Run<Seen, impl Clone>, h: u32, key: bool) -> Step {
     let (host, inside) = (&run.host, &run.inside.view);
-    let inside_lines = lines(inside);
-    let mut rows: Vec<Row> = lines(host)
-        .into_iter()
-        .map(|l| {
-            let mine = inside_lines.iter().find(|i| i.hierarchy == l.hierarchy);
-            let row = Row::probe(
-                format!("{}:{}", l.hierarchy, l.name()),
-                "cgroup",
-                Val::Path(l.path.clone()),
-                mine.map_or(Val::None("no such line".into()), |i| {
-                    Val::Path(i.path.clone())
-                }),
-            );
-            if key && l.hierarchy == h {
-                row.key()
-            } else {
-                row
-            }
-        })
-        .collect();
+    let (host_lines, inside_lines) = (lines(host), lines(inside));
+    let path = |ls: &[CgroupLine]| match ls.iter().find(|l| l.hierarchy == h) {
+        Some(l) => Val::Path(l.path.clone()),
+        None => Val::None("no such line".into()),
+    };
+    let its = Row::probe(
+        "its cgroup",
+        "cgroup",
+        path(&host_lines),
+        path(&inside_lines),
+    );
     let [ns_probe, ns_own] = kit::ns_rows(Ns::Cgroup, host, inside);
-    rows.push(ns_probe);
-    rows.push(ns_own);
+    let rows = vec![
+        if key { its.key() } else { its },
+        Row::probe(
+            "its other lines",
+            "cgroup",
+            others(&host_lines, h),
+            others(&inside_lines, h),
+        ),
+        ns_probe,
+        ns_own,
+    ];
     kit::step(id, title, run, inside, rows).extra(json!({ "getpid": run.inside.getpid }))
+}
+
+/// The lines of /proc/…/cgroup other than hierarchy `h`'s, in a few words: "9, all /",
+/// or each one that is not "/" (the other hierarchies nsx is nested in).
+fn others(lines: &[CgroupLine], h: u32) -> Val {
+    let rest: Vec<&CgroupLine> = lines.iter().filter(|l| l.hierarchy != h).collect();
+    let nested: Vec<String> = rest
+        .iter()
+        .filter(|l| l.path != "/")
+        .map(|l| l.text())
+        .collect();
+    Val::Text(match (rest.len(), nested.is_empty()) {
+        (0, _) => "none".to_string(),
+        (n, true) => format!("{n}, all /"),
+        (n, false) => format!("{n}: {} at /, and {}", n - nested.len(), nested.join(", ")),
+    })
 }
 
 /// The after step: the cgroup lines, then the cgroup directory seen through the host's

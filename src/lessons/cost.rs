@@ -264,7 +264,12 @@ impl Def for Cost {
         Judged {
             steps,
             facts,
-            notes: Vec::new(),
+            notes: vec![format!(
+                "the facts compare with this machine's own times, not with a fixed clock: a namespace type with {} ({}), a container with a plain process start ({}); where everything is slower (a busy machine, a CPU emulated in software), the bounds grow with it",
+                base_what(o),
+                micros(base.median),
+                starts.plain.map_or("-".to_string(), |s| micros(s.median))
+            )],
             takeaway: Some(format!(
                 "here a namespace type added at most {} to {} ({}){}, and a whole container started in {} against {} for a plain process: a process start, not a machine boot",
                 most.map_or("-".to_string(), |(p, s)| format!("{} ({})", signed(s.median), p.what)),
@@ -790,6 +795,12 @@ fn container_fact(o: &Obs, st: &Starts) -> Fact {
     }
 }
 
+/// Why a timing row compares nothing: its two cells are one thing on two clocks.
+const TWO_CLOCKS: &str = "wall-clock and CPU time of the same rounds";
+/// Why a start row compares nothing by itself: the note says what the container added.
+const TWO_STARTS: &str =
+    "the spreads of two kinds of start; what one adds to the other is paired in the note";
+
 /// Step 1: each round kind's wall-clock and CPU time.
 fn measure_step(o: &Obs, env: &Env, base: Spread) -> Step {
     let base_cpu: Vec<f64> = o.types.iter().flat_map(|p| p.base_cpu.clone()).collect();
@@ -807,18 +818,22 @@ fn measure_step(o: &Obs, env: &Env, base: Spread) -> Step {
         "clone(2)",
         cell(Some(base), false),
         cell(spread(&base_cpu), false),
-    )];
+    )
+    .apart(TWO_CLOCKS)];
     let mut timings = Vec::new();
     for p in &o.types {
         let wall = spread(&added(&p.wall, &p.base_wall));
         let cpu = spread(&added(&p.cpu, &p.base_cpu));
         timings.push(json!({ "what": p.what, "added_wall_us": wall, "added_cpu_us": cpu }));
-        rows.push(Row::own(
-            p.what.clone(),
-            "unshare(2)",
-            cell(wall, true),
-            cell(cpu, true),
-        ));
+        rows.push(
+            Row::own(
+                p.what.clone(),
+                "unshare(2)",
+                cell(wall, true),
+                cell(cpu, true),
+            )
+            .apart(TWO_CLOCKS),
+        );
     }
     let mut step = Step {
         id: "measure".into(),
@@ -849,12 +864,15 @@ fn measure_step(o: &Obs, env: &Env, base: Spread) -> Step {
             c.wall.len(),
             dir = c.dir
         ));
-        step.rows.push(Row::own(
-            "a cgroup",
-            "mkdir(2) + rmdir(2)",
-            cell(wall, false),
-            cell(cpu, false),
-        ));
+        step.rows.push(
+            Row::own(
+                "a cgroup",
+                "mkdir(2) + rmdir(2)",
+                cell(wall, false),
+                cell(cpu, false),
+            )
+            .apart(TWO_CLOCKS),
+        );
         timings.push(json!({ "what": "cgroup mkdir + rmdir", "wall_us": wall, "cpu_us": cpu }));
     }
     if let Some(why) = &o.no_cgroup {
@@ -880,13 +898,15 @@ fn container_step(o: &Obs, st: &Starts) -> Step {
             "CLOCK_MONOTONIC",
             cell(st.plain),
             cell(st.container),
-        ),
+        )
+        .apart(TWO_STARTS),
         Row::own(
             "CPU time used",
             "CLOCK_*_CPUTIME_ID",
             cell(st.plain_cpu),
             cell(st.container_cpu),
-        ),
+        )
+        .apart(TWO_STARTS),
         Row::own(
             "pid namespace",
             "ns/pid",
