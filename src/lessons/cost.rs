@@ -1056,6 +1056,24 @@ mod tests {
         assert!(f.inconclusive.unwrap().contains("margin"));
     }
 
+    /// A network namespace clearly cheaper than a UTS namespace is a contradiction, not
+    /// noise (the old fact compared its round count with a constant and held anyway).
+    #[test]
+    fn a_net_namespace_cheaper_than_uts_fails() {
+        for machine in ["hybrid-root", "hybrid-rootless", "v2-root"] {
+            let (mut o, env) = recorded(machine);
+            assert!(fact(&o, &env, "net-namespace-measured").holds);
+            let uts = o.types.iter().find(|p| p.what == UTS).cloned().unwrap();
+            let net = o.types.iter_mut().find(|p| p.what == NET).unwrap();
+            for (k, (c, b)) in net.cpu.iter_mut().zip(net.base_cpu.iter_mut()).enumerate() {
+                *b = uts.base_cpu[k];
+                *c = uts.base_cpu[k] - 1000.0;
+            }
+            let f = fact(&o, &env, "net-namespace-measured");
+            assert!(f.fails(), "{machine}: {f:?}");
+        }
+    }
+
     #[test]
     fn overlapping_net_and_uts_rounds_are_inconclusive() {
         let (mut o, env) = recorded("hybrid-root");
