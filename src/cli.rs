@@ -15,7 +15,31 @@ use crate::sandbox::veth::Subnet30;
     version,
     about = "See how Linux containers work, one mechanism at a time",
     long_about = "nsx switches on one Linux isolation mechanism at a time (a namespace, a cgroup limit, a root filesystem), runs a probe inside, and shows what the host and the container each see, read from /proc, side by side. Every teaching point is a fact checked against this run.",
-    after_help = "Examples:\n  nsx lessons                   list the lessons and whether they run here\n  sudo nsx lesson pid           run the PID-namespace lesson\n  nsx lesson uts --explain      read the lesson's story first, then run it\n  nsx lesson mount --format json\n  nsx doctor                    what this machine offers, and the fix for each blocked lesson\n  sudo nsx ps                   every container on this host, as a group of processes"
+    after_help = concat!(
+        "Examples:\n",
+        "  nsx lessons                   list the lessons and whether they run here\n",
+        "  sudo nsx lesson pid           run the PID-namespace lesson\n",
+        "  nsx lesson uts --explain      read the lesson's story first, then run it\n",
+        "  sudo nsx tour --step          every lesson, pausing between steps (a live class)\n",
+        "  nsx lesson mount --format json\n",
+        "  nsx doctor                    what this machine offers, and the fix for each blocked lesson\n",
+        "  sudo nsx ps                   every container on this host, as a group of processes\n",
+        "\n",
+        "Exit status:\n",
+        "  0    every fact held (nsx lesson, tour), or the command did what was asked\n",
+        "  1    a fact did not hold, or something failed (the error says what and why)\n",
+        "  2    usage error: the valid choices are named\n",
+        "  77   not supported on this machine (kernel, privileges, cgroup mode): the reason and the fix\n",
+        "  128+N  interrupted by signal N (130: Ctrl-C, 129: the terminal hung up)\n",
+        "\n",
+        "Environment:\n",
+        "  NO_COLOR   set and not empty: no colour (unless --color always)\n",
+        "  COLUMNS    the width to fit human output to (before the terminal's; --width wins)\n",
+        "  TMPDIR     where lessons make their temporary directories (used only when absolute,\n",
+        "             a directory, and not one other users could rename them; else /tmp)\n",
+        "  SUDO_UID   under sudo: the user whose directories nsx may fill (nsx rootfs, man),\n",
+        "             and the unprivileged user the user lesson acts as"
+    )
 )]
 pub struct Cli {
     /// Output format.
@@ -70,7 +94,7 @@ pub enum Command {
     Lesson(LessonArgs),
     /// Run every lesson this machine supports, in curriculum order, then a summary.
     #[command(
-        after_help = "Examples:\n  sudo nsx tour --step          a live demo: Enter moves on\n  nsx tour --skip cpu,cost      the quick tour\n  nsx tour --format json | jq '.[] | {lesson, ok}'"
+        after_help = "Examples:\n  sudo nsx tour --step          a live demo: Enter moves on, r repeats a step, b goes back, q quits\n  sudo nsx tour --step --from net   resume a class at the net lesson\n  nsx tour --only pid,uts       two lessons\n  nsx tour --skip cpu,cost      the quick tour\n  nsx tour --format json | jq '.[] | {lesson, ok}'"
     )]
     Tour(TourArgs),
     /// Check what this machine offers the lessons, with the fix for each that cannot run.
@@ -97,6 +121,8 @@ pub enum Command {
         after_help = "Examples:\n  sudo nsx ps\n  sudo nsx ps --format json | jq '.groups[] | {differs, processes}'"
     )]
     Ps,
+    /// The words the lessons use, explained (also a page of the book).
+    Glossary,
     /// Print a completion script for a shell.
     #[command(
         after_help = "Examples:\n  nsx completions bash > /etc/bash_completion.d/nsx\n  nsx completions zsh > \"${fpath[1]}/_nsx\"\n  nsx completions fish > ~/.config/fish/completions/nsx.fish"
@@ -109,7 +135,7 @@ pub enum Command {
     Man(ManArgs),
     /// Run a command as PID 1 of a new container made of exactly the mechanisms asked for.
     #[command(
-        after_help = "The seed's `docker run -it busybox /bin/sh`:\n  sudo nsx rootfs busybox /tmp/bb\n  sudo nsx run --all --rootfs /tmp/bb -it -- /bin/sh\n\nMore examples:\n  sudo nsx run --pid --mount -- ps      # PID 1 and a fresh /proc\n  sudo nsx run --uts --hostname box -- hostname\n  sudo nsx run --pid --memory 32M --cpus 0.2 --pids 8 -- sh -c 'echo limited'\n\nThe exit status is the command's (128 + N when signal N killed it). SIGINT, SIGTERM and SIGHUP sent to nsx are forwarded to the container's PID 1. A PID 1 drops a signal it has no handler for (nsx lesson init); nsx says so, and a second such signal (or a hang-up of your terminal) SIGKILLs the container.\n\nWhen the command ends, nsx kills whatever it left running (nsx is a child subreaper: orphans come back to it), so everything nsx created (processes, namespaces, mounts, cgroups, pty) is gone.\n\nSafety: as root, the command runs with Docker's default capabilities (chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service net_raw sys_chroot mknod audit_write setfcap; no sys_admin); options to add or drop capabilities are not there yet. A --rootfs is mounted nosuid and nodev: a device node in it does not open and a setuid program in it does not change ids; /dev is a nodev tmpfs with the host's null, zero, full, random, urandom and tty bound in. --rootfs needs --pid, since the host's /proc would lead back to the host's /. -it needs a terminal on standard input."
+        after_help = "The container `docker run -it busybox /bin/sh` starts, made by nsx:\n  sudo nsx rootfs busybox /tmp/bb\n  sudo nsx run --all --rootfs /tmp/bb -it -- /bin/sh\n\nMore examples:\n  sudo nsx run --pid --mount -- ps      # PID 1 and a fresh /proc\n  sudo nsx run --uts --hostname box -- hostname\n  sudo nsx run --pid --memory 32M --cpus 0.2 --pids 8 -- sh -c 'echo limited'\n\nThe exit status is the command's (128 + N when signal N killed it). SIGINT, SIGTERM and SIGHUP sent to nsx are forwarded to the container's PID 1. A PID 1 drops a signal it has no handler for (nsx lesson init); nsx says so, and a second such signal (or a hang-up of your terminal) SIGKILLs the container.\n\nWhen the command ends, nsx kills whatever it left running (nsx is a child subreaper: orphans come back to it), so everything nsx created (processes, namespaces, mounts, cgroups, pty) is gone.\n\nSafety: as root, the command runs with Docker's default capabilities (chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service net_raw sys_chroot mknod audit_write setfcap; no sys_admin); options to add or drop capabilities are not there yet. A --rootfs is mounted nosuid and nodev: a device node in it does not open and a setuid program in it does not change ids; /dev is a nodev tmpfs with the host's null, zero, full, random, urandom and tty bound in. --rootfs needs --pid, since the host's /proc would lead back to the host's /. -it needs a terminal on standard input."
     )]
     Run(RunArgs),
     /// Make a root filesystem for nsx run: from the host's static busybox, or a tarball.
@@ -280,6 +306,14 @@ pub struct TourArgs {
     /// Lessons to leave out, comma-separated.
     #[arg(long, value_delimiter = ',', value_parser = PossibleValuesParser::new(lessons::ids()))]
     pub skip: Vec<String>,
+
+    /// Only these lessons, comma-separated, in curriculum order.
+    #[arg(long, value_delimiter = ',', value_name = "ID,...", value_parser = PossibleValuesParser::new(lessons::ids()))]
+    pub only: Vec<String>,
+
+    /// Start at this lesson (to resume a class where it stopped).
+    #[arg(long, value_name = "ID", value_parser = PossibleValuesParser::new(lessons::ids()))]
+    pub from: Option<String>,
 }
 
 /// `nsx lesson [ID] [OPTIONS]`: one subcommand per lesson, each with the lesson's own
@@ -326,6 +360,7 @@ impl Args for LessonArgs {
     fn augment_args(cmd: clap::Command) -> clap::Command {
         use clap::{Arg, ArgAction};
         cmd.subcommand_value_name("ID")
+            .disable_help_subcommand(true)
             .subcommand_help_heading("Lessons")
             .arg(
                 Arg::new("explain")
@@ -370,20 +405,6 @@ impl Args for LessonArgs {
 /// one [`lessons::Options`]: each such lesson's subcommand takes all of them.
 #[derive(Debug, Args)]
 pub struct OldFlags {
-    /// The hostname the uts lesson sets inside its namespace.
-    #[arg(long, default_value = "nsx-demo", value_parser = parse_hostname)]
-    pub hostname: String,
-
-    /// The /30 the net lesson puts its veth pair on: A.B.C.D/30 inside 169.254.0.0/16
-    /// (link-local), never the one holding 169.254.169.254. Default: 169.254.73.0/30, or
-    /// the next free /30 when another nsx run holds it.
-    #[arg(long, value_name = "ADDR/30", value_parser = parse_veth_net)]
-    pub veth_net: Option<Subnet30>,
-
-    /// Skip the net lesson's veth step (namespaces only, nothing created on the host).
-    #[arg(long)]
-    pub no_veth: bool,
-
     /// memory lesson: the limit written into memory.max (v2) or memory.limit_in_bytes
     /// (v1), e.g. 32M, 1G (at least 1M) [default: 32M]
     #[arg(long, visible_alias = "limit", value_name = "SIZE", value_parser = limits::parse_memory, allow_hyphen_values = true)]

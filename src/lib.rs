@@ -28,3 +28,6 @@ pub mod sandbox;
 pub mod tmp;
 
 pub use error::{Error, Result};
+
+/// The glossary (lessons/glossary.md): `nsx glossary` and a page of the book.
+pub const GLOSSARY: &str = include_str!("../lessons/glossary.md");

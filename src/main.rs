@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            if let Some(why) = misplaced_lesson_flag(&e) {
+            if let Some(why) = unknown_lesson(&e).or_else(|| misplaced_lesson_flag(&e)) {
                 nsx::warn!("nsx: {why}");
                 return ExitCode::from(2);
             }
@@ -38,6 +38,30 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// `nsx lesson pdi`: a lesson that does not exist. Names the lessons it may mean (by
+/// meaning, then spelling) and all of them.
+fn unknown_lesson(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = e.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "lesson")?;
+    if args.get(at + 1) != Some(word) {
+        return None;
+    }
+    let mut why = format!("unknown lesson {word:?}");
+    let maybe = lessons::suggest(word);
+    if !maybe.is_empty() {
+        why += &format!("; did you mean {}?", maybe.join(", "));
+    }
+    why += &format!("\n  the lessons: {}", lessons::ids().join(", "));
+    Some(why)
 }
 
 /// `nsx lesson pid --memory 32M`: a flag clap does not know for this lesson, that
@@ -86,6 +110,10 @@ fn misplaced_lesson_flag(e: &clap::Error) -> Option<String> {
 /// closed pipe, as for any output of nsx); a usage error keeps exit 2 even when standard
 /// error cannot take its message.
 fn clap_exit(e: &clap::Error) -> ExitCode {
+    if let Some(text) = another_lessons_flag(e) {
+        nsx::warn!("nsx: {text}");
+        return ExitCode::from(nsx::error::exit::USAGE as u8);
+    }
     let code = e.exit_code();
     let written = e.print().and_then(|()| {
         if code == 0 {
@@ -169,6 +197,13 @@ fn run(cli: &Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Command::Glossary => {
+            match cli.format {
+                Format::Human => out(&render::markdown::render(nsx::GLOSSARY, &cli.fmt()))?,
+                Format::Json => out(&json(&serde_json::json!({ "glossary": nsx::GLOSSARY })))?,
+            }
+            Ok(0)
+        }
         Command::Completions(args) => {
             out(&String::from_utf8_lossy(&manual::completions(args.shell)))?;
             Ok(0)
@@ -189,26 +224,58 @@ fn run(cli: &Cli) -> Result<i32> {
     }
 }
 
+/// `nsx lesson ID --flag` where the flag is another lesson's own option (`nsx lesson pid
+/// --memory 32M`): the usage error says whose it is, not only that it is unexpected.
+fn another_lessons_flag(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split('=').next()?;
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "lesson")?;
+    let id = args[at + 1..].iter().find_map(|a| lessons::find(a))?.id;
+    let owner = lessons::flag_owner(flag)?.id;
+    (owner != id).then(|| {
+        format!("{flag} belongs to the {owner} lesson (nsx lesson {owner} {flag} ...), not to {id}")
+    })
+}
+
 /// `nsx lessons` (and a bare `nsx lesson`): every lesson and whether it runs here.
 fn list_lessons(format: Format, fmt: &render::human::Fmt) -> Result<i32> {
-    let rows: Vec<_> = lessons::LESSONS.iter().map(|l| (l, l.support())).collect();
+    // What each lesson needs here is the doctor's verdict for this machine, the same that
+    // `nsx doctor` prints.
+    let machine = nsx::doctor::host();
+    let rows: Vec<_> = lessons::LESSONS
+        .iter()
+        .map(|l| {
+            (
+                l,
+                l.support(),
+                nsx::doctor::verdict(machine, l).verdict.needs(l),
+            )
+        })
+        .collect();
     match format {
         Format::Human => out(&render::human::lessons(&rows, fmt))?,
         Format::Json => {
             let list: Vec<_> = rows
-            .iter()
-            .map(|(l, support)| {
-                serde_json::json!({
-                    "id": l.id,
-                    "title": l.title,
-                    "mechanism": l.mechanism,
-                    "needs": match l.rootless { lessons::Rootless::Yes => "rootless", lessons::Rootless::No(_) => "root" },
-                    "supported": support,
-                    "facts": l.facts,
-                    "recordable": matches!(l.imp, lessons::Imp::New(_)),
+                .iter()
+                .map(|(l, support, needs)| {
+                    serde_json::json!({
+                        "id": l.id,
+                        "title": l.title,
+                        "mechanism": l.mechanism,
+                        "needs": needs,
+                        "supported": support,
+                        "facts": l.facts,
+                        "recordable": matches!(l.imp, lessons::Imp::New(_)),
+                    })
                 })
-            })
-            .collect();
+                .collect();
             out(&format!(
                 "{}\n",
                 serde_json::to_string_pretty(&list).expect("serialisable")
@@ -500,9 +567,15 @@ fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) -> Result<i32
     let human = format == Format::Human;
     let mut rows = Vec::new();
     let mut json = Vec::new();
-    for lesson in lessons::LESSONS
+    let start = args
+        .from
+        .as_deref()
+        .and_then(|id| lessons::LESSONS.iter().position(|l| l.id == id))
+        .unwrap_or(0);
+    for lesson in lessons::LESSONS[start..]
         .iter()
         .filter(|l| !args.skip.iter().any(|s| s == l.id))
+        .filter(|l| args.only.is_empty() || args.only.iter().any(|s| s == l.id))
     {
         if let lessons::Support::No { reason, fix } = lesson.support() {
             if human {

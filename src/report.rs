@@ -207,6 +207,8 @@ pub enum Val {
     Bytes(u64),
     /// A duration in microseconds.
     Micros(f64),
+    /// A duration in milliseconds, for what a student reads in ms (CPU time of a spin).
+    Millis(f64),
     /// The host's name (volatile between machines).
     Hostname(String),
     /// A path on this machine (temp dirs, cgroup paths carry PIDs).
@@ -242,6 +244,7 @@ impl Val {
                 | Val::Ns { .. }
                 | Val::Count(_)
                 | Val::Micros(_)
+                | Val::Millis(_)
                 | Val::Hostname(_)
                 | Val::Path(_)
         )
@@ -269,6 +272,7 @@ impl fmt::Display for Val {
             Val::Micros(us) => write!(f, "{us:.0} µs"),
             Val::Names(n) if n.len() <= Val::NAMES_SHOWN => write!(f, "{}", n.join(" ")),
             Val::Names(n) => write!(f, "{} entries", n.len()),
+            Val::Millis(ms) => write!(f, "{ms:.0} ms"),
             Val::Hostname(s) | Val::Path(s) | Val::Text(s) => write!(f, "{s}"),
             Val::None(_) => write!(f, "-"),
         }

@@ -100,6 +100,27 @@ pub enum Version {
     V2,
 }
 
+impl Version {
+    /// The file of a cgroup's relative CPU weight: v1 cpu.shares, v2 cpu.weight.
+    pub fn cpu_weight_file(self) -> &'static str {
+        match self {
+            Version::V1 => "cpu.shares",
+            Version::V2 => "cpu.weight",
+        }
+    }
+
+    /// The CPU weight's (lowest, default, highest) in this version's own scale. v1
+    /// cpu.shares: 2, 1024, 262144 (MIN_SHARES, the default and MAX_SHARES = 1 << 18 of
+    /// kernel/sched/sched.h; a value out of range is clamped). v2 cpu.weight: 1, 100,
+    /// 10000 (CGROUP_WEIGHT_MIN/DFL/MAX, include/linux/cgroup.h; out of range is ERANGE).
+    pub fn cpu_weight_range(self) -> (u64, u64, u64) {
+        match self {
+            Version::V1 => (2, 1024, 262_144),
+            Version::V2 => (1, 100, 10_000),
+        }
+    }
+}
+
 /// Everything a lesson does to its cgroup, once per cgroup version.
 ///
 /// Each operation goes through the [`Recorder`], which performs it and records it.
@@ -114,6 +135,11 @@ pub trait Backend {
     fn set_cpu_quota(&self, rec: &mut Recorder, quota_us: u64, period_us: u64) -> Result<()>;
     /// The group's relative CPU weight, in v2 units (1..10000, default 100).
     fn set_cpu_weight(&self, rec: &mut Recorder, weight: u64) -> Result<()>;
+    /// Writes `value` into this version's own weight file, in its own scale, unconverted
+    /// and unclamped ([`Version::cpu_weight_file`]): the kernel decides what to keep.
+    fn set_cpu_weight_native(&self, rec: &mut Recorder, value: u64) -> Result<()>;
+    /// This version's weight file read back, in its own scale.
+    fn cpu_weight_native(&self, rec: &mut Recorder) -> Result<u64>;
     /// The CPU quota in µs per period; `None` when there is none.
     fn cpu_quota(&self, rec: &mut Recorder) -> Result<Option<u64>>;
     fn set_pids_max(&self, rec: &mut Recorder, max: u64) -> Result<()>;
@@ -162,6 +188,12 @@ impl Backend for AnyBackend {
     }
     fn set_cpu_weight(&self, rec: &mut Recorder, weight: u64) -> Result<()> {
         dispatch!(self, b => b.set_cpu_weight(rec, weight))
+    }
+    fn set_cpu_weight_native(&self, rec: &mut Recorder, value: u64) -> Result<()> {
+        dispatch!(self, b => b.set_cpu_weight_native(rec, value))
+    }
+    fn cpu_weight_native(&self, rec: &mut Recorder) -> Result<u64> {
+        dispatch!(self, b => b.cpu_weight_native(rec))
     }
     fn cpu_quota(&self, rec: &mut Recorder) -> Result<Option<u64>> {
         dispatch!(self, b => b.cpu_quota(rec))
@@ -270,6 +302,8 @@ pub fn parse_cgroup_name(name: &str) -> Option<Owner> {
 pub struct LessonCgroup {
     name: String,
     mode: Mode,
+    /// The cgroup file systems' root (usually /sys/fs/cgroup).
+    root: std::path::PathBuf,
     backend: AnyBackend,
     rec: Recorder,
     removed: bool,
@@ -339,6 +373,7 @@ impl LessonCgroup {
         let mut cg = LessonCgroup {
             name,
             mode: layout.mode,
+            root: layout.root.clone(),
             backend,
             rec,
             removed: false,
@@ -399,6 +434,30 @@ impl LessonCgroup {
     /// In v2 units: 1..10000, default 100.
     pub fn set_cpu_weight(&mut self, weight: u64) -> Result<()> {
         self.backend.set_cpu_weight(&mut self.rec, weight)
+    }
+
+    /// Writes `value` into this version's own weight file (v1 cpu.shares, v2
+    /// cpu.weight), unconverted: a v1 value out of range is clamped by the kernel, a v2
+    /// one refused with ERANGE (the error's errno).
+    pub fn set_cpu_weight_native(&mut self, value: u64) -> Result<()> {
+        self.backend.set_cpu_weight_native(&mut self.rec, value)
+    }
+
+    /// The weight file read back, in this version's own scale.
+    pub fn cpu_weight_native(&mut self) -> Result<u64> {
+        self.backend.cpu_weight_native(&mut self.rec)
+    }
+
+    /// On a hybrid machine, what the cgroup2 mount at `<root>/unified` holds: its
+    /// cgroup.controllers (often empty, or hugetlb on some kernels), read and recorded.
+    /// `None` on v1 and v2.
+    pub fn unified_controllers(&mut self) -> Result<Option<Vec<String>>> {
+        if self.mode != Mode::Hybrid {
+            return Ok(None);
+        }
+        let file = self.root.join("unified").join("cgroup.controllers");
+        let text = self.rec.read(&file)?;
+        Ok(Some(text.split_whitespace().map(str::to_string).collect()))
     }
 
     /// The CPU quota now in force, µs per period (v1 cpu.cfs_quota_us, v2 cpu.max);

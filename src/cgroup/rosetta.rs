@@ -113,12 +113,24 @@ const TABLE: &[Rosetta] = &[
         "memory.events oom_kill",
         "",
     ),
+    // A state and a count are not one idea under two names: v1's under_oom says whether
+    // the cgroup is out of memory right now (0 or 1, cgroup-v1/memory.rst), and v2 keeps
+    // no such state; v2's memory.events oom counts the times the limit was reached with
+    // nothing left to reclaim (cgroup-v2.rst), and v1 keeps no such count (it can only
+    // notify each one, through an eventfd registered in cgroup.event_control).
     row(
-        "out of memory",
+        "out of memory now (0/1)",
         Some(Memory),
         "memory.oom_control under_oom",
+        "(none: no such state)",
+        "a state, back to 0 once the OOM killer has made room",
+    ),
+    row(
+        "times out of memory",
+        Some(Memory),
+        "(none; memory.oom_control can notify each)",
         "memory.events oom",
-        "v1 shows the state now (0/1), v2 counts the events",
+        "a count; v1 notifies each one through an eventfd in cgroup.event_control",
     ),
     row(
         "CPU quota",
@@ -151,9 +163,9 @@ const TABLE: &[Rosetta] = &[
     row(
         "CPU weight",
         Some(Cpu),
-        "cpu.shares (default 1024)",
-        "cpu.weight (default 100)",
-        "",
+        "cpu.shares (2..262144, default 1024)",
+        "cpu.weight (1..10000, default 100)",
+        "the kernel counts cpu.weight w as w × 1024 / 100 shares: v2's highest is 102400",
     ),
     row(
         "process limit",
@@ -204,6 +216,21 @@ mod tests {
         assert!(has("pids.max", "pids.max"));
         assert!(has("memory.oom_control", "memory.events"));
         assert!(has("memory.failcnt", "memory.events max"));
+    }
+
+    #[test]
+    fn a_state_is_never_paired_with_a_counter() {
+        // v1 under_oom is 0 or 1 now; v2 memory.events oom counts: no row may pair them.
+        let under = TABLE.iter().find(|r| r.v1.contains("under_oom")).unwrap();
+        assert!(!under.v2.contains("memory.events"), "{under}");
+        let count = TABLE.iter().find(|r| r.v2 == "memory.events oom").unwrap();
+        assert!(!count.v1.contains("under_oom"), "{count}");
+        // Each file that has a counterpart is paired with a file of the same kind.
+        for r in TABLE {
+            if r.v1.contains("oom_kill") {
+                assert!(r.v2.contains("oom_kill"), "{r}");
+            }
+        }
     }
 
     #[test]

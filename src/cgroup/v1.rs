@@ -199,11 +199,26 @@ impl Backend for V1 {
     }
 
     fn set_cpu_weight(&self, rec: &mut Recorder, weight: u64) -> Result<()> {
-        let dir = self.need("cpu", Controller::Cpu)?;
         // cpu.shares is the group's relative weight against its siblings (default 1024,
-        // 2..262144). v2's cpu.weight 100 is shares 1024, the mapping systemd uses.
-        let shares = (weight.saturating_mul(1024) / 100).clamp(2, 262_144);
-        rec.write(&dir.join("cpu.shares"), &shares.to_string())
+        // 2..262144). cpu.weight w is shares w × 1024 / 100: the kernel's own conversion
+        // (sched_weight_from_cgroup turns cpu.weight into the scheduler's weight that
+        // way) and systemd's (cgroup_cpu_weight_to_shares). So v2's highest, 10000, is
+        // 102400 shares; v1 goes on to 262144, which no v2 weight reaches.
+        let (lo, _, hi) = Version::V1.cpu_weight_range();
+        let shares = (weight.saturating_mul(1024) / 100).clamp(lo, hi);
+        self.set_cpu_weight_native(rec, shares)
+    }
+
+    fn set_cpu_weight_native(&self, rec: &mut Recorder, value: u64) -> Result<()> {
+        let dir = self.need("cpu", Controller::Cpu)?;
+        // The kernel clamps a value outside 2..262144 to that range (cpu_shares_write_u64
+        // → sched_group_set_shares) instead of refusing it.
+        rec.write(&dir.join("cpu.shares"), &value.to_string())
+    }
+
+    fn cpu_weight_native(&self, rec: &mut Recorder) -> Result<u64> {
+        let dir = self.need("cpu", Controller::Cpu)?;
+        parsed(rec, &dir.join("cpu.shares"), |t| parse_u64(t, "cpu.shares"))
     }
 
     fn cpu_quota(&self, rec: &mut Recorder) -> Result<Option<u64>> {

@@ -301,12 +301,21 @@ impl Backend for V2 {
     }
 
     fn set_cpu_weight(&self, rec: &mut Recorder, weight: u64) -> Result<()> {
-        let dir = self.need(Controller::Cpu)?;
         // cpu.weight: the group's share against its siblings, 1..10000 (default 100).
-        rec.write(
-            &dir.join("cpu.weight"),
-            &weight.clamp(1, 10_000).to_string(),
-        )
+        let (lo, _, hi) = Version::V2.cpu_weight_range();
+        self.set_cpu_weight_native(rec, weight.clamp(lo, hi))
+    }
+
+    fn set_cpu_weight_native(&self, rec: &mut Recorder, value: u64) -> Result<()> {
+        let dir = self.need(Controller::Cpu)?;
+        // cgroup-v2.rst: a weight outside [1, 10000] is refused (cpu_weight_write_u64
+        // returns -ERANGE).
+        rec.write(&dir.join("cpu.weight"), &value.to_string())
+    }
+
+    fn cpu_weight_native(&self, rec: &mut Recorder) -> Result<u64> {
+        let dir = self.need(Controller::Cpu)?;
+        parsed(rec, &dir.join("cpu.weight"), |t| parse_u64(t, "cpu.weight"))
     }
 
     fn cpu_quota(&self, rec: &mut Recorder) -> Result<Option<u64>> {

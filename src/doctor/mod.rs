@@ -261,6 +261,16 @@ impl Verdict {
             Verdict::Blocked => "blocked",
         }
     }
+
+    /// The privilege `lesson` needs on the machine this verdict is for, as `nsx lessons`
+    /// shows it: "rootless" when an unprivileged user can run it, "root" when only root
+    /// can. Blocked both ways, the machine cannot say: what the lesson itself declares.
+    pub fn needs(self, lesson: &Lesson) -> &'static str {
+        match (self, lesson.rootless) {
+            (Verdict::Rootless, _) | (Verdict::Blocked, Rootless::Yes) => "rootless",
+            (Verdict::Root, _) | (Verdict::Blocked, Rootless::No(_)) => "root",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

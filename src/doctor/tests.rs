@@ -36,6 +36,7 @@ const fn stand_in(id: &'static str, rootless: Rootless) -> Lesson {
         narrative: "",
         sees: crate::observe::Parts::NONE,
         facts: &[],
+        words: &[],
         imp: crate::lessons::Imp::Old(no_run),
     }
 }
@@ -159,6 +160,30 @@ fn cgroup_hybrid_as_on_the_development_machines() {
     }
     assert_eq!(verdict_of(&r, "cpu").verdict, Verdict::Root);
     insta::assert_snapshot!("hybrid", plain(&r));
+}
+
+/// `nsx lessons` says what the doctor says: on a hybrid machine the limit lessons, which
+/// run rootless where a v2 subtree is delegated, need root.
+#[test]
+fn the_needs_column_is_the_doctors_verdict() {
+    let hybrid = examine(&fixture("hybrid"), Privilege::Root, UID_1000);
+    for id in ["memory", "cpu", "pids"] {
+        let lesson = crate::lessons::find(id).unwrap();
+        assert_eq!(
+            lesson.rootless,
+            Rootless::Yes,
+            "{id} declares it can run rootless"
+        );
+        let v = verdict(&hybrid, lesson);
+        assert_eq!(v.verdict, Verdict::Root, "{id}: {:?}", v.rootless);
+        assert_eq!(v.verdict.needs(lesson), "root", "{id}");
+    }
+    let pid = crate::lessons::find("pid").unwrap();
+    assert_eq!(verdict(&hybrid, pid).verdict.needs(pid), "rootless");
+    // Where a v2 subtree is delegated, they do run rootless.
+    let v2 = examine(&fixture("v2-delegated"), Privilege::Rootless, UID_1000);
+    let memory = crate::lessons::find("memory").unwrap();
+    assert_eq!(verdict(&v2, memory).verdict.needs(memory), "rootless");
 }
 
 #[test]

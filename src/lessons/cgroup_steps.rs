@@ -1,55 +1,108 @@
-//! What the memory, cpu and pids lessons share: opening the lesson cgroup, showing what
-//! was done to it as shell commands, the v1 ↔ v2 names of the files used, and a side
-//! channel for probes that may be killed before they can report.
+//! What the memory, cpu and pids lessons share: opening the lesson cgroup (after sweeping
+//! what killed runs left), what a recording keeps of it, and the pieces their judges
+//! build steps from: the probe's cgroup as /proc/…/cgroup shows it, the cgroup operations
+//! as shell commands, a sentence on the machine's setup, and the v1 ↔ v2 names of the
+//! files used.
 //!
 //! The seed article's point is that a cgroup is a directory, a limit is a value written
 //! into a file, and joining is writing a PID into a file. So every step's actions are the
 //! cgroup operations exactly as performed (`mkdir`, `echo 33554432 > …`, `echo 4242 >
 //! …/cgroup.procs`, `cat …`, `rmdir`), interleaved with the clone of the probe.
 
-use std::fs::File;
-use std::io::{Read, Write};
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::engine::Measure;
 use super::Ctx;
 use crate::cgroup::{self, Action, Controller, LessonCgroup, Mode, Op, Version};
-use crate::error::{Context, Result};
+use crate::error::Result;
 use crate::observe::View;
-use crate::sandbox::signals;
+use crate::report::{Step, Val};
+
+/// Where a note about the run goes: the older lessons' context, or a measurement.
+pub trait Noter {
+    fn note(&mut self, text: String);
+}
+
+impl Noter for Ctx<'_> {
+    fn note(&mut self, text: String) {
+        Ctx::note(self, text);
+    }
+}
+
+impl Noter for Measure<'_> {
+    fn note(&mut self, text: String) {
+        Measure::note(self, text);
+    }
+}
+
+/// What a recording keeps of the lesson cgroup: where it was made and on what setup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cgroup {
+    pub mode: Mode,
+    pub version: Version,
+    /// `nsx-<pid>-<start>-<lesson>`.
+    pub name: String,
+    /// The directory it was made in: nsx's own cgroup in the controller's hierarchy (v1),
+    /// or nsx's subtree (v2).
+    pub parent: String,
+    /// Hybrid only: what the cgroup2 mount's cgroup.controllers listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unified_controllers: Option<Vec<String>>,
+}
 
 /// Removes cgroups left by killed runs (their `Drop` never ran), then creates this
-/// lesson's cgroup for `controller`. Leftovers removed are noted in the report.
-pub fn open(ctx: &mut Ctx, controller: Controller) -> Result<LessonCgroup> {
-    sweep(ctx);
-    LessonCgroup::create(ctx.lesson.id, &[controller])
+/// lesson's cgroup for `controller` and, on a hybrid machine, reads what the cgroup2
+/// mount holds. The actions so far stay in the cgroup's record (take them with the
+/// lesson's own setup).
+pub fn open(
+    m: &mut Measure,
+    lesson: &str,
+    controller: Controller,
+) -> Result<(LessonCgroup, Cgroup)> {
+    sweep(m);
+    let mut cg = LessonCgroup::create(lesson, &[controller])?;
+    let unified_controllers = cg.unified_controllers()?;
+    let parent = cg
+        .dir(controller)
+        .and_then(Path::parent)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let info = Cgroup {
+        mode: cg.mode(),
+        version: cg.version(),
+        name: cg.name().to_string(),
+        parent,
+        unified_controllers,
+    };
+    Ok((cg, info))
 }
 
 /// Sweeps leftovers of killed runs and notes what was removed. A leftover that cannot be
 /// removed (a process still in it) is left for the next run, with a warning and a note
 /// that say where it is and why.
-pub fn sweep(ctx: &mut Ctx) {
+pub fn sweep(n: &mut impl Noter) {
     match cgroup::sweep() {
-        Ok(s) => note_sweep(ctx, &s),
+        Ok(s) => note_sweep(n, &s),
         Err(e) => left_behind(
-            ctx,
+            n,
             format!("nsx could not look for cgroups left by killed runs: {e}"),
         ),
     }
 }
 
 /// Notes what a cgroup sweep removed, and warns about what it could not.
-pub fn note_sweep(ctx: &mut Ctx, s: &cgroup::Sweep) {
+pub fn note_sweep(n: &mut impl Noter, s: &cgroup::Sweep) {
     for a in &s.removed {
-        ctx.note(format!(
+        n.note(format!(
             "removed a cgroup left by an nsx run that was killed: {a}"
         ));
     }
     for k in &s.failed {
         left_behind(
-            ctx,
+            n,
             format!(
                 "a cgroup left by an nsx run that was killed could not be removed: {}: {}",
                 k.path.display(),
@@ -61,9 +114,9 @@ pub fn note_sweep(ctx: &mut Ctx, s: &cgroup::Sweep) {
 
 /// Something a killed run left that this run could not remove: a warning on standard
 /// error, and a note in the report.
-pub fn left_behind(ctx: &mut Ctx, text: String) {
+pub fn left_behind(n: &mut impl Noter, text: String) {
     crate::warn!("nsx: warning: {text}");
-    ctx.note(text);
+    n.note(text);
 }
 
 /// A measured amount, rarely round: `32.0 MiB`, or `512 KiB` below one MiB. (Limits,
@@ -81,68 +134,57 @@ pub fn shell(actions: &[Action]) -> Vec<String> {
     actions.iter().map(|a| a.to_string()).collect()
 }
 
-/// A step's actions in the order they happened: cgroup operations (also kept structured,
-/// for the Rosetta rows and the JSON) interleaved with the probe's clone and its own steps.
-#[derive(Debug, Default)]
-pub struct Log {
-    pub lines: Vec<String>,
-    pub cgroup: Vec<Action>,
-}
-
-impl Log {
-    /// Appends what `cg` did since the last call.
-    pub fn cgroup(&mut self, cg: &mut LessonCgroup) {
-        let actions = cg.take_actions();
-        self.lines.extend(shell(&actions));
-        self.cgroup.extend(actions);
-    }
-
-    /// Appends other actions (the clone, the probe's own steps).
-    pub fn extend(&mut self, lines: impl IntoIterator<Item = String>) {
-        self.lines.extend(lines);
-    }
-}
-
 /// The path of `view`'s probe in the hierarchy that holds `controller`, as its
-/// /proc/…/cgroup shows it (`hierarchy-ID:controller-list:path`, cgroups(7)): on v1
-/// the line naming the controller, on v2 the `0::` line.
-pub fn cgroup_path(view: &View, controller: Controller, version: Version) -> String {
-    let line = view.probe.cgroup.iter().find(|l| {
-        let mut parts = l.splitn(3, ':');
-        let (id, ctl) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        match version {
-            Version::V1 => ctl.split(',').any(|c| c == controller.name()),
-            Version::V2 => id == "0" && ctl.is_empty(),
-        }
-    });
-    match line.and_then(|l| l.splitn(3, ':').nth(2)) {
-        Some(path) => path.to_string(),
-        None => "(not listed)".to_string(),
+/// /proc/…/cgroup shows it (`hierarchy-ID:controller-list:path`, cgroups(7)): on v1 the
+/// line naming the controller, on v2 the `0::` line. `None` when no line says.
+pub fn cgroup_path(view: &View, controller: Controller, version: Version) -> Option<String> {
+    let lines = crate::observe::cgroup::parse_cgroup(&view.probe.cgroup.join("\n")).ok()?;
+    lines
+        .into_iter()
+        .find(|l| match version {
+            Version::V1 => l.controllers.iter().any(|c| c == controller.name()),
+            Version::V2 => l.is_v2(),
+        })
+        .map(|l| l.path)
+}
+
+/// [`cgroup_path`] as a row value.
+pub fn path_val(view: &View, controller: Controller, version: Version) -> Val {
+    match cgroup_path(view, controller, version) {
+        Some(p) => Val::Path(p),
+        None => Val::None("not listed".into()),
     }
 }
 
-/// The label of the cgroup row: which file and which hierarchy it came from.
+/// The label of the cgroup row: which hierarchy's line it is.
 pub fn cgroup_label(controller: Controller, version: Version) -> String {
     match version {
-        Version::V1 => format!("cgroup in the {controller} hierarchy (/proc/…/cgroup)"),
-        Version::V2 => "cgroup (/proc/…/cgroup, 0:: line)".to_string(),
+        Version::V1 => format!("{controller} cgroup"),
+        Version::V2 => "v2 cgroup".to_string(),
     }
 }
 
-/// One sentence: which setup this machine has, and so which files nsx used.
-pub fn mode_note(cg: &LessonCgroup, controller: Controller) -> String {
-    let dir = cg
-        .dir(controller)
-        .and_then(Path::parent)
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    match cg.mode() {
+/// One sentence: which setup this machine has, and so which files nsx used. On a hybrid
+/// machine it says what the cgroup2 mount holds, as this run read it.
+pub fn mode_note(cg: &Cgroup, controller: Controller) -> String {
+    let dir = &cg.parent;
+    match cg.mode {
         Mode::V1 => format!(
             "this machine runs cgroup v1: each controller has its own hierarchy, and the {controller} one is mounted with nsx's own cgroup at {dir}, so nsx made its directory there and used the v1 files"
         ),
-        Mode::Hybrid => format!(
-            "this machine runs cgroup hybrid: the controllers are v1 hierarchies (the cgroup2 mount at /sys/fs/cgroup/unified only tracks processes), so nsx made its directory under its own {controller} cgroup at {dir} and used the v1 files"
-        ),
+        Mode::Hybrid => {
+            let holds = match cg.unified_controllers.as_deref() {
+                Some([]) => "no controller (its cgroup.controllers is empty: it only tracks processes)".to_string(),
+                Some(list) => format!(
+                    "{} (its cgroup.controllers), not {controller}",
+                    list.join(" ")
+                ),
+                None => "controllers nsx did not read".to_string(),
+            };
+            format!(
+                "this machine runs cgroup hybrid: the cgroup2 mount at /sys/fs/cgroup/unified holds {holds}; the {controller} controller is a v1 hierarchy, so nsx made its directory under its own {controller} cgroup at {dir} and used the v1 files"
+            )
+        }
         Mode::V2 => format!(
             "this machine runs cgroup v2: one unified hierarchy, so nsx made one directory in its own subtree {dir} (a cgroup that holds no process, as the \"no internal processes\" rule wants) and used the v2 files"
         ),
@@ -173,7 +215,9 @@ pub fn rosetta(
             };
             files.iter().any(|f| {
                 names
-                    .split(|c: char| c.is_whitespace() || c == ',' || c == '+' || c == '"')
+                    .split(|c: char| {
+                        c.is_whitespace() || matches!(c, ',' | '+' | '"' | '(' | ')' | ':' | ';')
+                    })
                     .any(|w| w == f)
             })
         })
@@ -200,101 +244,18 @@ pub fn rosetta_note(rows: &[&cgroup::Rosetta]) -> String {
     s
 }
 
-/// The cgroup part of a step's `extra`: setup, structured actions, the Rosetta rows.
-pub fn extra(cg: &LessonCgroup, actions: &[Action], rows: &[&cgroup::Rosetta]) -> Value {
+/// The cgroup part of a step's `extra`: which cgroup, on which setup, what was done to
+/// it, and the Rosetta rows.
+pub fn extra(cg: &Cgroup, actions: &[Action], rows: &[&cgroup::Rosetta]) -> Value {
     json!({
-        "mode": cg.mode(),
-        "version": cg.version(),
-        "name": cg.name(),
-        "actions": actions,
-        "rosetta": rows,
+        "cgroup": {
+            "mode": cg.mode,
+            "version": cg.version,
+            "name": cg.name,
+            "actions": actions,
+            "rosetta": rows,
+        }
     })
-}
-
-/// A pipe the probe writes to *while* it runs, for what it must say before it might be
-/// killed (its own view, its progress). The probe's normal report comes only at its end;
-/// a probe killed by the OOM killer never sends one.
-///
-/// The parent reads it after the probe has ended, so the probe must never write more
-/// than a pipe holds (64 KiB by default, pipe(7)) or it would block; [`SideWriter`]
-/// refuses to.
-pub struct SidePipe {
-    reader: File,
-}
-
-/// The probe's end of a [`SidePipe`].
-pub struct SideWriter {
-    file: File,
-    written: usize,
-}
-
-/// At most this much goes into a side pipe: under the 64 KiB a pipe buffers.
-pub const SIDE_CAPACITY: usize = 60 * 1024;
-
-/// A side pipe: the parent keeps the returned reader, the probe closure takes the writer
-/// (the parent's copy of it closes when `spawn` drops the closure, so the reader sees EOF
-/// once the probe is gone).
-pub fn side_pipe() -> Result<(SidePipe, SideWriter)> {
-    // pipe2(2) with O_CLOEXEC: nsx never execs, but the flag keeps it out of anything that
-    // ever would.
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "side channel")?;
-    Ok((
-        SidePipe {
-            reader: File::from(r),
-        },
-        SideWriter {
-            file: File::from(w),
-            written: 0,
-        },
-    ))
-}
-
-impl SideWriter {
-    /// Writes `bytes` unless that would go past [`SIDE_CAPACITY`]; `false` if refused.
-    pub fn send(&mut self, bytes: &[u8]) -> bool {
-        if self.written + bytes.len() > SIDE_CAPACITY {
-            return false;
-        }
-        if self.file.write_all(bytes).is_err() {
-            return false;
-        }
-        self.written += bytes.len();
-        true
-    }
-
-    /// One JSON value on its own line.
-    pub fn send_json<T: Serialize>(&mut self, value: &T) -> bool {
-        match serde_json::to_vec(value) {
-            Ok(mut line) => {
-                line.push(b'\n');
-                self.send(&line)
-            }
-            Err(_) => false,
-        }
-    }
-}
-
-impl SidePipe {
-    /// Everything the probe wrote, once it has ended (reads to EOF).
-    pub fn read_all(mut self) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        loop {
-            match self.reader.read_to_end(&mut buf) {
-                Ok(_) => return Ok(buf),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => signals::check()?,
-                Err(e) => return Err(e).ctx("read", "the probe's side channel"),
-            }
-        }
-    }
-}
-
-/// The number in `/proc/<pid>/status` field `key` (VmRSS in kB, Threads), as the host or
-/// the probe reads it.
-pub fn status_number(status_file: &Path, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(status_file).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 /// A view for a side whose probe died before it could look at itself.
@@ -302,6 +263,29 @@ pub fn unseen(why: &str) -> View {
     View {
         source: format!("(nothing: {why})"),
         ..View::default()
+    }
+}
+
+/// A step of a limit lesson: its actions in order, its rows, and both views.
+pub fn step(
+    id: &str,
+    title: String,
+    actions: Vec<String>,
+    host: &View,
+    container: &View,
+    rows: Vec<crate::report::Row>,
+) -> Step {
+    Step {
+        id: id.into(),
+        title,
+        actions,
+        rows,
+        notes: Vec::new(),
+        takeaway: None,
+        columns: None,
+        extra: json!({}),
+        host: host.clone(),
+        container: container.clone(),
     }
 }
 
@@ -333,6 +317,9 @@ mod tests {
         assert!(whats.contains(&"memory limit"), "{whats:?}");
         assert!(whats.contains(&"times the limit was hit"), "{whats:?}");
         assert!(whats.contains(&"OOM kills"), "{whats:?}");
+        // under_oom is a state: its row says v2 has none, and no v2 counter stands in.
+        let under = rows.iter().find(|r| r.v1.contains("under_oom")).unwrap();
+        assert!(!under.v2.contains("memory.events"), "{under}");
         // Not written: no swap limit row; not read: no peak row.
         assert!(!whats.contains(&"swap limit"), "{whats:?}");
         assert!(!whats.contains(&"peak memory"), "{whats:?}");
@@ -342,12 +329,13 @@ mod tests {
             read("/cg/nsx/x/memory.events"),
             read("/cg/nsx/x/memory.peak"),
         ];
-        let whats: Vec<&str> = rosetta(Controller::Memory, Version::V2, &v2)
-            .iter()
-            .map(|r| r.what)
-            .collect();
+        let rows = rosetta(Controller::Memory, Version::V2, &v2);
+        let whats: Vec<&str> = rows.iter().map(|r| r.what).collect();
         assert!(whats.contains(&"memory limit") && whats.contains(&"peak memory"));
         assert!(whats.contains(&"OOM kills"), "{whats:?}");
+        // The count of OOM events is v2's memory.events oom, and v1 has no such file.
+        let count = rows.iter().find(|r| r.v2 == "memory.events oom").unwrap();
+        assert!(!count.v1.contains("under_oom"), "{count}");
         let cpu = [write("/cg/nsx/x/cpu.max"), read("/cg/nsx/x/cpu.stat")];
         let whats: Vec<&str> = rosetta(Controller::Cpu, Version::V2, &cpu)
             .iter()
@@ -375,35 +363,39 @@ mod tests {
             "0::/".into(),
         ];
         assert_eq!(
-            cgroup_path(&v, Controller::Memory, Version::V1),
-            "/process_api/16b3/nsx-7-memory"
+            cgroup_path(&v, Controller::Memory, Version::V1).as_deref(),
+            Some("/process_api/16b3/nsx-7-memory")
         );
-        assert_eq!(cgroup_path(&v, Controller::Cpu, Version::V1), "/a");
-        assert_eq!(cgroup_path(&v, Controller::Pids, Version::V2), "/");
-        v.probe.cgroup.clear();
         assert_eq!(
-            cgroup_path(&v, Controller::Pids, Version::V1),
-            "(not listed)"
+            cgroup_path(&v, Controller::Cpu, Version::V1).as_deref(),
+            Some("/a")
         );
+        assert_eq!(
+            cgroup_path(&v, Controller::Pids, Version::V2).as_deref(),
+            Some("/")
+        );
+        v.probe.cgroup.clear();
+        assert_eq!(cgroup_path(&v, Controller::Pids, Version::V1), None);
+        assert!(path_val(&v, Controller::Pids, Version::V1).is_none());
     }
 
     #[test]
-    fn status_fields_are_read_in_kib() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("status");
-        std::fs::write(&f, "Name:\tnsx\nVmHWM:\t   70000 kB\nVmRSS:\t   65536 kB\n").unwrap();
-        assert_eq!(status_number(&f, "VmRSS"), Some(65536));
-        assert_eq!(status_number(&f, "VmHWM"), Some(70000));
-        assert_eq!(status_number(&f, "VmSwap"), None);
-    }
-
-    #[test]
-    fn the_side_channel_refuses_what_a_pipe_cannot_hold() {
-        let (pipe, mut w) = side_pipe().unwrap();
-        assert!(w.send_json(&json!({"a": 1})));
-        assert!(!w.send(&vec![b'.'; SIDE_CAPACITY]));
-        assert!(w.send(b"."));
-        drop(w);
-        assert_eq!(pipe.read_all().unwrap(), b"{\"a\":1}\n.");
+    fn the_hybrid_note_says_what_the_cgroup2_mount_holds() {
+        let mut cg = Cgroup {
+            mode: Mode::Hybrid,
+            version: Version::V1,
+            name: "nsx-1-2-memory".into(),
+            parent: "/sys/fs/cgroup/memory/a".into(),
+            unified_controllers: Some(vec!["hugetlb".into()]),
+        };
+        let note = mode_note(&cg, Controller::Memory);
+        assert!(
+            note.contains("holds hugetlb (its cgroup.controllers)"),
+            "{note}"
+        );
+        assert!(!note.contains("only tracks processes"), "{note}");
+        cg.unified_controllers = Some(vec![]);
+        let note = mode_note(&cg, Controller::Memory);
+        assert!(note.contains("no controller"), "{note}");
     }
 }

@@ -28,6 +28,7 @@ use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::cgroup_steps;
 use super::engine::{Def, Env, Judged, Measure, NoOptions, Prep};
 use super::kit::{self, StepExt};
 use super::{Lesson, Rootless, Run};
@@ -106,6 +107,13 @@ impl Def for Cgroupns {
         "same-cgroup-underneath",
         "cgroup-ns-differs",
     ];
+    const WORDS: &'static [&'static str] = &[
+        "cgroups",
+        "cgroup",
+        "cgroup-namespace",
+        "namespace",
+        "namespaces",
+    ];
     type Options = NoOptions;
     type Obs = Obs;
 
@@ -120,10 +128,16 @@ impl Def for Cgroupns {
         // A child cgroup when root (as runtimes do); else the nesting that already exists.
         let mut child = None;
         if !m.rootless() {
-            m.swept(
-                crate::cgroup::sweep_place(&own_dir),
-                &own_dir.display().to_string(),
-            );
+            match crate::cgroup::sweep_place(&own_dir) {
+                Ok(s) => cgroup_steps::note_sweep(m, &s),
+                Err(e) => cgroup_steps::left_behind(
+                    m,
+                    format!(
+                        "nsx could not look for cgroups left by killed runs in {}: {e}",
+                        own_dir.display()
+                    ),
+                ),
+            }
             match ChildCgroup::create(&own_dir) {
                 Ok(c) => child = Some(c),
                 Err(e) if line.depth() > 0 => m.note(format!(

@@ -138,6 +138,14 @@ impl Def for Cost {
         "net-namespace-measured",
         "container-start-is-a-process-start",
     ];
+    const WORDS: &'static [&'static str] = &[
+        "speed",
+        "overhead",
+        "performance",
+        "benchmark",
+        "timing",
+        "vm",
+    ];
     type Options = NoOptions;
     type Obs = Obs;
 
@@ -185,7 +193,7 @@ impl Def for Cost {
         // A cgroup is a directory: creating one is mkdir(2), removing it rmdir(2). A run
         // killed in the loop below leaves its cgroup with the probe directory in it:
         // swept here, children first.
-        m.swept(crate::cgroup::sweep(), "nsx's own cgroups");
+        super::cgroup_steps::sweep(m);
         let (cgroup, no_cgroup) = match LessonCgroup::create(Cost::ID, &[Controller::Memory]) {
             Ok(mut cg) => {
                 let rounds = match cg.dir(Controller::Memory) {

@@ -10,6 +10,8 @@
 //! A lesson implements [`Def`]; [`lesson`] turns it into the registry's [`Lesson`] value,
 //! whose function pointers hide the lesson's own types.
 
+use std::fs::File;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
@@ -20,7 +22,7 @@ use super::{Lesson, Presenter, Rootless, Run};
 use crate::error::{Context, Error, Result};
 use crate::observe::{self, Parts, Subject, View};
 use crate::report::{Fact, Machine, Privilege, Replay, Report, Step};
-use crate::sandbox::{Exit, Inside, Spec};
+use crate::sandbox::{signals, Exit, Inside, Outcome, Spec};
 
 /// One lesson: its registry entry (constants) and its two halves.
 pub trait Def: 'static {
@@ -36,6 +38,8 @@ pub trait Def: 'static {
     const SEES: Parts;
     /// Every fact `judge` decides, in the order it lists them.
     const FACTS: &'static [&'static str];
+    /// Words a student may type for this lesson, besides its id (for suggestions).
+    const WORDS: &'static [&'static str];
 
     /// The lesson's own options: its `nsx lesson <id>` flags ([`NoOptions`] for none).
     type Options: clap::Args + Serialize + DeserializeOwned + Clone + std::fmt::Debug;
@@ -172,39 +176,6 @@ impl Measure<'_> {
 
     pub fn rootless(&self) -> bool {
         self.privilege == Privilege::Rootless
-    }
-
-    /// Notes what a sweep for cgroups left by killed runs removed ([`crate::cgroup::sweep`],
-    /// [`crate::cgroup::sweep_place`]), and warns about what it could not remove or could
-    /// not look at (`place` says where it looked): such a leftover stays for a later run,
-    /// and the report says where and why.
-    pub fn swept(&mut self, sweep: Result<crate::cgroup::Sweep>, place: &str) {
-        match sweep {
-            Ok(s) => {
-                for a in &s.removed {
-                    self.note(format!(
-                        "removed a cgroup left by an nsx run that was killed: {a}"
-                    ));
-                }
-                for k in &s.failed {
-                    self.left_behind(format!(
-                        "a cgroup left by an nsx run that was killed could not be removed: {}: {}",
-                        k.path.display(),
-                        k.reason
-                    ));
-                }
-            }
-            Err(e) => self.left_behind(format!(
-                "nsx could not look for cgroups left by killed runs in {place}: {e}"
-            )),
-        }
-    }
-
-    /// Something a killed run left that this run could not remove: a warning on standard
-    /// error, and a note in the report.
-    fn left_behind(&mut self, text: String) {
-        crate::warn!("nsx: warning: {text}");
-        self.note(text);
     }
 
     /// `spec` reading what this lesson reads.
@@ -357,6 +328,88 @@ impl Measure<'_> {
         Ok(run)
     }
 
+    /// Starts a probe that runs alongside the host and outlives its report: `prepare`
+    /// runs between its clone and its go (as for [`Measure::probe_with`]), then the probe
+    /// is told to go at once, so the host can take part in what it does (answer its
+    /// connection, wait for its listener) before it reads the report
+    /// ([`Running::report`]). The probe stays alive until [`Running::finish`] (or the
+    /// [`Running`] is dropped, which kills and reaps it): a holder whose namespaces others
+    /// join, a server, a probe the host looks at again after changing something.
+    pub fn start<T, P, F>(&self, spec: &Spec, prepare: P, probe: F) -> Result<Running<T>>
+    where
+        T: Serialize + DeserializeOwned,
+        P: FnOnce(&mut Prep) -> Result<()>,
+        F: FnOnce(&mut Inside) -> Result<T>,
+    {
+        let mut child = crate::sandbox::spawn(&self.scoped(spec), probe)?;
+        prepare(&mut Prep { child: &mut child })?;
+        child.go()?;
+        Ok(Running {
+            child,
+            report: std::marker::PhantomData,
+        })
+    }
+
+    /// Runs one probe to its end, for a probe that may die before it reports (OOM-killed,
+    /// killed by a signal): `prepare` between its clone and its go, as for
+    /// [`Measure::probe_with`]; `probe` gets a [`SideWriter`] for what it must say before
+    /// it might die (its view, its progress). The host reads the probe (and calls
+    /// `host_extra`) while it lives after its report, or, when it died first, once it is
+    /// dead; its view of the probe is then the one taken just before the probe ran. The
+    /// probe is reaped before this returns: [`Ended::exit`] is its wait status, and what
+    /// the lesson looks at next happens after waitpid(2) returned.
+    pub fn probe_to_end<T, H, P, F, G>(
+        &self,
+        spec: &Spec,
+        prepare: P,
+        probe: F,
+        host_extra: G,
+    ) -> Result<Ended<T, H>>
+    where
+        T: Serialize + DeserializeOwned,
+        P: FnOnce(&mut Prep) -> Result<()>,
+        F: FnOnce(&mut Inside, SideWriter) -> Result<T>,
+        G: FnOnce(i32) -> Result<H>,
+    {
+        let (side, writer) = side_pipe()?;
+        // The parent's copy of the writer goes with the closure when spawn returns, so the
+        // side pipe reaches EOF once the probe has exited.
+        let mut child = crate::sandbox::spawn(&self.scoped(spec), move |i| probe(i, writer))?;
+        prepare(&mut Prep { child: &mut child })?;
+        // Taken while it is held: if it dies before its report, this is what the host saw.
+        let held = child.observe_from_host()?;
+        let pid = child.pid();
+        let (inside, host, host_after, host_extra, actions, exit) =
+            match child.run_or_exit::<T>()? {
+                Outcome::Reported(value) => {
+                    // It waits for its release: alive, holding whatever it made.
+                    let host = child.observe_from_host()?;
+                    let extra = host_extra(pid)?;
+                    let actions = std::mem::take(&mut child.actions);
+                    let exit = child.finish()?;
+                    (Some(value), host, true, extra, actions, exit)
+                }
+                Outcome::Exited(status) => {
+                    // Reaped already by run_or_exit: dropping the child kills nothing.
+                    let extra = host_extra(pid)?;
+                    let actions = std::mem::take(&mut child.actions);
+                    drop(child);
+                    (None, held, false, extra, actions, status)
+                }
+            };
+        let said = String::from_utf8_lossy(&side.read_all()?).into_owned();
+        Ok(Ended {
+            inside,
+            said,
+            host,
+            host_after,
+            host_extra,
+            actions,
+            pid,
+            exit: Exit::from(exit),
+        })
+    }
+
     /// Clones a probe held before it runs, for a lesson that prepares it first (see
     /// [`crate::sandbox::spawn`]).
     pub fn spawn<T, F>(&self, spec: &Spec, probe: F) -> Result<crate::sandbox::Child>
@@ -444,6 +497,147 @@ fn write_byte(f: &mut std::fs::File, what: &str) -> Result<()> {
     }
 }
 
+/// A probe started with [`Measure::start`]: told to go, alive until finished.
+pub struct Running<T> {
+    child: crate::sandbox::Child,
+    report: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Running<T> {
+    /// The probe's PID on the host.
+    pub fn pid(&self) -> i32 {
+        self.child.pid()
+    }
+
+    /// What the host sees of the probe now.
+    pub fn observe(&self) -> Result<View> {
+        self.child.observe_from_host()
+    }
+
+    /// Waits for the probe's report, then reads what the host sees of it and
+    /// `host_extra`, while it is still alive: the run so far (its actions up to now).
+    /// Call it once.
+    pub fn report<H>(&mut self, host_extra: impl FnOnce(i32) -> Result<H>) -> Result<Run<T, H>> {
+        let inside = self.child.run()?;
+        let host = self.child.observe_from_host()?;
+        let pid = self.child.pid();
+        let host_extra = host_extra(pid)?;
+        Ok(Run {
+            inside,
+            host,
+            host_extra,
+            actions: std::mem::take(&mut self.child.actions),
+            pid,
+        })
+    }
+
+    /// Lets the probe exit and reaps it: how it ended.
+    pub fn finish(self) -> Result<crate::sandbox::Exit> {
+        Ok(self.child.finish()?.into())
+    }
+}
+
+/// A probe run to its end ([`Measure::probe_to_end`]): its report if it made one, what
+/// it said before it ended, what the host saw, and how it ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ended<T, H = ()> {
+    /// Its report; `None` when it died first.
+    pub inside: Option<T>,
+    /// What it wrote on its side pipe before it ended ([`SideWriter`]).
+    pub said: String,
+    /// What the host saw of it: while it lived after its report, or, when it died first,
+    /// just before it ran (held after its clone): see `host_after`.
+    pub host: View,
+    /// Whether `host` was read after the probe's report (false: before it ran).
+    pub host_after: bool,
+    /// Whatever else the host read while the probe lived after its report, or once it
+    /// had died.
+    pub host_extra: H,
+    /// What was done, parent and probe side; a probe that died reported none of its own.
+    pub actions: Vec<String>,
+    /// The probe's PID on the host.
+    pub pid: i32,
+    /// How it ended (waitpid(2)).
+    pub exit: Exit,
+}
+
+/// A pipe the probe writes to *while* it runs, for what it must say before it might be
+/// killed (its own view, its progress). The probe's normal report comes only at its end;
+/// a probe killed by the OOM killer never sends one.
+///
+/// The parent reads it after the probe has ended, so the probe must never write more
+/// than a pipe holds (64 KiB by default, pipe(7)) or it would block; [`SideWriter`]
+/// refuses to.
+pub struct SidePipe {
+    reader: File,
+}
+
+/// The probe's end of a [`SidePipe`].
+pub struct SideWriter {
+    file: File,
+    written: usize,
+}
+
+/// At most this much goes into a side pipe: under the 64 KiB a pipe buffers.
+pub const SIDE_CAPACITY: usize = 60 * 1024;
+
+/// A side pipe: the parent keeps the returned reader, the probe closure takes the writer
+/// (the parent's copy of it closes when `spawn` drops the closure, so the reader sees EOF
+/// once the probe is gone).
+pub fn side_pipe() -> Result<(SidePipe, SideWriter)> {
+    // pipe2(2) with O_CLOEXEC: nsx never execs, but the flag keeps it out of anything that
+    // ever would.
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "side channel")?;
+    Ok((
+        SidePipe {
+            reader: File::from(r),
+        },
+        SideWriter {
+            file: File::from(w),
+            written: 0,
+        },
+    ))
+}
+
+impl SideWriter {
+    /// Writes `bytes` unless that would go past [`SIDE_CAPACITY`]; `false` if refused.
+    pub fn send(&mut self, bytes: &[u8]) -> bool {
+        if self.written + bytes.len() > SIDE_CAPACITY {
+            return false;
+        }
+        if self.file.write_all(bytes).is_err() {
+            return false;
+        }
+        self.written += bytes.len();
+        true
+    }
+
+    /// One JSON value on its own line.
+    pub fn send_json<T: Serialize>(&mut self, value: &T) -> bool {
+        match serde_json::to_vec(value) {
+            Ok(mut line) => {
+                line.push(b'\n');
+                self.send(&line)
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl SidePipe {
+    /// Everything the probe wrote, once it has ended (reads to EOF).
+    pub fn read_all(mut self) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        loop {
+            match self.reader.read_to_end(&mut buf) {
+                Ok(_) => return Ok(buf),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => signals::check()?,
+                Err(e) => return Err(e).ctx("read", "the probe's side channel"),
+            }
+        }
+    }
+}
+
 /// The type-erased halves of a [`Def`], stored in the registry.
 pub struct Erased {
     /// The lesson's `nsx lesson <id>` subcommand, with its options.
@@ -472,6 +666,7 @@ pub const fn lesson<L: Def>() -> Lesson {
         narrative: L::NARRATIVE,
         sees: L::SEES,
         facts: L::FACTS,
+        words: L::WORDS,
         imp: super::Imp::New(Erased {
             command: command::<L>,
             options: options::<L>,
@@ -698,4 +893,19 @@ pub fn mark_replay(mut report: Report, file: &Path, rec: &Recording) -> Report {
         recorded_by: rec.nsx.clone(),
     });
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_side_channel_refuses_what_a_pipe_cannot_hold() {
+        let (pipe, mut w) = side_pipe().unwrap();
+        assert!(w.send_json(&serde_json::json!({"a": 1})));
+        assert!(!w.send(&vec![b'.'; SIDE_CAPACITY]));
+        assert!(w.send(b"."));
+        drop(w);
+        assert_eq!(pipe.read_all().unwrap(), b"{\"a\":1}\n.");
+    }
 }

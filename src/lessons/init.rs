@@ -171,6 +171,14 @@ impl Def for Init {
         "pid1-exit-kills-namespace",
         "supervisor-hides-dead-app",
     ];
+    const WORDS: &'static [&'static str] = &[
+        "pid1",
+        "signals",
+        "zombie",
+        "zombies",
+        "orphans",
+        "supervisor",
+    ];
     type Options = NoOptions;
     type Obs = Obs;
 

@@ -57,6 +57,9 @@ pub struct Lesson {
     pub sees: observe::Parts,
     /// Every fact the lesson decides (lessons still on the old shape list none).
     pub facts: &'static [&'static str],
+    /// Words a student may type for this lesson (`nsx lesson cgroups` suggests the
+    /// lessons that carry "cgroups").
+    pub words: &'static [&'static str],
     pub imp: Imp,
 }
 
@@ -86,20 +89,22 @@ pub static LESSONS: &[Lesson] = &[
     cost::LESSON,
 ];
 
-/// Checks the limit options against what `lesson` can do (the grammar was checked when
-/// parsing): a usage error (exit 2) names the accepted range.
-pub fn check_options(lesson: &Lesson, options: &Options) -> Result<()> {
-    match lesson.id {
-        "memory" => memory::check_options(options.alloc),
-        "cpu" => cpu::check_options(options.cpus),
-        "pids" => pids::check_options(options.pids),
-        "uts" => uts::check_options(&options.hostname),
-        _ => Ok(()),
-    }
-}
-
 pub fn find(id: &str) -> Option<&'static Lesson> {
     LESSONS.iter().find(|l| l.id == id)
+}
+
+/// The lesson of the measure + judge shape whose own option `flag` is (`--memory`: the
+/// memory lesson), for a usage error that says where a misplaced flag belongs.
+pub fn flag_owner(flag: &str) -> Option<&'static Lesson> {
+    let name = flag.strip_prefix("--")?;
+    LESSONS.iter().find(|l| match &l.imp {
+        Imp::New(e) => (e.command)().get_arguments().any(|a| {
+            a.get_long() == Some(name)
+                || a.get_visible_aliases()
+                    .is_some_and(|aliases| aliases.contains(&name))
+        }),
+        Imp::Old(_) => false,
+    })
 }
 
 pub fn ids() -> Vec<&'static str> {
@@ -109,12 +114,6 @@ pub fn ids() -> Vec<&'static str> {
 /// Options a lesson may use.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The hostname the uts lesson sets.
-    pub hostname: String,
-    /// The /30 the net lesson's veth uses (`None`: the first free one from the default).
-    pub veth_net: Option<crate::sandbox::veth::Subnet30>,
-    /// Whether the net lesson runs its veth step (when root).
-    pub veth: bool,
     /// The memory lesson's limit, in bytes.
     pub memory: u64,
     /// How much the memory lesson's probe allocates and touches, in bytes.
@@ -128,9 +127,6 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            hostname: "nsx-demo".to_string(),
-            veth_net: None,
-            veth: true,
             memory: memory::DEFAULT_LIMIT,
             alloc: memory::DEFAULT_ALLOC,
             cpus: cpu::DEFAULT_CPUS,
@@ -387,15 +383,11 @@ impl Input {
                 }
                 let defaults = Options::default();
                 let options = Options {
-                    hostname: flags.hostname.clone(),
-                    veth_net: flags.veth_net,
-                    veth: !flags.no_veth,
                     memory: flags.memory.unwrap_or(defaults.memory),
                     alloc: flags.alloc.unwrap_or(defaults.alloc),
                     cpus: flags.cpus.unwrap_or(defaults.cpus),
                     pids: flags.pids.unwrap_or(defaults.pids),
                 };
-                check_options(lesson, &options)?;
                 Ok(Input::Old(options))
             }
         }
@@ -569,6 +561,17 @@ mod tests {
     }
 
     #[test]
+    fn a_lessons_own_flag_names_its_lesson() {
+        assert_eq!(flag_owner("--memory").map(|l| l.id), Some("memory"));
+        assert_eq!(flag_owner("--limit").map(|l| l.id), Some("memory"));
+        assert_eq!(flag_owner("--alloc").map(|l| l.id), Some("memory"));
+        assert_eq!(flag_owner("--cpus").map(|l| l.id), Some("cpu"));
+        assert_eq!(flag_owner("--pids").map(|l| l.id), Some("pids"));
+        assert!(flag_owner("--nonsense").is_none());
+        assert!(flag_owner("memory").is_none());
+    }
+
+    #[test]
     fn every_lesson_has_a_narrative() {
         for l in LESSONS {
             assert!(
@@ -607,3 +610,75 @@ mod tests {
 
 #[cfg(test)]
 mod fixture_tests;
+
+/// The lessons a mistyped or guessed id may mean, best first: those whose words include
+/// it (by meaning: `cgroups` gives memory, cpu, pids and cgroupns), then those spelled
+/// within two edits of it (by spelling: `pdi` gives pid, a swap of two letters counting
+/// as one edit).
+pub fn suggest(word: &str) -> Vec<&'static str> {
+    let w = word.to_ascii_lowercase();
+    let mut out: Vec<&'static str> = LESSONS
+        .iter()
+        .filter(|l| l.words.iter().any(|x| *x == w))
+        .map(|l| l.id)
+        .collect();
+    let mut close: Vec<(usize, &'static str)> = LESSONS
+        .iter()
+        .map(|l| (edits(&w, l.id), l.id))
+        .filter(|(d, id)| *d <= 2 && *d < id.len() && !out.contains(id))
+        .collect();
+    close.sort();
+    out.extend(close.into_iter().map(|(_, id)| id));
+    out
+}
+
+/// Edits between two words (insert, delete, replace, or swap two neighbours): the
+/// optimal string alignment distance.
+fn edits(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod suggest_tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_rank_meaning_then_spelling() {
+        assert_eq!(suggest("pdi").first(), Some(&"pid"));
+        let cg = suggest("cgroups");
+        for id in ["memory", "cpu", "pids", "cgroupns"] {
+            assert!(cg.contains(&id), "{cg:?}");
+        }
+        assert_eq!(suggest("network").first(), Some(&"net"));
+        assert!(suggest("zzzzzz").is_empty());
+        assert_eq!(edits("pdi", "pid"), 1);
+        assert_eq!(edits("pdi", "pids"), 2);
+    }
+
+    #[test]
+    fn every_lesson_has_words_a_student_may_type() {
+        for l in LESSONS {
+            assert!(!l.words.is_empty(), "{} has no words", l.id);
+        }
+    }
+}

@@ -76,6 +76,14 @@ impl Def for Mount {
         "umount-undoes-the-leak",
         "control-host-untouched",
     ];
+    const WORDS: &'static [&'static str] = &[
+        "mnt",
+        "mounts",
+        "mountns",
+        "propagation",
+        "namespace",
+        "namespaces",
+    ];
     type Options = NoOptions;
     type Obs = Obs;
 

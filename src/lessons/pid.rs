@@ -69,6 +69,16 @@ impl Def for Pid {
         "unshare-leaves-the-caller",
         "first-child-is-pid-1",
     ];
+    const WORDS: &'static [&'static str] = &[
+        "pids",
+        "process",
+        "processes",
+        "ps",
+        "pidns",
+        "proc",
+        "namespace",
+        "namespaces",
+    ];
     type Options = NoOptions;
     type Obs = Obs;
 

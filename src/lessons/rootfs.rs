@@ -166,6 +166,15 @@ impl Def for Rootfs {
         "overlay-lower-unchanged",
         "host-mounts-unchanged",
     ];
+    const WORDS: &'static [&'static str] = &[
+        "chroot",
+        "pivot_root",
+        "pivot",
+        "overlay",
+        "overlayfs",
+        "image",
+        "filesystem",
+    ];
     type Options = NoOptions;
     type Obs = Obs;
 

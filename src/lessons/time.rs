@@ -136,6 +136,8 @@ impl Def for Time {
         "time-ns-differs",
         "clone3-newtime",
     ];
+    const WORDS: &'static [&'static str] =
+        &["timens", "clock", "uptime", "namespace", "namespaces"];
     type Options = NoOptions;
     type Obs = Obs;
 

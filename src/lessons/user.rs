@@ -247,6 +247,15 @@ impl Def for User {
         "own-gid-map-after-deny",
         "subids-need-newuidmap",
     ];
+    const WORDS: &'static [&'static str] = &[
+        "userns",
+        "uid",
+        "uid_map",
+        "root",
+        "rootless",
+        "namespace",
+        "namespaces",
+    ];
     type Options = NoOptions;
     type Obs = Obs;
 

@@ -1,59 +1,188 @@
 //! uts: a UTS namespace gives the probe its own hostname.
 //!
-//! uts_namespaces(7): the hostname and NIS domain name belong to a UTS namespace.
-//! sethostname(2) in a new one changes only that namespace; the host, reading its own
-//! /proc/sys/kernel/hostname at the same moment, still sees its name.
+//! uts_namespaces(7): the hostname and the NIS domain name belong to a UTS namespace;
+//! sethostname(2) in a new one changes only that namespace. proc(5):
+//! /proc/sys/kernel/hostname answers for the UTS namespace of the process that reads it,
+//! and there is no /proc/<pid>/ file with another process's hostname: so the hostname
+//! rows are each side's own, the host's read at the same moment as the probe's.
 
 use nix::sched::CloneFlags;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ns_label, probes_n, Ctx, Lesson, Rootless, Run};
+use super::engine::{Def, Env, Judged, Measure};
+use super::kit::{self, StepExt};
+use super::{Lesson, Rootless, Run};
 use crate::error::{Error, Result};
-use crate::observe::Parts;
-use crate::observe::View;
-use crate::report::{Fact, Row, Step};
+use crate::observe::{Ns, Parts, View};
+use crate::report::{Fact, Row, Step, Val};
 use crate::sandbox::Spec;
 
-pub const LESSON: Lesson = Lesson {
-    id: "uts",
-    title: "UTS namespace: a hostname of its own",
-    mechanism: "CLONE_NEWUTS + sethostname(2)",
-    man: "uts_namespaces(7), sethostname(2), hostname(1)",
-    rootless: Rootless::Yes,
-    narrative: include_str!("../../lessons/uts.md"),
-    sees: Parts::ns("uts").with(Parts::HOSTNAME),
-    facts: &[],
-    imp: super::Imp::Old(run),
-};
+pub const LESSON: Lesson = super::engine::lesson::<Uts>();
 
-fn rows(run: &Run<View>) -> Vec<Row> {
-    let (host, inside) = (&run.host, &run.inside);
-    vec![
-        Row::new(
-            "hostname (/proc/sys/kernel/hostname)",
-            &host.hostname,
-            &inside.hostname,
-        ),
-        Row::new(
-            "uts namespace",
-            ns_label("uts", host.own_ns("uts")),
-            ns_label("uts", inside.own_ns("uts")),
-        ),
-    ]
+pub struct Uts;
+
+/// The uts lesson's options.
+#[derive(Debug, Clone, clap::Args, Serialize, Deserialize)]
+pub struct UtsOptions {
+    /// The hostname the probe sets in its new UTS namespace: 1 to 64 letters, digits, '-'
+    /// and '.', not starting with '-', and not this host's own name
+    #[arg(long, default_value = "nsx-demo", value_parser = crate::cli::parse_hostname)]
+    pub hostname: String,
 }
 
-fn step(id: &str, title: &str, run: Run<View>) -> Step {
-    Step {
-        takeaway: None,
-        columns: None,
-        id: id.into(),
-        title: title.into(),
-        rows: rows(&run),
-        actions: run.actions,
-        notes: vec![],
-        extra: json!({}),
-        host: run.host,
-        container: run.inside,
+/// The two probe runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Obs {
+    /// A plain fork: no new namespace.
+    before: Run<View>,
+    /// CLONE_NEWUTS, then sethostname(2).
+    after: Run<View>,
+}
+
+impl Def for Uts {
+    const ID: &'static str = "uts";
+    const TITLE: &'static str = "UTS namespace: a hostname of its own";
+    const MECHANISM: &'static str = "CLONE_NEWUTS + sethostname(2)";
+    const MAN: &'static str = "uts_namespaces(7), sethostname(2), hostname(1)";
+    const ROOTLESS: Rootless = Rootless::Yes;
+    const NARRATIVE: &'static str = include_str!("../../lessons/uts.md");
+    const SEES: Parts = Ns::Uts.part().with(Parts::HOSTNAME);
+    const FACTS: &'static [&'static str] = &[
+        "before-same-hostname",
+        "hostname-set-inside",
+        "host-hostname-unchanged",
+        "uts-ns-differs",
+    ];
+    const WORDS: &'static [&'static str] =
+        &["hostname", "host", "utsns", "namespace", "namespaces"];
+    type Options = UtsOptions;
+    type Obs = Obs;
+
+    /// A name equal to the host's would show nothing: a usage error, before anything runs.
+    fn check(options: &UtsOptions) -> Result<()> {
+        // gethostname(2): this host's name, from the caller's UTS namespace.
+        match nix::unistd::gethostname() {
+            Ok(host) => check_hostname(&options.hostname, &host.to_string_lossy()),
+            // measure reads it again (through /proc) and refuses there.
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn measure(m: &mut Measure, options: &UtsOptions) -> Result<Obs> {
+        // The host's name as the baseline read it: the check above may have raced with
+        // someone renaming the host.
+        check_hostname(&options.hostname, &m.baseline.hostname)?;
+        let after = Spec {
+            namespaces: CloneFlags::CLONE_NEWUTS,
+            hostname: Some(options.hostname.clone()),
+            ..Spec::default()
+        };
+        // The after probe renames only its own UTS namespace: the two run side by side.
+        let [before, after] = m.probes_n(
+            [Spec::new(CloneFlags::empty()), after],
+            |_, i| i.observe(),
+            |_, _| Ok(()),
+        )?;
+        Ok(Obs { before, after })
+    }
+
+    fn judge(o: &Obs, options: &UtsOptions, env: &Env) -> Judged {
+        let base = &env.baseline;
+        let (b, host, inside) = (&o.before.inside, &o.after.host, &o.after.inside);
+        let facts = vec![
+            Fact::new(
+                "before-same-hostname",
+                format!(
+                    "before, the probe is in the host's UTS namespace ({}) and reads the host's hostname \"{}\"",
+                    kit::ns_text(Ns::Uts, b.own(Ns::Uts)),
+                    b.hostname
+                ),
+                b.hostname == base.hostname && kit::same(b.own(Ns::Uts), base.own(Ns::Uts)),
+                json!({ "inside": b.hostname, "host": base.hostname }),
+            ),
+            Fact::new(
+                "hostname-set-inside",
+                format!(
+                    "inside, after sethostname(\"{}\"), /proc/sys/kernel/hostname reads \"{}\"",
+                    options.hostname, inside.hostname
+                ),
+                inside.hostname == options.hostname,
+                json!({ "inside": inside.hostname, "asked": options.hostname }),
+            ),
+            Fact::new(
+                "host-hostname-unchanged",
+                format!(
+                    "while the probe is called \"{}\", the host, reading its own /proc/sys/kernel/hostname at the same moment, is still \"{}\"",
+                    inside.hostname, host.hostname
+                ),
+                host.hostname == base.hostname && host.hostname != inside.hostname,
+                json!({ "host_during": host.hostname, "host_before": base.hostname }),
+            ),
+            kit::ns_differs(Ns::Uts, host, inside, base),
+        ];
+        let steps = vec![
+            step(
+                "before",
+                "before: the probe forked with no new namespace",
+                &o.before,
+            ),
+            step(
+                "after",
+                "after: clone(CLONE_NEWUTS), then sethostname",
+                &o.after,
+            )
+            .takeaway(format!(
+                "one machine, two names: \"{}\" in the probe's UTS namespace, \"{}\" in the host's, at the same moment",
+                inside.hostname, host.hostname
+            )),
+        ];
+        Judged {
+            steps,
+            facts,
+            notes: Vec::new(),
+            takeaway: Some(format!(
+                "sethostname(\"{}\") in a new UTS namespace renamed the probe only: the host stayed \"{}\"",
+                inside.hostname, host.hostname
+            )),
+        }
+    }
+
+    #[cfg(test)]
+    fn falsifiers() -> Vec<super::engine::Falsifier<Obs>> {
+        use super::engine::Falsifier as F;
+        vec![
+            F {
+                fact: "before-same-hostname",
+                what: "the before probe reads another hostname",
+                change: |o, _| o.before.inside.hostname = "elsewhere".into(),
+            },
+            F {
+                fact: "before-same-hostname",
+                what: "the before probe is in another uts namespace",
+                change: |o, _| {
+                    o.before.inside.own_ns.insert("uts".into(), 1);
+                },
+            },
+            F {
+                fact: "hostname-set-inside",
+                what: "the probe still has the host's name",
+                change: |o, env| o.after.inside.hostname = env.baseline.hostname.clone(),
+            },
+            F {
+                fact: "host-hostname-unchanged",
+                what: "the host took the probe's name",
+                change: |o, _| o.after.host.hostname = o.after.inside.hostname.clone(),
+            },
+            F {
+                fact: "uts-ns-differs",
+                what: "the probe is in the host's uts namespace",
+                change: |o, env| {
+                    let host = env.baseline.own_ns["uts"];
+                    o.after.inside.own_ns.insert("uts".into(), host);
+                },
+            },
+        ]
     }
 }
 
@@ -68,82 +197,28 @@ pub fn check_hostname(wanted: &str, host: &str) -> Result<()> {
     Ok(())
 }
 
-/// [`check_hostname`] against this host's name (gethostname(2)), before anything runs.
-pub fn check_options(wanted: &str) -> Result<()> {
-    match nix::unistd::gethostname() {
-        Ok(host) => check_hostname(wanted, &host.to_string_lossy()),
-        // The lesson reads it again and says what it found.
-        Err(_) => Ok(()),
-    }
-}
-
-fn run(ctx: &mut Ctx) -> Result<Vec<Fact>> {
-    let host_name = ctx.baseline.hostname.clone();
-    let host_uts = ctx.baseline.own_ns("uts");
-    let wanted = ctx.options.hostname.clone();
-    check_hostname(&wanted, &host_name)?;
-
-    let spec = Spec {
-        namespaces: CloneFlags::CLONE_NEWUTS,
-        hostname: Some(wanted.clone()),
-        ..Spec::default()
-    };
-    // The after probe renames only its own UTS namespace: the two run side by side.
-    let [before, after] = probes_n(
-        [Spec::new(CloneFlags::empty()), spec],
-        |_, i| i.observe(),
-        |_, _| Ok(()),
-    )?;
-    let before_fact = Fact::new(
-        "before-same-hostname",
-        format!(
-            "before, the probe sees the host's hostname \"{}\"",
-            before.inside.hostname
-        ),
-        before.inside.hostname == host_name && before.inside.own_ns("uts") == host_uts,
-        json!({ "inside": before.inside.hostname, "host": host_name }),
+/// One step: the probe's uts namespace read by both sides, then each side's own
+/// namespace and hostname.
+fn step(id: &str, title: &str, run: &Run<View>) -> Step {
+    let (host, inside) = (&run.host, &run.inside);
+    let [ns_probe, ns_own] = kit::ns_rows(Ns::Uts, host, inside);
+    let name = Row::own(
+        "hostname",
+        "/proc/sys/kernel/hostname",
+        Val::Hostname(host.hostname.clone()),
+        Val::Hostname(inside.hostname.clone()),
     );
-    ctx.step(step(
-        "before",
-        "before: the probe forked with no new namespace",
-        before,
-    ))?;
-
-    let (host, inside) = (&after.host, &after.inside);
-    let facts = vec![
-        before_fact,
-        Fact::new(
-            "hostname-set-inside",
-            format!("inside, the hostname is now \"{}\"", inside.hostname),
-            inside.hostname == wanted,
-            json!({ "inside": inside.hostname, "asked": wanted }),
-        ),
-        Fact::new(
-            "host-hostname-unchanged",
-            format!(
-                "while the probe is called \"{}\", the host, reading its own hostname at the same moment, is still \"{}\"",
-                inside.hostname, host.hostname
-            ),
-            host.hostname == host_name && host.hostname != inside.hostname,
-            json!({ "host_during": host.hostname, "host_before": host_name }),
-        ),
-        Fact::new(
-            "uts-ns-differs",
-            format!(
-                "the probe's uts namespace ({}) differs from the host's ({})",
-                ns_label("uts", inside.own_ns("uts")),
-                ns_label("uts", host_uts)
-            ),
-            inside.own_ns("uts") != host_uts && host.probe.ns("uts") == inside.own_ns("uts"),
-            json!({ "inside": inside.own_ns("uts"), "host": host_uts, "host_reads": host.probe.ns("uts") }),
-        ),
+    let rows = vec![
+        ns_probe,
+        ns_own,
+        if id == "after" { name.key() } else { name },
     ];
-    ctx.step(step(
-        "after",
-        "after: clone(CLONE_NEWUTS), then sethostname",
-        after,
-    ))?;
-    Ok(facts)
+    let step = kit::step(id, title, run, inside, rows);
+    if id == "after" {
+        step.note("no file under /proc/<pid> holds a process's hostname: /proc/sys/kernel/hostname answers for the reader's UTS namespace, so each side reads its own (nsenter --uts -t PID hostname would read the probe's)")
+    } else {
+        step
+    }
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ pub use root::{Root, RootMount};
 
 pub use sysvipc::SysvIpc;
 pub mod net;
-pub use net::Link;
+pub use net::{Link, NetSysctls, Route};
 
 /// Namespace types, in the order namespaces(7) lists them.
 pub const NS_TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
@@ -149,6 +149,14 @@ pub struct View {
     /// of the *reader's* time namespace (proc(5), time_namespaces(7)). `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_cs: Option<u64>,
+    /// The main IPv4 routing table of the observer's own network namespace
+    /// (`<proc>/self/net/route`). `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<Route>>,
+    /// Networking sysctls of the observer's own network namespace (`<proc>/sys/net/…`,
+    /// which answers for the reader's namespace). `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_sysctls: Option<NetSysctls>,
 }
 
 /// Sysctls that say which ids and capabilities a kernel can name (proc(5),
@@ -221,10 +229,65 @@ pub struct Proc {
     /// `None` when not read, empty on a kernel without time namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timens_offsets: Option<Vec<String>>,
+    /// `<dir>/net/route`: the main IPv4 routing table of this process's network
+    /// namespace, whoever reads it. `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Vec<Route>>,
+    /// `<dir>/status` VmRSS and VmHWM: the memory the process holds ([`Parts::MEMORY`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryUse>,
+    /// `<dir>/stat` and `<dir>/schedstat`: the CPU time it used ([`Parts::CPU_TIME`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuTime>,
+    /// Its threads and children ([`Parts::TASKS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Tasks>,
     /// More of status: what `nsx inspect` and `nsx doctor` show. Host-specific and not
     /// compared by the lessons, so it stays out of the lesson JSON.
     #[serde(skip)]
     pub extra: ProcExtra,
+}
+
+/// The memory a process holds, from proc(5) `status` (kB there, bytes here).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryUse {
+    /// `VmRSS:` resident set size now.
+    pub rss: u64,
+    /// `VmHWM:` the highest resident set size so far.
+    pub hwm: u64,
+}
+
+/// The CPU time a process used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuTime {
+    /// proc(5) `stat` fields 14 and 15, utime and stime of the whole thread group, in
+    /// clock ticks.
+    pub utime_ticks: u64,
+    pub stime_ticks: u64,
+    /// One clock tick in µs (sysconf(_SC_CLK_TCK): 10 000 at USER_HZ 100).
+    pub tick_us: u64,
+    /// `schedstat` (Documentation/scheduler/sched-stats.rst): time on a CPU and time
+    /// spent runnable waiting on a run queue, in ns, of the main thread; `None` where
+    /// the kernel has no schedstat (CONFIG_SCHED_INFO off).
+    pub on_cpu_ns: Option<u64>,
+    pub waited_ns: Option<u64>,
+}
+
+impl CpuTime {
+    /// utime + stime in µs: what `ps` and `top` show, in whole ticks.
+    pub fn ticks_us(&self) -> u64 {
+        (self.utime_ticks + self.stime_ticks) * self.tick_us
+    }
+}
+
+/// A process's tasks: its threads, and the processes whose parent it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tasks {
+    /// `Threads:` in status.
+    pub threads: u64,
+    /// Its children: the PIDs, as this procfs numbers them, of every process whose
+    /// `stat` names it as parent (proc(5) field 4), sorted.
+    pub children: Vec<i32>,
 }
 
 /// Fields of `<dir>/status` (proc(5)) beyond those the lessons compare.
@@ -395,16 +458,32 @@ impl Parts {
     pub const TIMENS_OFFSETS: Parts = Parts(1 << 13);
     /// `<proc>/uptime`: the observer's own boot-time clock.
     pub const UPTIME: Parts = Parts(1 << 14);
+    /// `<dir>/net/route` (the probe's routing table) and `<proc>/self/net/route` (the
+    /// observer's own).
+    pub const ROUTES: Parts = Parts(1 << 24);
+    /// `<proc>/sys/net/ipv4/ip_forward` and `<proc>/sys/net/core/
+    /// fb_tunnels_only_for_init_net` ([`NetSysctls`]), the observer's own.
+    pub const NET_SYSCTLS: Parts = Parts(1 << 25);
+    /// VmRSS and VmHWM of `<dir>/status`: the memory the process holds.
+    pub const MEMORY: Parts = Parts(1 << 26);
+    /// `<dir>/stat` utime and stime and `<dir>/schedstat`: the CPU time it used.
+    pub const CPU_TIME: Parts = Parts(1 << 27);
+    /// Threads of `<dir>/status`, and its children (the `<proc>/*/stat` naming it parent).
+    pub const TASKS: Parts = Parts(1 << 28);
     /// Every namespace link: `<dir>/ns/*` of the probe and `<proc>/self/ns/*` of the
     /// observer. [`Parts::ns`] names one type.
     pub const NS: Parts = Parts(((1 << NS_TYPES.len()) - 1) << 16);
     pub const NONE: Parts = Parts(0);
     /// What `nsx inspect`, `nsx run` and the doctor read: everything but the parts only a
-    /// lesson asks for (signal masks, stat, a namespace's processes, the root directory).
+    /// lesson asks for (signal masks, stat, a namespace's processes, the root directory,
+    /// and the measurements of the limit lessons: memory, CPU time, tasks, the last a scan
+    /// of every process).
     pub const ALL: Parts = Parts((1 << 8) - 1)
         .with(Parts::ID_LIMITS)
         .with(Parts::TIMENS_OFFSETS)
         .with(Parts::UPTIME)
+        .with(Parts::ROUTES)
+        .with(Parts::NET_SYSCTLS)
         .with(Parts::NS);
 
     /// The links of one namespace type (a name of [`NS_TYPES`]): `ns/pid` of both.
@@ -543,6 +622,31 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
     } else {
         None
     };
+    let routes = match (&probe.routes, subject) {
+        // Observing itself, the observer's table is the probe's: one read serves both.
+        (Some(r), Subject::SelfProcess) => Some(r.clone()),
+        _ if parts.has(Parts::ROUTES) => {
+            Some(if root.read_if_present("self/net/route", &mut buf)? {
+                net::parse_routes(&String::from_utf8_lossy(&buf))
+            } else {
+                Vec::new()
+            })
+        }
+        _ => None,
+    };
+    let net_sysctls = if parts.has(Parts::NET_SYSCTLS) {
+        let mut read = |name: &str| -> Result<Option<String>> {
+            Ok(root
+                .read_if_present(name, &mut buf)?
+                .then(|| String::from_utf8_lossy(&buf).trim().to_string()))
+        };
+        Some(NetSysctls {
+            ip_forward: read(net::IP_FORWARD)?.map(|v| v != "0"),
+            fb_tunnels_only_for_init_net: read(net::FB_TUNNELS)?.and_then(|v| v.parse().ok()),
+        })
+    } else {
+        None
+    };
     Ok(View {
         source: dir.display().to_string(),
         probe,
@@ -556,6 +660,8 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
         root: own_root,
         id_limits,
         uptime_cs,
+        routes,
+        net_sysctls,
     })
 }
 
@@ -619,6 +725,42 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
     } else {
         None
     };
+    // proc(5): /proc/<pid>/net is the network namespace of <pid>, so the host reads the
+    // probe's routing table here without entering its namespace.
+    let routes = if !parts.has(Parts::ROUTES) {
+        None
+    } else if d.read_if_present("net/route", buf)? {
+        Some(net::parse_routes(&String::from_utf8_lossy(buf)))
+    } else {
+        Some(Vec::new())
+    };
+    let memory = if parts.has(Parts::MEMORY) {
+        // Kernel threads have no Vm lines: nothing to show.
+        match (status.vm_rss_kib, status.vm_hwm_kib) {
+            (Some(rss), Some(hwm)) => Some(MemoryUse {
+                rss: rss * 1024,
+                hwm: hwm * 1024,
+            }),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let cpu = if parts.has(Parts::CPU_TIME) {
+        read_cpu_time(&d, buf)?
+    } else {
+        None
+    };
+    let tasks = if parts.has(Parts::TASKS) {
+        // The procfs the directory belongs to: `<proc>/self` and `<proc>/<pid>` alike.
+        let proc = dir.parent().unwrap_or(Path::new("/proc"));
+        Some(Tasks {
+            threads: status.threads.unwrap_or(1),
+            children: children_in(proc, status.pid, buf)?,
+        })
+    } else {
+        None
+    };
     Ok(Proc {
         pid: status.pid,
         ppid: status.ppid,
@@ -640,8 +782,82 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
         stat,
         root,
         timens_offsets,
+        routes,
+        memory,
+        cpu,
+        tasks,
         extra: status.extra,
     })
+}
+
+/// `<dir>/stat` utime and stime (proc(5) fields 14 and 15, clock ticks) and
+/// `<dir>/schedstat` (ns on a CPU, ns waiting on a run queue), read with procfs's parsers.
+/// `stat` is always there in a real procfs; captured fixtures may leave it out (`None`).
+fn read_cpu_time(d: &ProcDir, buf: &mut Vec<u8>) -> Result<Option<CpuTime>> {
+    use procfs::process::{Schedstat, Stat};
+    if !d.read_if_present("stat", buf)? {
+        return Ok(None);
+    }
+    let stat = Stat::from_read(&buf[..]).map_err(|e| parse_error(&d.path("stat"), e))?;
+    let sched = if d.read_if_present("schedstat", buf)? {
+        Some(Schedstat::from_read(&buf[..]).map_err(|e| parse_error(&d.path("schedstat"), e))?)
+    } else {
+        None
+    };
+    Ok(Some(CpuTime {
+        utime_ticks: stat.utime,
+        stime_ticks: stat.stime,
+        tick_us: tick_us(),
+        on_cpu_ns: sched.as_ref().map(|s| s.sum_exec_runtime),
+        waited_ns: sched.as_ref().map(|s| s.run_delay),
+    }))
+}
+
+/// One clock tick (USER_HZ), the unit of utime and stime, in µs.
+fn tick_us() -> u64 {
+    // sysconf(3) _SC_CLK_TCK: the clock ticks per second /proc counts in (100 on Linux).
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    1_000_000 / u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100)
+}
+
+/// The processes of the procfs at `proc` whose parent is `pid` (as that procfs numbers
+/// them): every numeric directory's `stat`, field 4 (proc(5)). `<dir>/task/*/children`
+/// would be shorter, but kernels without CONFIG_PROC_CHILDREN lack it. A process that
+/// exits between the listing and the read is skipped.
+fn children_in(proc: &Path, pid: i32, buf: &mut Vec<u8>) -> Result<Vec<i32>> {
+    use procfs::process::Stat;
+    let mut kids = Vec::new();
+    for entry in fs::read_dir(proc).ctx("readdir", proc.display())?.flatten() {
+        let Some(n) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(d) = ProcDir::open(&entry.path()) else {
+            continue;
+        };
+        match d.read_if_present("stat", buf) {
+            Ok(true) => {}
+            _ => continue,
+        }
+        if Stat::from_read(&buf[..]).is_ok_and(|s| s.ppid == pid) {
+            kids.push(n);
+        }
+    }
+    kids.sort_unstable();
+    Ok(kids)
+}
+
+/// Which of `pids` the procfs at `proc` still lists: the processes that have not been
+/// reaped (a zombie is still listed).
+pub fn still_listed(proc: &Path, pids: &[i32]) -> Vec<i32> {
+    pids.iter()
+        .copied()
+        .filter(|p| proc.join(p.to_string()).exists())
+        .collect()
 }
 
 /// The fields of proc(5) `status` nsx uses.
@@ -653,6 +869,11 @@ struct StatusFields {
     uid: u32,
     gid: u32,
     signals: Signals,
+    /// `VmRSS:` and `VmHWM:` in kB; absent for kernel threads.
+    vm_rss_kib: Option<u64>,
+    vm_hwm_kib: Option<u64>,
+    /// `Threads:`.
+    threads: Option<u64>,
     extra: ProcExtra,
 }
 
@@ -709,6 +930,9 @@ fn parse_status(text: &str) -> std::result::Result<StatusFields, String> {
             "SigBlk" => s.signals.blocked = mask(key, v)?,
             "SigIgn" => s.signals.ignored = mask(key, v)?,
             "SigCgt" => s.signals.caught = mask(key, v)?,
+            "VmRSS" => s.vm_rss_kib = Some(first(key, v)?),
+            "VmHWM" => s.vm_hwm_kib = Some(first(key, v)?),
+            "Threads" => s.threads = Some(num(key, v)?),
             _ => {}
         }
     }

@@ -39,6 +39,27 @@ impl Link {
     }
 }
 
+/// `ip_forward`, relative to a procfs root: whether the namespace routes packets between
+/// its interfaces (1) or only delivers packets addressed to it (0).
+pub const IP_FORWARD: &str = "sys/net/ipv4/ip_forward";
+
+/// `fb_tunnels_only_for_init_net`, relative to a procfs root: whether the tunnel modules
+/// (ipip, ip_gre, sit, ip6_tunnel, ...) give every new network namespace its fallback
+/// devices (0, the default), only the initial one (1), or none (2). The file exists in
+/// the initial network namespace only.
+pub const FB_TUNNELS: &str = "sys/net/core/fb_tunnels_only_for_init_net";
+
+/// Networking sysctls of the reader's network namespace (files under /proc/sys/net
+/// answer for the namespace of whoever opens them; network_namespaces(7)). `None`: the
+/// file is not there for this reader.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetSysctls {
+    /// net.ipv4.ip_forward.
+    pub ip_forward: Option<bool>,
+    /// net.core.fb_tunnels_only_for_init_net.
+    pub fb_tunnels_only_for_init_net: Option<u8>,
+}
+
 /// A route of the main IPv4 table, as /proc/net/route lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {

@@ -289,3 +289,112 @@ fn finds_the_lowest_process_a_test_accepts() {
     assert_eq!(found.map(|p| p.pid), Some(4242));
     assert!(find_process(&fixture(), |p| p.uid == 0).unwrap().is_none());
 }
+
+/// The probe's routing table is read through its own directory (/proc/<pid>/net/route,
+/// its network namespace) and the observer's through <proc>/self: two tables, one code.
+/// The net sysctls are the observer's own; a file missing for this reader is `None`.
+#[test]
+fn routes_and_net_sysctls_are_read_for_each_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = dir.path();
+    let header =
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n";
+    for (sub, routes) in [
+        (
+            "4242",
+            "nsx7c\t0049FEA9\t00000000\t0001\t0\t0\t0\tFCFFFFFF\t0\t0\t0\n",
+        ),
+        (
+            "self",
+            "eth0\t00000000\t0102A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n",
+        ),
+    ] {
+        let d = proc.join(sub);
+        std::fs::create_dir_all(d.join("net")).unwrap();
+        std::fs::write(
+            d.join("status"),
+            "Name:\tnsx\nPid:\t4242\nPPid:\t1\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t0\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("net/route"), format!("{header}{routes}")).unwrap();
+    }
+    std::fs::create_dir_all(proc.join("sys/net/ipv4")).unwrap();
+    std::fs::write(proc.join("sys/net/ipv4/ip_forward"), "1\n").unwrap();
+    let parts = Parts::ROUTES.with(Parts::NET_SYSCTLS);
+    let view = observe_parts(proc, Subject::Pid(4242), parts).unwrap();
+    let probe = view.probe.routes.as_ref().unwrap();
+    let own = view.routes.as_ref().unwrap();
+    assert_eq!((probe.len(), own.len()), (1, 1));
+    assert_eq!((probe[0].dev.as_str(), probe[0].prefix), ("nsx7c", 30));
+    assert_eq!((own[0].dev.as_str(), own[0].prefix), ("eth0", 0));
+    let sysctls = view.net_sysctls.unwrap();
+    assert_eq!(sysctls.ip_forward, Some(true));
+    // Only the initial network namespace has this file: not there, not read.
+    assert_eq!(sysctls.fb_tunnels_only_for_init_net, None);
+    // Not asked for: None, and out of the JSON.
+    let none = observe_parts(proc, Subject::Pid(4242), Parts::NONE).unwrap();
+    assert!(none.routes.is_none() && none.probe.routes.is_none() && none.net_sysctls.is_none());
+    let json = serde_json::to_value(&none).unwrap();
+    assert!(json.get("routes").is_none() && json.get("net_sysctls").is_none());
+    assert!(json["probe"].get("routes").is_none());
+}
+
+#[test]
+fn memory_cpu_time_and_tasks_are_read_only_when_asked() {
+    let p = Parts::MEMORY.with(Parts::CPU_TIME).with(Parts::TASKS);
+    let view = observe_parts(&fixture(), Subject::Pid(4242), p).unwrap();
+    let probe = &view.probe;
+    // status VmRSS and VmHWM, in bytes.
+    assert_eq!(
+        probe.memory,
+        Some(MemoryUse {
+            rss: 65536 * 1024,
+            hwm: 70000 * 1024
+        })
+    );
+    // stat utime 48 + stime 2 ticks; schedstat in ns.
+    let cpu = probe.cpu.unwrap();
+    assert_eq!((cpu.utime_ticks, cpu.stime_ticks), (48, 2));
+    assert_eq!(cpu.ticks_us(), 50 * cpu.tick_us);
+    assert_eq!(cpu.on_cpu_ns, Some(503_117_862));
+    assert_eq!(cpu.waited_ns, Some(14_529_331));
+    // Threads from status; the child is 77, whose stat names 4242 as parent (its
+    // command name holds a space and a parenthesis would not fool the parser either).
+    assert_eq!(
+        probe.tasks,
+        Some(Tasks {
+            threads: 1,
+            children: vec![77]
+        })
+    );
+    // Not asked: not read, and out of the JSON.
+    let plain = observe_parts(&fixture(), Subject::Pid(4242), Parts::NONE).unwrap();
+    assert!(plain.probe.memory.is_none() && plain.probe.cpu.is_none());
+    assert!(plain.probe.tasks.is_none());
+    let json = serde_json::to_value(&plain).unwrap();
+    for absent in ["memory", "cpu", "tasks"] {
+        assert!(json["probe"].get(absent).is_none(), "{absent} in {json}");
+    }
+}
+
+#[test]
+fn this_process_reads_its_own_cpu_time_children_and_memory() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    let p = Parts::MEMORY.with(Parts::CPU_TIME).with(Parts::TASKS);
+    let me = observe_parts(Path::new("/proc"), Subject::SelfProcess, p).unwrap();
+    let pid = child.id() as i32;
+    let listed = still_listed(Path::new("/proc"), &[pid]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let tasks = me.probe.tasks.unwrap();
+    assert!(tasks.children.contains(&pid), "{tasks:?} lacks {pid}");
+    assert!(tasks.threads >= 1);
+    assert_eq!(listed, [pid]);
+    assert!(still_listed(Path::new("/proc"), &[pid]).is_empty());
+    let mem = me.probe.memory.unwrap();
+    assert!(mem.rss > 0 && mem.hwm >= mem.rss, "{mem:?}");
+    assert!(me.probe.cpu.unwrap().tick_us > 0);
+}

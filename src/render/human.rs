@@ -55,6 +55,16 @@ pub fn header(lesson: &Lesson, privilege: Privilege, fmt: &Fmt) -> String {
         lesson.mechanism,
         plain,
     );
+    if !fmt.compact {
+        para(
+            &mut s,
+            fmt,
+            "  the probe: ",
+            "    ",
+            "a process nsx starts inside the mechanism; the host reads it through /proc/<pid>, the probe reads itself through /proc/self",
+            plain,
+        );
+    }
     let who = match privilege {
         Privilege::Root => "root",
         Privilege::Rootless => "an unprivileged user (rootless, in a user namespace)",
@@ -83,6 +93,16 @@ pub fn replay_header(
         lesson.mechanism,
         plain,
     );
+    if !fmt.compact {
+        para(
+            &mut s,
+            fmt,
+            "  the probe: ",
+            "    ",
+            "a process nsx starts inside the mechanism; the host reads it through /proc/<pid>, the probe reads itself through /proc/self",
+            plain,
+        );
+    }
     let what = format!(
         "a run recorded by nsx {} on {} ({}): nothing is measured now",
         rec.nsx,
@@ -513,12 +533,13 @@ pub fn replayed(
     s
 }
 
-/// `nsx lessons`: every lesson in curriculum order and whether it runs here.
-pub fn lessons(rows: &[(&Lesson, Support)], fmt: &Fmt) -> String {
+/// `nsx lessons`: every lesson in curriculum order and whether it runs here. Each row: the lesson, whether it runs here as nsx runs now, and the privilege it needs
+/// on this machine (the doctor's verdict, [`crate::doctor::Verdict::needs`]).
+pub fn lessons(rows: &[(&Lesson, Support, &str)], fmt: &Fmt) -> String {
     let mut s = String::new();
     let id_w = rows
         .iter()
-        .map(|(l, _)| width(l.id))
+        .map(|(l, _, _)| width(l.id))
         .max()
         .unwrap_or(2)
         .max(2);
@@ -532,11 +553,7 @@ pub fn lessons(rows: &[(&Lesson, Support)], fmt: &Fmt) -> String {
         "lesson".bold()
     );
     let indent = " ".repeat(id_w + 2 + needs_w + 2);
-    for (lesson, support) in rows {
-        let needs = match lesson.rootless {
-            crate::lessons::Rootless::Yes => "rootless",
-            crate::lessons::Rootless::No(_) => "root",
-        };
+    for (lesson, support, needs) in rows {
         let here = match support {
             Support::Yes => "runs here".to_string(),
             Support::No { .. } => "blocked here".to_string(),

@@ -116,16 +116,21 @@ fn json_keeps_the_contract_fields() {
 #[test]
 fn lessons_table_says_why_a_lesson_is_blocked() {
     let rows = vec![
-        (&lessons::LESSONS[0], lessons::Support::Yes),
+        (&lessons::LESSONS[0], lessons::Support::Yes, "rootless"),
         (
             &lessons::LESSONS[1],
             lessons::Support::No {
                 reason: "needs root: x".into(),
                 fix: "sudo nsx".into(),
             },
+            "root",
         ),
     ];
     let text = plain(|| human::lessons(&rows, &human::Fmt::new(120, false)));
+    // The needs column is what the caller (the doctor's verdict) says, not the lesson's
+    // own declaration (mount declares it runs rootless).
+    let mount = text.lines().find(|l| l.starts_with("mount")).unwrap();
+    assert!(mount.contains(" root "), "{mount}");
     assert!(text.contains("(runs here)"));
     assert!(text.contains("(blocked here)"));
     assert!(text.contains("why: needs root: x"), "{text}");

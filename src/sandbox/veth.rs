@@ -31,8 +31,11 @@ use crate::observe::net::{interfaces, ipv4_routes};
 use crate::owner::{parse_name, Run};
 use crate::sandbox::netlink::{self, Rtnl};
 
-/// A /30 inside 169.254.0.0/16 that does not contain 169.254.169.254.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A /30 inside 169.254.0.0/16 that does not contain 169.254.169.254. In JSON (a
+/// lesson's options, a recording) it is its text, `169.254.73.0/30`, checked again when
+/// read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Subnet30 {
     network: Ipv4Addr,
 }
@@ -116,6 +119,20 @@ impl FromStr for Subnet30 {
             )));
         }
         Ok(subnet)
+    }
+}
+
+impl TryFrom<String> for Subnet30 {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Subnet30> for String {
+    fn from(s: Subnet30) -> String {
+        s.to_string()
     }
 }
 

@@ -79,3 +79,21 @@ fn lessons_lists_the_curriculum() {
         assert!(l["supported"]["status"] == "yes" || l["supported"]["reason"].is_string());
     }
 }
+
+#[test]
+fn the_glossary_explains_the_words_and_fits_the_width() {
+    let out = run(&["glossary", "--width", "60"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for term in [
+        "probe:",
+        "namespace inode:",
+        "cgroup:",
+        "pivot_root:",
+        "capability:",
+    ] {
+        assert!(text.contains(term), "{term} not explained: {text}");
+    }
+    assert!(text.lines().all(|l| l.chars().count() <= 60), "{text}");
+    assert!(!text.contains("**"), "Markdown left: {text}");
+}

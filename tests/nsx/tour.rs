@@ -77,3 +77,33 @@ fn tour_skip_rejects_unknown_lessons() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("possible values"), "{}", stderr(&out));
 }
+
+#[test]
+fn only_and_from_choose_the_lessons_in_curriculum_order() {
+    if !privileged("tour --only/--from") {
+        return;
+    }
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut full = vec!["tour", "--format", "json"];
+        full.extend_from_slice(args);
+        let out = run(&full);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["lesson"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // In curriculum order, whatever order they were named in.
+    assert_eq!(ids(&["--only", "uts,pid"]), ["pid", "uts"]);
+    let all = lesson_ids();
+    let from_pod = ids(&["--from", "pod", "--skip", "cost"]);
+    let at = all.iter().position(|l| l == "pod").unwrap();
+    let expected: Vec<String> = all[at..].iter().filter(|l| *l != "cost").cloned().collect();
+    assert_eq!(from_pod, expected);
+    // A lesson that does not exist is a usage error naming the choices.
+    let out = run(&["tour", "--from", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("possible values"), "{}", stderr(&out));
+}
