@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::lessons;
-use crate::limits;
 use crate::sandbox::veth::Subnet30;
 
 #[derive(Debug, Parser)]
@@ -421,51 +420,6 @@ impl Args for LessonArgs {
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
         Self::augment_args(cmd)
-    }
-}
-
-/// The options of the lessons not yet on the measure + judge shape, which still share
-/// one [`lessons::Options`]: each such lesson's subcommand takes all of them.
-#[derive(Debug, Args)]
-pub struct OldFlags {
-    /// memory lesson: the limit written into memory.max (v2) or memory.limit_in_bytes
-    /// (v1), e.g. 32M, 1G (at least 1M) [default: 32M]
-    #[arg(long, visible_alias = "limit", value_name = "SIZE", value_parser = limits::parse_memory, allow_hyphen_values = true)]
-    pub memory: Option<u64>,
-
-    /// memory lesson: how much the probe maps and writes, one byte per page, e.g. 64M
-    /// (1M to 512M) [default: 64M]
-    #[arg(long, value_name = "SIZE", value_parser = limits::parse_memory, allow_hyphen_values = true)]
-    pub alloc: Option<u64>,
-
-    /// cpu lesson: the CPU quota as a fraction of one CPU, written into cpu.max (v2) or
-    /// cpu.cfs_quota_us (v1) per 100 ms period, e.g. 0.1 (at most 0.25) [default: 0.2]
-    #[arg(long, value_name = "FRACTION", value_parser = limits::parse_cpus, allow_hyphen_values = true)]
-    pub cpus: Option<limits::Cpus>,
-
-    /// pids lesson: pids.max, the number of tasks the cgroup may hold, the probe included,
-    /// e.g. 8 (at most 64) [default: 8]
-    #[arg(long, value_name = "N", value_parser = limits::parse_pids, allow_hyphen_values = true)]
-    pub pids: Option<u64>,
-}
-
-impl OldFlags {
-    /// The limit flags given, each with the lesson it belongs to.
-    pub fn limit_flags(&self) -> Vec<(&'static str, &'static str)> {
-        let mut given = Vec::new();
-        if self.memory.is_some() {
-            given.push(("--memory", "memory"));
-        }
-        if self.alloc.is_some() {
-            given.push(("--alloc", "memory"));
-        }
-        if self.cpus.is_some() {
-            given.push(("--cpus", "cpu"));
-        }
-        if self.pids.is_some() {
-            given.push(("--pids", "pids"));
-        }
-        given
     }
 }
 

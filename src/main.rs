@@ -80,26 +80,14 @@ fn misplaced_lesson_flag(e: &clap::Error) -> Option<String> {
     let id = args.get(at + 1)?;
     lessons::find(id)?;
     let takes = |l: &lessons::Lesson| {
-        matches!(l.imp, lessons::Imp::New(_))
-            && l.command().get_arguments().any(|a| {
-                a.get_long() == Some(flag)
-                    || a.get_all_aliases().is_some_and(|al| al.contains(&flag))
-            })
-    };
-    // The lessons still on the old shape share one set of flags; each flag's lesson.
-    let old_owner = match flag {
-        "hostname" => Some("uts"),
-        "veth-net" | "no-veth" => Some("net"),
-        "memory" | "limit" | "alloc" => Some("memory"),
-        "cpus" => Some("cpu"),
-        "pids" => Some("pids"),
-        _ => None,
+        l.command().get_arguments().any(|a| {
+            a.get_long() == Some(flag) || a.get_all_aliases().is_some_and(|al| al.contains(&flag))
+        })
     };
     let owner = lessons::LESSONS
         .iter()
         .find(|l| l.id != id && takes(l))
-        .map(|l| l.id)
-        .or(old_owner.filter(|o| o != id))?;
+        .map(|l| l.id)?;
     Some(format!(
         "--{flag} belongs to the {owner} lesson (nsx lesson {owner} --{flag} ...), not to {id}; nsx lesson {id} --help lists its options"
     ))
@@ -279,13 +267,12 @@ fn list_lessons(format: Format, fmt: &render::human::Fmt) -> Result<i32> {
                 .iter()
                 .map(|(l, support, needs)| {
                     serde_json::json!({
-                        "id": l.id,
-                        "title": l.title,
-                        "mechanism": l.mechanism,
-                        "needs": needs,
-                        "supported": support,
-                        "facts": l.facts,
-                        "recordable": matches!(l.imp, lessons::Imp::New(_)),
+                    "id": l.id,
+                    "title": l.title,
+                    "mechanism": l.mechanism,
+                    "needs": needs,
+                    "supported": support,
+                    "facts": l.facts,
                     })
                 })
                 .collect();
@@ -489,7 +476,7 @@ enum Source<'a> {
 /// Runs one lesson, printing its human output as it goes (header, each step, footer).
 fn run_one(
     lesson: &'static lessons::Lesson,
-    input: lessons::Input,
+    options: serde_json::Value,
     format: Format,
     fmt: &render::human::Fmt,
     pause: bool,
@@ -516,15 +503,9 @@ fn run_one(
     };
     let report = match source {
         Source::Live { record } => {
-            let (report, recording) = lessons::run(lesson, input, &mut presenter)?;
+            let (report, recording) = lessons::run(lesson, &options, &mut presenter)?;
             if let Some(path) = record {
-                match recording {
-                    Some(rec) => lessons::engine::write_recording(path, &rec)?,
-                    None => nsx::warn!(
-                        "nsx: --record: the {} lesson cannot be recorded yet; nothing written",
-                        lesson.id
-                    ),
-                }
+                lessons::engine::write_recording(path, &recording)?;
             }
             report
         }
@@ -542,7 +523,7 @@ fn lesson(format: Format, fmt: &render::human::Fmt, args: &LessonArgs) -> Result
         return list_lessons(format, fmt);
     };
     let lesson = lessons::find(id).ok_or_else(|| Error::Usage(format!("unknown lesson {id}")))?;
-    let input = lessons::Input::from_matches(lesson, &args.matches)?;
+    let options = lesson.options(&args.matches)?;
     let pause = can_pause(args.step, format);
     if args.explain && format == Format::Human {
         // The story first, rendered for the terminal; with --step the class reads it
@@ -560,7 +541,7 @@ fn lesson(format: Format, fmt: &render::human::Fmt, args: &LessonArgs) -> Result
             record: args.record.as_deref(),
         },
     };
-    let report = run_one(lesson, input, format, fmt, pause, source)?;
+    let report = run_one(lesson, options, format, fmt, pause, source)?;
     if format == Format::Json {
         let mut value = serde_json::to_value(&report).expect("serialisable");
         if args.explain {
@@ -606,7 +587,7 @@ fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) -> Result<i32
         let started = std::time::Instant::now();
         let report = run_one(
             lesson,
-            lessons::Input::defaults(lesson)?,
+            lesson.default_options()?,
             format,
             fmt,
             pause,

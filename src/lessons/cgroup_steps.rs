@@ -15,28 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::engine::Measure;
-use super::Ctx;
 use crate::cgroup::{self, Action, Controller, LessonCgroup, Mode, Op, Version};
 use crate::error::Result;
 use crate::observe::View;
 use crate::report::{Step, Val};
-
-/// Where a note about the run goes: the older lessons' context, or a measurement.
-pub trait Noter {
-    fn note(&mut self, text: String);
-}
-
-impl Noter for Ctx<'_> {
-    fn note(&mut self, text: String) {
-        Ctx::note(self, text);
-    }
-}
-
-impl Noter for Measure<'_> {
-    fn note(&mut self, text: String) {
-        Measure::note(self, text);
-    }
-}
 
 /// What a recording keeps of the lesson cgroup: where it was made and on what setup.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,7 +65,7 @@ pub fn open(
 /// Sweeps leftovers of killed runs and notes what was removed. A leftover that cannot be
 /// removed (a process still in it) is left for the next run, with a warning and a note
 /// that say where it is and why.
-pub fn sweep(n: &mut impl Noter) {
+pub fn sweep(n: &mut Measure) {
     match cgroup::sweep() {
         Ok(s) => note_sweep(n, &s),
         Err(e) => left_behind(
@@ -94,7 +76,7 @@ pub fn sweep(n: &mut impl Noter) {
 }
 
 /// Notes what a cgroup sweep removed, and warns about what it could not.
-pub fn note_sweep(n: &mut impl Noter, s: &cgroup::Sweep) {
+pub fn note_sweep(n: &mut Measure, s: &cgroup::Sweep) {
     for a in &s.removed {
         n.note(format!(
             "removed a cgroup left by an nsx run that was killed: {a}"
@@ -114,7 +96,7 @@ pub fn note_sweep(n: &mut impl Noter, s: &cgroup::Sweep) {
 
 /// Something a killed run left that this run could not remove: a warning on standard
 /// error, and a note in the report.
-pub fn left_behind(n: &mut impl Noter, text: String) {
+pub fn left_behind(n: &mut Measure, text: String) {
     crate::warn!("nsx: warning: {text}");
     n.note(text);
 }

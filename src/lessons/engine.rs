@@ -181,7 +181,7 @@ impl Measure<'_> {
     /// `spec` reading what this lesson reads.
     fn scoped(&self, spec: &Spec) -> Spec {
         Spec {
-            parts: Some(self.parts),
+            parts: self.parts,
             ..spec.clone()
         }
     }
@@ -639,6 +639,7 @@ impl SidePipe {
 }
 
 /// The type-erased halves of a [`Def`], stored in the registry.
+#[derive(Clone, Copy)]
 pub struct Erased {
     /// The lesson's `nsx lesson <id>` subcommand, with its options.
     pub command: fn() -> clap::Command,
@@ -667,14 +668,14 @@ pub const fn lesson<L: Def>() -> Lesson {
         sees: L::SEES,
         facts: L::FACTS,
         words: L::WORDS,
-        imp: super::Imp::New(Erased {
+        imp: Erased {
             command: command::<L>,
             options: options::<L>,
             measure: measure::<L>,
             judge: judge::<L>,
             #[cfg(test)]
             falsify: falsify::<L>,
-        }),
+        },
     }
 }
 

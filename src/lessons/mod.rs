@@ -28,10 +28,8 @@ pub mod uts;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::limits::Cpus;
-use crate::observe::{self, Subject, View};
-use crate::report::{Fact, Privilege, Report, Step};
-use crate::sandbox::signals;
+use crate::observe::{self, View};
+use crate::report::{Privilege, Report, Step};
 
 /// Whether a lesson can run without root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,19 +54,13 @@ pub struct Lesson {
     /// What its views read from /proc: what its rows and facts show, nothing more
     /// (every view also reads the probe's status).
     pub sees: observe::Parts,
-    /// Every fact the lesson decides (lessons still on the old shape list none).
+    /// Every fact the lesson decides.
     pub facts: &'static [&'static str],
     /// Words a student may type for this lesson (`nsx lesson cgroups` suggests the
     /// lessons that carry "cgroups").
     pub words: &'static [&'static str],
-    pub imp: Imp,
-}
-
-/// How a lesson runs: measure + judge ([`engine::Def`]), or the older single function
-/// that measures, judges and hands steps over as it goes (being retired).
-pub enum Imp {
-    Old(fn(&mut Ctx) -> Result<Vec<Fact>>),
-    New(engine::Erased),
+    /// Its two halves and its options, behind function pointers ([`engine::lesson`]).
+    pub imp: engine::Erased,
 }
 
 /// Every lesson, in curriculum order.
@@ -99,42 +91,17 @@ pub fn find(id: &str) -> Option<&'static Lesson> {
 /// memory lesson), for a usage error that says where a misplaced flag belongs.
 pub fn flag_owner(flag: &str) -> Option<&'static Lesson> {
     let name = flag.strip_prefix("--")?;
-    LESSONS.iter().find(|l| match &l.imp {
-        Imp::New(e) => (e.command)().get_arguments().any(|a| {
+    LESSONS.iter().find(|l| {
+        (l.imp.command)().get_arguments().any(|a| {
             a.get_long() == Some(name)
                 || a.get_visible_aliases()
                     .is_some_and(|aliases| aliases.contains(&name))
-        }),
-        Imp::Old(_) => false,
+        })
     })
 }
 
 pub fn ids() -> Vec<&'static str> {
     LESSONS.iter().map(|l| l.id).collect()
-}
-
-/// Options a lesson may use.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// The memory lesson's limit, in bytes.
-    pub memory: u64,
-    /// How much the memory lesson's probe allocates and touches, in bytes.
-    pub alloc: u64,
-    /// The cpu lesson's quota.
-    pub cpus: Cpus,
-    /// The pids lesson's pids.max.
-    pub pids: u64,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            memory: memory::DEFAULT_LIMIT,
-            alloc: memory::DEFAULT_ALLOC,
-            cpus: cpu::DEFAULT_CPUS,
-            pids: pids::DEFAULT_PIDS,
-        }
-    }
 }
 
 /// Whether this machine can run a lesson, and if not why and how to fix it.
@@ -148,13 +115,17 @@ pub enum Support {
 impl Lesson {
     /// The lesson's `nsx lesson <id>` subcommand, with its own options.
     pub fn command(&self) -> clap::Command {
-        match &self.imp {
-            Imp::New(e) => (e.command)(),
-            Imp::Old(_) => {
-                use clap::Args;
-                crate::cli::OldFlags::augment_args(clap::Command::new(self.id)).about(self.title)
-            }
-        }
+        (self.imp.command)()
+    }
+
+    /// The options it runs with when none are given (the tour), serialised.
+    pub fn default_options(&self) -> Result<serde_json::Value> {
+        (self.imp.options)(None)
+    }
+
+    /// The options given to its subcommand, checked and serialised.
+    pub fn options(&self, matches: &clap::ArgMatches) -> Result<serde_json::Value> {
+        (self.imp.options)(Some(matches))
     }
 
     /// Checks this machine for what the lesson needs ([`Lesson::needs`], its `rootless`
@@ -197,37 +168,6 @@ pub fn userns_restriction_in(sys: &std::path::Path) -> Option<(String, String)> 
     None
 }
 
-/// What a lesson runs in: options, the host's own view before anything changed, and the
-/// sink its steps go to.
-pub struct Ctx<'a> {
-    pub lesson: &'static Lesson,
-    pub options: Options,
-    pub privilege: Privilege,
-    /// The host's view of itself, taken before the lesson created anything.
-    pub baseline: View,
-    steps: Vec<Step>,
-    notes: Vec<String>,
-    on_step: &'a mut dyn FnMut(&Step) -> Result<()>,
-}
-
-impl Ctx<'_> {
-    /// Hands a finished step to the renderer (which may pause for --step).
-    pub fn step(&mut self, step: Step) -> Result<()> {
-        signals::check()?;
-        (self.on_step)(&step)?;
-        self.steps.push(step);
-        Ok(())
-    }
-
-    pub fn note(&mut self, text: impl Into<String>) {
-        self.notes.push(text.into());
-    }
-
-    pub fn rootless(&self) -> bool {
-        self.privilege == Privilege::Rootless
-    }
-}
-
 /// Where a lesson's steps go as they are judged, and where a live class waits.
 pub trait Presenter {
     /// A step to show now.
@@ -257,15 +197,15 @@ impl Presenter for Silent {
     }
 }
 
-/// Runs `lesson`, handing each step to `presenter` as it is judged: a lesson that pauses
-/// while its mechanism is alive ([`engine::Measure::pause`]) shows its first steps before
-/// it has finished measuring. Returns the report, and the recording of what was measured
-/// (lessons of the measure + judge shape).
+/// Runs `lesson` with `options` (its own, serialised: [`Lesson::options`]), handing each
+/// step to `presenter` as it is judged: a lesson that pauses while its mechanism is alive
+/// ([`engine::Measure::pause`]) shows its first steps before it has finished measuring.
+/// Returns the report and the recording of what was measured.
 pub fn run(
     lesson: &'static Lesson,
-    input: Input,
+    options: &serde_json::Value,
     presenter: &mut dyn Presenter,
-) -> Result<(Report, Option<engine::Recording>)> {
+) -> Result<(Report, engine::Recording)> {
     if let Support::No { reason, fix } = lesson.support() {
         return Err(Error::Unsupported { reason, fix });
     }
@@ -273,127 +213,20 @@ pub fn run(
     // next run of any lesson removes what it left.
     crate::sandbox::sweep_temp_dirs();
     let privilege = Privilege::current();
-    let (run_old, options) = match (&lesson.imp, input) {
-        (Imp::Old(run), Input::Old(options)) => (*run, options),
-        (Imp::Old(_), Input::New(_)) | (Imp::New(_), Input::Old(_)) => {
-            return Err(Error::Other(format!(
-                "internal: options of the wrong shape for the {} lesson",
-                lesson.id
-            )))
-        }
-        (Imp::New(e), Input::New(options)) => {
-            let parts = engine::parts_for(lesson.sees, privilege);
-            let env = engine::Env {
-                machine: crate::report::Machine::current(),
-                baseline: engine::baseline(parts)?,
-            };
-            let pauses = presenter.pauses();
-            let measured =
-                (e.measure)(&env, privilege, &options, pauses.then_some(&mut *presenter));
-            crate::sandbox::reap_released();
-            let (rec, shown) = measured?;
-            let report = (e.judge)(&rec)?;
-            show_steps(presenter, &report.steps[shown.min(report.steps.len())..])?;
-            return Ok((report, Some(rec)));
-        }
-    };
-    // Without root the sandbox adds a user namespace to every probe, and the output says
-    // so: the views then show it too (its link and the id maps nsx wrote).
-    observe::set_scope(match privilege {
-        Privilege::Rootless => lesson
-            .sees
-            .with(observe::Parts::ns("user"))
-            .with(observe::Parts::ID_MAPS),
-        _ => lesson.sees,
-    });
+    let parts = engine::parts_for(lesson.sees, privilege);
     // /proc/1/ns is not always readable, even as root: the host's view is nsx's own.
-    let baseline = observe::observe(std::path::Path::new("/proc"), Subject::SelfProcess)?;
-    let mut on_step = |step: &Step| show_steps(presenter, std::slice::from_ref(step));
-    let mut ctx = Ctx {
-        lesson,
-        options,
-        privilege,
-        baseline,
-        steps: Vec::new(),
-        notes: Vec::new(),
-        on_step: &mut on_step,
+    let env = engine::Env {
+        machine: crate::report::Machine::current(),
+        baseline: engine::baseline(parts)?,
     };
-    if ctx.rootless() {
-        ctx.note(format!(
-            "nsx is not running as root (uid {}): it added a user namespace (CLONE_NEWUSER) and mapped your uid to 0 inside, which is what lets an unprivileged user create the other namespaces",
-            nix::unistd::getuid()
-        ));
-    }
-    let facts = run_old(&mut ctx);
+    let pauses = presenter.pauses();
+    let measured =
+        (lesson.imp.measure)(&env, privilege, options, pauses.then_some(&mut *presenter));
     crate::sandbox::reap_released();
-    // A fact whose measurement was starved (Fact::inconclusive) is reported apart: no
-    // failure, no pass; `ok` is about the facts this run decided.
-    let (facts, inconclusive): (Vec<Fact>, Vec<Fact>) =
-        facts?.into_iter().partition(|f| f.inconclusive.is_none());
-    let ok = !facts.is_empty() && facts.iter().all(|f| f.holds);
-    Ok((
-        Report {
-            lesson: lesson.id.to_string(),
-            title: lesson.title.to_string(),
-            mechanism: lesson.mechanism.to_string(),
-            ok,
-            privilege,
-            notes: ctx.notes,
-            steps: ctx.steps,
-            facts,
-            inconclusive,
-            takeaway: None,
-            machine: None,
-            replay: None,
-        },
-        None,
-    ))
-}
-
-/// A lesson's options: the shared struct of the older lessons, or a measure + judge
-/// lesson's own options, serialised ([`engine::Def::Options`]).
-pub enum Input {
-    Old(Options),
-    New(serde_json::Value),
-}
-
-impl Input {
-    /// The options a lesson runs with when none are given (the tour).
-    pub fn defaults(lesson: &Lesson) -> Result<Input> {
-        match &lesson.imp {
-            Imp::Old(_) => Ok(Input::Old(Options::default())),
-            Imp::New(e) => Ok(Input::New((e.options)(None)?)),
-        }
-    }
-
-    /// The options given to `lesson`'s subcommand.
-    pub fn from_matches(lesson: &Lesson, matches: &clap::ArgMatches) -> Result<Input> {
-        use clap::FromArgMatches;
-        match &lesson.imp {
-            Imp::New(e) => Ok(Input::New((e.options)(Some(matches))?)),
-            Imp::Old(_) => {
-                let flags = crate::cli::OldFlags::from_arg_matches(matches)
-                    .map_err(|e| Error::Usage(e.to_string()))?;
-                // A limit flag for another lesson would be silently ignored: refuse it.
-                for (flag, owner) in flags.limit_flags() {
-                    if owner != lesson.id {
-                        return Err(Error::Usage(format!(
-                            "{flag} belongs to the {owner} lesson (nsx lesson {owner} {flag} ...), not to {}",
-                            lesson.id
-                        )));
-                    }
-                }
-                let defaults = Options::default();
-                let options = Options {
-                    memory: flags.memory.unwrap_or(defaults.memory),
-                    alloc: flags.alloc.unwrap_or(defaults.alloc),
-                    cpus: flags.cpus.unwrap_or(defaults.cpus),
-                    pids: flags.pids.unwrap_or(defaults.pids),
-                };
-                Ok(Input::Old(options))
-            }
-        }
-    }
+    let (rec, shown) = measured?;
+    let report = (lesson.imp.judge)(&rec)?;
+    show_steps(presenter, &report.steps[shown.min(report.steps.len())..])?;
+    Ok((report, rec))
 }
 
 /// Shows each step and, when the presenter pauses, waits after it (the mechanism it
@@ -415,14 +248,8 @@ pub fn replay(
     file: &std::path::Path,
     presenter: &mut dyn Presenter,
 ) -> Result<Report> {
-    let Imp::New(e) = &lesson.imp else {
-        return Err(Error::Usage(format!(
-            "the {} lesson cannot be recorded or replayed yet",
-            lesson.id
-        )));
-    };
     let rec = engine::read_recording(file)?;
-    let report = engine::mark_replay((e.judge)(&rec)?, file, &rec);
+    let report = engine::mark_replay((lesson.imp.judge)(&rec)?, file, &rec);
     show_steps(presenter, &report.steps)?;
     Ok(report)
 }

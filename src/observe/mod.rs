@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -588,22 +587,8 @@ const fn const_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// What [`observe`] reads in this process, and in the probes it forks (they inherit it).
-static SCOPE: AtomicU32 = AtomicU32::new(Parts::ALL.0);
-
-/// Sets what [`observe`] reads from now on: a lesson sets the parts it shows before it
-/// takes its first view, so the probes (forked later) read the same parts.
-pub fn set_scope(parts: Parts) {
-    SCOPE.store(parts.0, Ordering::Relaxed);
-}
-
-/// Reads what the observer sees of `subject` through the procfs mounted at `proc`: the
-/// parts of the current scope ([`set_scope`]).
-pub fn observe(proc: &Path, subject: Subject) -> Result<View> {
-    observe_parts(proc, subject, Parts(SCOPE.load(Ordering::Relaxed)))
-}
-
-/// [`observe`] with the parts named.
+/// Reads what the observer sees of `subject` through the procfs mounted at `proc`:
+/// `parts` of it (the probe's status is always read).
 pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View> {
     let dir = subject.dir(proc);
     let mut buf = Vec::with_capacity(BUF);

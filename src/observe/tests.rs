@@ -11,7 +11,7 @@ fn fixture() -> PathBuf {
 
 #[test]
 fn reads_the_probe_through_its_pid_directory() {
-    let view = observe(&fixture(), Subject::Pid(4242)).unwrap();
+    let view = observe_parts(&fixture(), Subject::Pid(4242), Parts::ALL).unwrap();
     assert!(view.source.ends_with("/proc/4242"));
     assert_eq!(view.probe.pid, 4242);
     assert_eq!(view.probe.ppid, 4241);
@@ -29,7 +29,7 @@ fn reads_the_probe_through_its_pid_directory() {
 
 #[test]
 fn reads_the_observers_own_world() {
-    let view = observe(&fixture(), Subject::Pid(4242)).unwrap();
+    let view = observe_parts(&fixture(), Subject::Pid(4242), Parts::ALL).unwrap();
     assert_eq!(view.own_ns("pid"), 4026531836);
     assert_ne!(view.own_ns("pid"), view.probe.ns("pid"));
     assert_eq!(view.hostname, "laptop");
@@ -45,7 +45,7 @@ fn reads_the_observers_own_world() {
 
 #[test]
 fn summarises_the_mount_table() {
-    let view = observe(&fixture(), Subject::Pid(4242)).unwrap();
+    let view = observe_parts(&fixture(), Subject::Pid(4242), Parts::ALL).unwrap();
     assert_eq!(view.mounts.count, 4);
     assert_eq!(view.mounts.root_propagation, "shared:1");
     assert_eq!(
@@ -69,7 +69,7 @@ fn namespace_links_parse() {
 
 #[test]
 fn a_missing_process_is_an_error_naming_the_file() {
-    let err = observe(&fixture(), Subject::Pid(99999))
+    let err = observe_parts(&fixture(), Subject::Pid(99999), Parts::ALL)
         .unwrap_err()
         .to_string();
     assert!(
@@ -89,7 +89,7 @@ fn a_garbled_status_is_an_error_naming_the_file_not_a_panic() {
 
 #[test]
 fn reads_the_sysvipc_tables_of_the_readers_namespace() {
-    let view = observe(&fixture(), Subject::Pid(4242)).unwrap();
+    let view = observe_parts(&fixture(), Subject::Pid(4242), Parts::ALL).unwrap();
     let ipc = &view.sysvipc;
     assert_eq!(ipc.shm.len(), 2);
     // The fixture holds a key of the form nsx used before its keys were random.

@@ -73,9 +73,9 @@ pub struct Spec {
     /// Namespaces of another process to join with setns(2) before the setup, as a pod's
     /// containers join the namespaces its sandbox holds.
     pub join: Option<Join>,
-    /// What the probe's view and the host's view of it read ([`observe::Parts`]); `None`
-    /// for what the process-wide scope says ([`observe::set_scope`], being retired).
-    pub parts: Option<observe::Parts>,
+    /// What the probe's view and the host's view of it read ([`observe::Parts`]): a
+    /// lesson's own parts (`Measure` sets them), everything by default.
+    pub parts: observe::Parts,
 }
 
 impl Default for Spec {
@@ -88,7 +88,7 @@ impl Default for Spec {
             unshare: CloneFlags::empty(),
             time_offsets: None,
             join: None,
-            parts: None,
+            parts: observe::Parts::ALL,
         }
     }
 }
@@ -216,13 +216,13 @@ pub fn flag_names(flags: CloneFlags) -> String {
 pub struct Inside {
     private_mounts: bool,
     actions: Vec<String>,
-    parts: Option<observe::Parts>,
+    parts: observe::Parts,
 }
 
 impl Inside {
     /// What the probe sees of itself: `observe(/proc, self)`, the parts its spec names.
     pub fn observe(&self) -> Result<View> {
-        observe_with(Path::new("/proc"), Subject::SelfProcess, self.parts)
+        observe::observe_parts(Path::new("/proc"), Subject::SelfProcess, self.parts)
     }
 
     /// Records a step the probe took, for the lesson's action list.
@@ -417,14 +417,6 @@ impl Inside {
     }
 }
 
-/// `observe` of the named parts, or of the process-wide scope when none are named.
-fn observe_with(proc: &Path, subject: Subject, parts: Option<observe::Parts>) -> Result<View> {
-    match parts {
-        Some(parts) => observe::observe_parts(proc, subject, parts),
-        None => observe::observe(proc, subject),
-    }
-}
-
 // The temporary directories of the lessons (made private and unpredictable, swept
 // through descriptors) live in `crate::tmp`; these names keep the lessons' imports.
 pub use crate::tmp::{sweep_temp_dirs, TempDir};
@@ -514,7 +506,7 @@ pub struct Child {
     /// The clone flags, user namespace included when nsx added one.
     flags: CloneFlags,
     id_map: IdMap,
-    parts: Option<observe::Parts>,
+    parts: observe::Parts,
     /// What was done to make this child, in order, parent and child side.
     pub actions: Vec<String>,
 }
@@ -716,7 +708,7 @@ impl Child {
 
     /// What the host sees of the probe, through its own /proc.
     pub fn observe_from_host(&self) -> Result<View> {
-        observe_with(Path::new("/proc"), Subject::Pid(self.pid()), self.parts)
+        observe::observe_parts(Path::new("/proc"), Subject::Pid(self.pid()), self.parts)
     }
 
     /// Releases the probe without waiting for it to exit: tearing down its namespaces

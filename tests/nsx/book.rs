@@ -72,13 +72,9 @@ fn every_lesson_has_a_chapter_with_its_story_and_its_pinned_output() {
             text.contains(&format!("{{{{#include ../../../lessons/{id}.md}}}}")),
             "{chapter}: story not included"
         );
-        // A recordable lesson shows a real recorded run, replayed; the others their
-        // live output as the snapshot tests pin it.
-        let snap = if l["recordable"] == true {
-            format!("src/lessons/snapshots/nsx__lessons__fixture_tests__replay_v2-root_{id}.snap")
-        } else {
-            format!("tests/nsx/snapshots/nsx__lessons__{id}_human.snap")
-        };
+        // A real recorded run, replayed (the unit tests keep the snapshot true).
+        let snap =
+            format!("src/lessons/snapshots/nsx__lessons__fixture_tests__replay_v2-root_{id}.snap");
         assert!(
             text.contains(&format!("{{{{#include ../../../{snap}:5:}}}}")),
             "{chapter}: pinned output not included"
