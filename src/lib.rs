@@ -25,6 +25,7 @@ pub mod report;
 pub mod rootfs;
 pub mod run;
 pub mod sandbox;
+pub mod security;
 pub mod tmp;
 
 pub use error::{Error, Result};

@@ -22,9 +22,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::{sys, Context, Error, Result};
 
 pub mod cgroup;
+pub mod kernel;
 pub mod process;
 pub mod root;
+pub mod security;
 pub mod sysvipc;
+
+pub use kernel::{KernelFiles, KernelMount};
+pub use security::{Attr, Security};
 
 pub use process::{Signals, Stat};
 pub use root::{Root, RootMount};
@@ -149,6 +154,11 @@ pub struct View {
     /// of the *reader's* time namespace (proc(5), time_namespaces(7)). `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_cs: Option<u64>,
+    /// What the observer reads of the kernel's files a runtime masks or makes read-only,
+    /// of its /dev and of /sys, in its own mount namespace ([`Parts::KERNEL_FILES`]).
+    /// `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelFiles>,
 }
 
 /// Sysctls that say which ids and capabilities a kernel can name (proc(5),
@@ -221,6 +231,10 @@ pub struct Proc {
     /// `None` when not read, empty on a kernel without time namespaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timens_offsets: Option<Vec<String>>,
+    /// `<dir>/status` credentials, capability sets, no_new_privs and seccomp mode, and the
+    /// LSM labels in `<dir>/attr`: `None` when not read ([`Parts::SECURITY`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
     /// More of status: what `nsx inspect` and `nsx doctor` show. Host-specific and not
     /// compared by the lessons, so it stays out of the lesson JSON.
     #[serde(skip)]
@@ -235,9 +249,12 @@ pub struct ProcExtra {
     pub euid: u32,
     /// The saved set-user-ID (the third field of `Uid:`).
     pub suid: u32,
+    /// The file system user ID (the fourth field of `Uid:`).
+    pub fsuid: u32,
     pub egid: u32,
-    /// `CapPrm:`, `CapEff:`, `CapBnd:` and `CapAmb:` as bit masks (capabilities(7));
-    /// the last two are absent on very old kernels.
+    /// `CapInh:`, `CapPrm:`, `CapEff:`, `CapBnd:` and `CapAmb:` as bit masks
+    /// (capabilities(7)); the last two are absent on very old kernels.
+    pub cap_inh: u64,
     pub cap_prm: u64,
     pub cap_eff: u64,
     pub cap_bnd: Option<u64>,
@@ -245,6 +262,8 @@ pub struct ProcExtra {
     /// `Seccomp:`: 0 disabled, 1 strict, 2 filter (seccomp(2)); absent without
     /// CONFIG_SECCOMP.
     pub seccomp: Option<u32>,
+    /// `Seccomp_filters:`: how many filters are attached (Linux 5.9).
+    pub seccomp_filters: Option<u32>,
     /// `NoNewPrivs:` (prctl(2) PR_SET_NO_NEW_PRIVS).
     pub no_new_privs: Option<bool>,
 }
@@ -272,6 +291,10 @@ pub struct Mounts {
     pub root_propagation: String,
     /// Mounts whose source or mount point names nsx: the ones nsx made.
     pub nsx: Vec<Mount>,
+    /// The mounts on /proc, /sys and /dev and below them: the kernel's file systems as
+    /// the table has them, masks included ([`Parts::KERNEL_MOUNTS`]; empty when not read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel: Vec<KernelMount>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,6 +418,14 @@ impl Parts {
     pub const TIMENS_OFFSETS: Parts = Parts(1 << 13);
     /// `<proc>/uptime`: the observer's own boot-time clock.
     pub const UPTIME: Parts = Parts(1 << 14);
+    /// `<dir>/status` credentials, capability sets, NoNewPrivs and Seccomp, and
+    /// `<dir>/attr/current` and `<dir>/attr/apparmor/current` ([`Security`]).
+    pub const SECURITY: Parts = Parts(1 << 15);
+    /// The observer's own reads of the files runtimes mask or make read-only, of /dev and
+    /// of /sys ([`KernelFiles`]).
+    pub const KERNEL_FILES: Parts = Parts(1 << 24);
+    /// The mounts on /proc, /sys and /dev in both tables ([`Mounts::kernel`]).
+    pub const KERNEL_MOUNTS: Parts = Parts(1 << 25);
     /// Every namespace link: `<dir>/ns/*` of the probe and `<proc>/self/ns/*` of the
     /// observer. [`Parts::ns`] names one type.
     pub const NS: Parts = Parts(((1 << NS_TYPES.len()) - 1) << 16);
@@ -499,7 +530,7 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
         (Some(m), Subject::SelfProcess) => m.clone(),
         _ if parts.has(Parts::MOUNTS) => {
             root.read("self/mountinfo", &mut buf)?;
-            parse_mounts(&buf, &root.path("self/mountinfo"))?
+            parse_mounts(&buf, &root.path("self/mountinfo"), parts)?
         }
         _ => Mounts::default(),
     };
@@ -543,6 +574,14 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
     } else {
         None
     };
+    // The observer's own world: the paths below its procfs's parent, "/" for /proc.
+    let kernel = if parts.has(Parts::KERNEL_FILES) {
+        Some(kernel::read_kernel_files(
+            proc.parent().unwrap_or(Path::new("/")),
+        )?)
+    } else {
+        None
+    };
     Ok(View {
         source: dir.display().to_string(),
         probe,
@@ -556,6 +595,7 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
         root: own_root,
         id_limits,
         uptime_cs,
+        kernel,
     })
 }
 
@@ -615,7 +655,7 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
     };
     // Always there in a real procfs; captured fixtures may leave it out.
     let mounts = if parts.has(Parts::MOUNTS) && d.read_if_present("mountinfo", buf)? {
-        Some(parse_mounts(buf, &d.path("mountinfo"))?)
+        Some(parse_mounts(buf, &d.path("mountinfo"), parts)?)
     } else {
         None
     };
@@ -640,6 +680,11 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
         stat,
         root,
         timens_offsets,
+        security: if parts.has(Parts::SECURITY) {
+            Some(security::read_security(&d, status.uid, &status.extra)?)
+        } else {
+            None
+        },
         extra: status.extra,
     })
 }
@@ -691,6 +736,7 @@ fn parse_status(text: &str) -> std::result::Result<StatusFields, String> {
                 s.uid = first(key, v)?;
                 s.extra.euid = num(key, v.split_whitespace().nth(1).unwrap_or(""))?;
                 s.extra.suid = num(key, v.split_whitespace().nth(2).unwrap_or(""))?;
+                s.extra.fsuid = num(key, v.split_whitespace().nth(3).unwrap_or(""))?;
                 seen |= 4;
             }
             "Gid" => {
@@ -698,11 +744,13 @@ fn parse_status(text: &str) -> std::result::Result<StatusFields, String> {
                 s.extra.egid = num(key, v.split_whitespace().nth(1).unwrap_or(""))?;
                 seen |= 8;
             }
+            "CapInh" => s.extra.cap_inh = mask(key, v)?,
             "CapPrm" => s.extra.cap_prm = mask(key, v)?,
             "CapEff" => (s.extra.cap_eff, seen) = (mask(key, v)?, seen | 16),
             "CapBnd" => s.extra.cap_bnd = Some(mask(key, v)?),
             "CapAmb" => s.extra.cap_amb = Some(mask(key, v)?),
             "Seccomp" => s.extra.seccomp = Some(num(key, v)?),
+            "Seccomp_filters" => s.extra.seccomp_filters = Some(num(key, v)?),
             "NoNewPrivs" => s.extra.no_new_privs = Some(num::<u8>(key, v)? != 0),
             "SigPnd" => s.signals.pending = mask(key, v)?,
             "ShdPnd" => s.signals.shared_pending = mask(key, v)?,
@@ -899,10 +947,15 @@ fn read_processes(proc: &Path) -> Result<Processes> {
     Ok(Processes { count, first: pids })
 }
 
-/// A mountinfo file's bytes, summarised; errors name `path`.
-fn parse_mounts(bytes: &[u8], path: &Path) -> Result<Mounts> {
+/// A mountinfo file's bytes, summarised (with the kernel's mounts when `parts` asks);
+/// errors name `path`.
+fn parse_mounts(bytes: &[u8], path: &Path, parts: Parts) -> Result<Mounts> {
     let infos = MountInfos::from_read(bytes).map_err(|e| parse_error(path, e))?;
-    Ok(summarize_mounts(&infos))
+    let mut mounts = summarize_mounts(&infos);
+    if parts.has(Parts::KERNEL_MOUNTS) {
+        mounts.kernel = kernel::kernel_mounts(&infos);
+    }
+    Ok(mounts)
 }
 
 /// Reduces a mount table to what the lessons compare: size, "/"'s propagation, and the

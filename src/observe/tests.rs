@@ -289,3 +289,64 @@ fn finds_the_lowest_process_a_test_accepts() {
     assert_eq!(found.map(|p| p.pid), Some(4242));
     assert!(find_process(&fixture(), |p| p.uid == 0).unwrap().is_none());
 }
+
+#[test]
+fn security_reads_the_credentials_caps_and_labels_of_status_and_attr() {
+    let view = observe_parts(&fixture(), Subject::Pid(4242), Parts::SECURITY).unwrap();
+    let s = view.probe.security.expect("read");
+    assert_eq!(s.uid, [1000; 4]);
+    assert_eq!((s.cap_inh, s.cap_prm, s.cap_eff), (0, 0, 0));
+    assert_eq!((s.cap_bnd, s.cap_amb), (Some(0x1ff_ffff_ffff), Some(0)));
+    assert_eq!(
+        (s.no_new_privs, s.seccomp, s.seccomp_filters),
+        (Some(false), Some(0), Some(0))
+    );
+    // The fixture has no attr directory.
+    assert_eq!((s.label, s.apparmor), (Attr::Absent, Attr::Absent));
+    // Not asked for, not read.
+    let plain = observe_parts(&fixture(), Subject::Pid(4242), Parts::NONE).unwrap();
+    assert!(plain.probe.security.is_none());
+}
+
+#[test]
+fn this_process_labels_read_like_the_kernel_answers() {
+    let view = observe_parts(Path::new("/proc"), Subject::SelfProcess, Parts::SECURITY).unwrap();
+    let s = view.probe.security.unwrap();
+    match std::fs::read("/proc/self/attr/current") {
+        Ok(bytes) => assert_eq!(
+            s.label.label(),
+            Some(String::from_utf8_lossy(&bytes).trim_end_matches(['\n', '\0']))
+        ),
+        Err(e) => assert_eq!(
+            s.label,
+            Attr::Error(format!(
+                "{:?}",
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap())
+            ))
+        ),
+    }
+    assert_eq!(s.uid[1], nix::unistd::geteuid().as_raw());
+}
+
+#[test]
+fn kernel_files_and_mounts_are_read_only_when_asked() {
+    let view = observe_parts(&fixture(), Subject::Pid(4242), Parts::MOUNTS).unwrap();
+    assert!(view.kernel.is_none() && view.mounts.kernel.is_empty());
+    let parts = Parts::MOUNTS
+        .with(Parts::KERNEL_FILES)
+        .with(Parts::KERNEL_MOUNTS);
+    let view = observe_parts(&fixture(), Subject::Pid(4242), parts).unwrap();
+    // The fixture's root (tests/fixtures) has a proc directory and nothing masked in it.
+    let k = view.kernel.expect("read");
+    assert!(k
+        .paths
+        .iter()
+        .all(|p| p.kind == kernel::Kind::Absent || p.path.starts_with("/proc/sys")));
+    let points: Vec<&str> = view
+        .mounts
+        .kernel
+        .iter()
+        .map(|m| m.mount_point.as_str())
+        .collect();
+    assert_eq!(points, ["/proc", "/sys"]);
+}
