@@ -194,13 +194,24 @@ fn peek(root: &Path, path: &str, read: bool) -> Peek {
     p
 }
 
-/// What the reader whose root directory is `root` ("/" for the live machine) finds.
-pub(super) fn read_kernel_files(root: &Path) -> Result<KernelFiles> {
-    let mut paths: Vec<Peek> = masks::masked_paths(root)
-        .iter()
-        .map(|p| peek(root, p, true))
-        .collect();
-    paths.extend(masks::READONLY.iter().map(|p| peek(root, p, false)));
+/// What the reader whose root directory is `root` ("/" for the live machine) finds: the
+/// masked and read-only paths when `files`, /dev and /sys when `dev`.
+pub(super) fn read_kernel_files(root: &Path, files: bool, dev: bool) -> Result<KernelFiles> {
+    let mut paths = Vec::new();
+    if files {
+        paths.extend(
+            masks::masked_paths(root)
+                .iter()
+                .map(|p| peek(root, p, true)),
+        );
+        paths.extend(masks::READONLY.iter().map(|p| peek(root, p, false)));
+    }
+    if !dev {
+        return Ok(KernelFiles {
+            paths,
+            ..KernelFiles::default()
+        });
+    }
     let dev_dir = root.join("dev");
     let mut dev = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&dev_dir) {
@@ -265,7 +276,7 @@ mod tests {
         std::fs::create_dir_all(r.join("dev")).unwrap();
         std::fs::create_dir_all(r.join("sys")).unwrap();
         std::os::unix::fs::symlink("/proc/self/fd", r.join("dev/fd")).unwrap();
-        let k = read_kernel_files(r).unwrap();
+        let k = read_kernel_files(r, true, true).unwrap();
         let timers = k.path("/proc/timer_list").unwrap();
         assert_eq!((timers.kind, timers.read), (Kind::File, Some(26)));
         assert!(timers.shows_something());
@@ -293,6 +304,10 @@ mod tests {
             k.paths.len(),
             masks::masked_paths(r).len() + masks::READONLY.len()
         );
+        let only_dev = read_kernel_files(r, false, true).unwrap();
+        assert!(only_dev.paths.is_empty() && only_dev.dev.len() == 1);
+        let only_files = read_kernel_files(r, true, false).unwrap();
+        assert!(only_files.dev.is_empty() && only_files.sys_ro.is_none());
     }
 
     #[test]

@@ -155,8 +155,8 @@ pub struct View {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_cs: Option<u64>,
     /// What the observer reads of the kernel's files a runtime masks or makes read-only,
-    /// of its /dev and of /sys, in its own mount namespace ([`Parts::KERNEL_FILES`]).
-    /// `None` when not read.
+    /// of its /dev and of /sys, in its own mount namespace ([`Parts::KERNEL_FILES`],
+    /// [`Parts::DEV`]). `None` when neither is read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<KernelFiles>,
 }
@@ -421,9 +421,12 @@ impl Parts {
     /// `<dir>/status` credentials, capability sets, NoNewPrivs and Seccomp, and
     /// `<dir>/attr/current` and `<dir>/attr/apparmor/current` ([`Security`]).
     pub const SECURITY: Parts = Parts(1 << 15);
-    /// The observer's own reads of the files runtimes mask or make read-only, of /dev and
-    /// of /sys ([`KernelFiles`]).
+    /// The observer's own reads of the files runtimes mask or make read-only
+    /// ([`KernelFiles::paths`]).
     pub const KERNEL_FILES: Parts = Parts(1 << 24);
+    /// The observer's own /dev entries and whether its /sys is read-only
+    /// ([`KernelFiles::dev`], [`KernelFiles::sys_ro`]).
+    pub const DEV: Parts = Parts(1 << 26);
     /// The mounts on /proc, /sys and /dev in both tables ([`Mounts::kernel`]).
     pub const KERNEL_MOUNTS: Parts = Parts(1 << 25);
     /// Every namespace link: `<dir>/ns/*` of the probe and `<proc>/self/ns/*` of the
@@ -575,9 +578,12 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
         None
     };
     // The observer's own world: the paths below its procfs's parent, "/" for /proc.
-    let kernel = if parts.has(Parts::KERNEL_FILES) {
+    let (files, dev) = (parts.has(Parts::KERNEL_FILES), parts.has(Parts::DEV));
+    let kernel = if files || dev {
         Some(kernel::read_kernel_files(
             proc.parent().unwrap_or(Path::new("/")),
+            files,
+            dev,
         )?)
     } else {
         None

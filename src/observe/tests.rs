@@ -334,6 +334,7 @@ fn kernel_files_and_mounts_are_read_only_when_asked() {
     assert!(view.kernel.is_none() && view.mounts.kernel.is_empty());
     let parts = Parts::MOUNTS
         .with(Parts::KERNEL_FILES)
+        .with(Parts::DEV)
         .with(Parts::KERNEL_MOUNTS);
     let view = observe_parts(&fixture(), Subject::Pid(4242), parts).unwrap();
     // The fixture's root (tests/fixtures) has a proc directory and nothing masked in it.
