@@ -1162,9 +1162,9 @@ fn exec_facts(o: &Obs, all: Option<u64>, docker_want: Option<u64>) -> Vec<Fact> 
         Fact::new(
             "setuid-gains-root",
             format!(
-                "nobody ran the setuid-root copy: the host reads Uid {} (real, effective, saved, fs) and CapEff {}; the program said euid {}",
+                "nobody ran the setuid-root copy: the host reads Uid {} (real, effective, saved, fs) and CapEff {}, its whole bounding set; the program said euid {}",
                 uid_text(&s),
-                caps_text(s.cap_eff),
+                CapSet::new(s.cap_eff).summary(),
                 said_text(su)
             ),
             s.uid[0] == NOBODY
@@ -1176,11 +1176,12 @@ fn exec_facts(o: &Obs, all: Option<u64>, docker_want: Option<u64>) -> Vec<Fact> 
         Fact::new(
             "bounding-set-is-the-ceiling",
             format!(
-                "with Docker's bounding set, the same setuid-root program got euid {} and only CapEff {}: execve never grants more than the bounding set",
+                "with Docker's bounding set (and nothing inheritable), the same setuid-root program got euid {} and only CapEff {}: execve grants a setuid program nothing outside the bounding set",
                 b.uid[1],
-                caps_text(b.cap_eff)
+                CapSet::new(b.cap_eff).summary()
             ),
             b.uid[1] == 0
+                && b.cap_inh == 0
                 && said(bu) == Some(0)
                 && docker_want.is_some_and(|w| {
                     b.cap_eff == w && b.cap_prm == w && b.cap_bnd == Some(w)
@@ -1194,7 +1195,7 @@ fn exec_facts(o: &Obs, all: Option<u64>, docker_want: Option<u64>) -> Vec<Fact> 
                 "after prctl(PR_SET_NO_NEW_PRIVS), the setuid bit counted for nothing: the host reads NoNewPrivs {}, Uid {} and CapEff {}; the program said euid {}",
                 n.no_new_privs.map_or("-".into(), |v| u8::from(v).to_string()),
                 uid_text(&n),
-                caps_text(n.cap_eff),
+                CapSet::new(n.cap_eff).summary(),
                 said_text(nu)
             ),
             n.no_new_privs == Some(true)
@@ -1208,9 +1209,9 @@ fn exec_facts(o: &Obs, all: Option<u64>, docker_want: Option<u64>) -> Vec<Fact> 
             "ambient-survives-exec",
             format!(
                 "nobody with net_bind_service ambient kept it across execve of an ordinary program (CapAmb {}, CapEff {}); without, the same program had CapEff {}",
-                caps_text(a.cap_amb.unwrap_or(0)),
-                caps_text(a.cap_eff),
-                caps_text(p.cap_eff)
+                CapSet::new(a.cap_amb.unwrap_or(0)).summary(),
+                CapSet::new(a.cap_eff).summary(),
+                CapSet::new(p.cap_eff).summary()
             ),
             a.uid == [NOBODY; 4]
                 && a.cap_amb == Some(nbs)
@@ -1386,7 +1387,7 @@ fn exec_steps(run: &Run<ExecSeen, Vec<Proc>>, dir: &str) -> Vec<Step> {
         helper::NAME
     ))
     .takeaway(
-        "a setuid-root program makes its caller root, with the bounding set's capabilities and never more; after no_new_privs the bit is ignored",
+        "a setuid-root program makes its caller root, with the bounding set's capabilities and none outside it; after no_new_privs the bit is ignored",
     );
     let ambient = kit::step(
         "ambient",
@@ -1531,6 +1532,15 @@ fn falsifiers() -> Vec<super::engine::Falsifier<Obs>> {
             change: |o, _| {
                 if let Some(s) = helper_sec(o, Exec::SetuidDockerBounding) {
                     s.cap_eff |= 1 << caps::SYS_ADMIN;
+                }
+            },
+        },
+        F {
+            fact: "bounding-set-is-the-ceiling",
+            what: "the setuid copy under Docker's bounding set had something inheritable",
+            change: |o, _| {
+                if let Some(s) = helper_sec(o, Exec::SetuidDockerBounding) {
+                    s.cap_inh = 1 << 12;
                 }
             },
         },

@@ -2,8 +2,10 @@
 //! before it execs the container's command, and that the caps lesson makes in its probes.
 //!
 //! Five sets, each a bit mask of capability numbers ([`crate::caps::NAMES`]):
-//! - **bounding**: the ceiling. execve(2) never gives a process a capability outside it,
-//!   not even a setuid-root program; it can only shrink (prctl(2) PR_CAPBSET_DROP).
+//! - **bounding**: the ceiling of what execve(2) grants from the file it runs: a
+//!   setuid-root program or file capabilities give nothing outside it (only a capability
+//!   already inheritable can pass it, which is why runtimes empty the inheritable set);
+//!   it can only shrink (prctl(2) PR_CAPBSET_DROP).
 //! - **permitted**: what the process may make effective; it can only shrink.
 //! - **effective**: what the kernel checks.
 //! - **inheritable** and **ambient**: what survives execve(2). Ambient capabilities
