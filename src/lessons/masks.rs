@@ -312,20 +312,23 @@ fn lsm_probe(i: &mut Inside, dir: &Path, rootless: bool) -> Result<LsmSeen> {
             "securityfs is not mounted, and only root may mount it".to_string(),
         ),
         None => {
-            // securityfs in the probe's own mount namespace only.
+            // securityfs in the probe's own mount namespace only. A kernel without it
+            // (CONFIG_SECURITYFS) has no list to show: said, not failed.
             let target = Path::new("/sys/kernel/security");
-            i.mount(
+            match i.mount(
                 "securityfs",
                 target,
                 Some("securityfs"),
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
                 None,
                 format!("mount -t securityfs securityfs {}", target.display()),
-            )?;
-            (
-                lsm::active(Path::new("/sys"))?,
-                "mounted securityfs".to_string(),
-            )
+            ) {
+                Ok(()) => (
+                    lsm::active(Path::new("/sys"))?,
+                    "mounted securityfs".to_string(),
+                ),
+                Err(e) => (None, format!("securityfs could not be mounted: {e}")),
+            }
         }
     };
     if let Some(l) = &lsm_list {
@@ -657,7 +660,15 @@ fn judge(o: &Obs, env: &Env) -> Judged {
                 && caps::has(lh.cap_eff, 1)
                 && lh.seccomp == Some(0),
             json!({ "before": lsm_seen.before, "after": lsm_seen.after, "host": o.lsm.host_extra.write, "eff": lh.cap_eff, "seccomp": lh.seccomp, "landlock_abi": lsm_seen.landlock_abi }),
-        ),
+        )
+        // A kernel without Landlock (before 5.13, or not enabled at boot) says so with
+        // ENOSYS or EOPNOTSUPP: nothing to show, not a failure.
+        .inconclusive_when(lsm_seen.landlock_abi.parse::<u32>().is_err(), || {
+            format!(
+                "Landlock is not available on this kernel (landlock_create_ruleset: {})",
+                lsm_seen.landlock_abi
+            )
+        }),
     ];
 
     let absent: Vec<String> = mk
@@ -1063,6 +1074,36 @@ mod tests {
         assert!(masked_ok(&peek(Kind::CharDevice, None, 0)), "kcore masked");
         assert!(!masked_ok(&peek(Kind::File, Some(3), 0)));
         assert!(!masked_ok(&peek(Kind::File, None, 1 << 40)), "kcore bare");
+    }
+
+    /// A kernel without Landlock cannot show the refusal: the fact is reported apart, with
+    /// the reason, not failed.
+    #[test]
+    fn without_landlock_the_denial_is_inconclusive_not_failed() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/recordings/hybrid-root/masks.json");
+        let rec = super::super::engine::read_recording(&path).unwrap();
+        let mut o: Obs = serde_json::from_value(rec.observations.clone()).unwrap();
+        o.lsm.inside.landlock_abi = "EOPNOTSUPP".into();
+        o.lsm.inside.after = "no ruleset: landlock_create_ruleset: EOPNOTSUPP".into();
+        let judged = judge(&o, &rec.env);
+        let f = judged
+            .facts
+            .iter()
+            .find(|f| f.id == "landlock-denies-root")
+            .unwrap();
+        assert!(!f.fails(), "{f:?}");
+        assert!(f.inconclusive.as_deref().unwrap().contains("EOPNOTSUPP"));
+        // With Landlock there, the same write going through is a plain failure.
+        o.lsm.inside.landlock_abi = "3".into();
+        o.lsm.inside.after = "ok".into();
+        let judged = judge(&o, &rec.env);
+        let f = judged
+            .facts
+            .iter()
+            .find(|f| f.id == "landlock-denies-root")
+            .unwrap();
+        assert!(f.fails(), "{f:?}");
     }
 
     #[test]
