@@ -621,6 +621,7 @@ fn exec_probe(i: &mut Inside, dir: &Path) -> Result<ExecSeen> {
             dir.display()
         ),
     )?;
+    on_a_tmpfs(dir)?;
     let setuid = helper::install(dir, helper::NAME, 0o4755)?;
     i.action(format!(
         "install -o root -m 4755 {} DIR/{}   (setuid root)",
@@ -657,6 +658,20 @@ fn exec_probe(i: &mut Inside, dir: &Path) -> Result<ExecSeen> {
         view: i.observe()?,
         runs,
     })
+}
+
+/// statfs(2): the setuid copy is made only on a tmpfs (the probe's own), never on the
+/// host's file system: were the mount somehow missing, the file would land in the host's
+/// DIR and outlive the run.
+fn on_a_tmpfs(dir: &Path) -> Result<()> {
+    let fs = nix::sys::statfs::statfs(dir).ctx("statfs", dir.display())?;
+    if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
+        return Err(Error::Other(format!(
+            "internal: refusing to make a setuid file in {}: it is not the probe's own tmpfs",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Forks a child that sets up `exec`'s credentials and execs `prog` with a pipe on its
@@ -1593,6 +1608,22 @@ mod tests {
         );
         assert_eq!(Outcome::Ok.allowed(Op::Clock), Some(true));
         assert_eq!(Outcome::NotTried("x".into()).allowed(Op::Chown), None);
+    }
+
+    #[test]
+    fn the_setuid_copy_is_refused_outside_a_tmpfs() {
+        // The crate's own directory is on the build machine's disk, not a tmpfs.
+        let e = on_a_tmpfs(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap_err();
+        assert!(
+            e.to_string().contains("refusing to make a setuid file"),
+            "{e}"
+        );
+        let shm = Path::new("/dev/shm");
+        if nix::sys::statfs::statfs(shm)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+        {
+            on_a_tmpfs(shm).unwrap();
+        }
     }
 
     #[test]
