@@ -119,10 +119,9 @@ fn four_concurrent_runs_do_not_interfere() {
     assert!(processes_of(&exe).is_empty());
 }
 
-/// SIGINT while the veth pair exists: nsx ends with 130 and the pair is gone. The lesson
-/// measures first and prints after, so the moment is found by watching for the host end
-/// (/sys/class/net/nsx<pid>h) to appear; a run that ends before the signal lands is
-/// tried again.
+/// SIGINT while the veth pair exists: nsx ends with 130 and the pair is gone. With
+/// --step on a terminal nsx waits at the veth step's pause with the pair up: a
+/// deterministic moment.
 #[test]
 fn sigint_while_the_veth_is_up_removes_it() {
     if !privileged("net interrupted") {
@@ -130,47 +129,27 @@ fn sigint_while_the_veth_is_up_removes_it() {
     }
     let (_dir, exe) = copy_binary("nsx-sigint");
     let before = host_state();
-    let mut pids = BTreeSet::new();
-    let mut caught = None;
-    for _ in 0..20 {
-        let child = spawn_lesson(&exe, &["net", "--format", "json"]);
-        let pid = child.id();
-        pids.insert(pid);
-        let host_end = format!("/sys/class/net/nsx{pid}h");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let seen = loop {
-            if Path::new(&host_end).exists() {
-                break true;
-            }
-            if std::time::Instant::now() > deadline {
-                break false;
-            }
-            std::thread::sleep(std::time::Duration::from_micros(50));
-        };
-        if seen {
-            // Our child, not yet waited for: the PID is still its.
-            signal(pid, libc::SIGINT);
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            !Path::new(&host_end).exists(),
-            "{host_end} left behind: {}",
-            stderr(&out)
-        );
-        if seen && out.status.code() == Some(130) {
-            caught = Some(out);
-            break;
-        }
+    let mut run = Presented::start(&exe, &["net"]);
+    let pid = run.child.id();
+    let host_end = format!("/sys/class/net/nsx{pid}h");
+    let within = std::time::Duration::from_secs(60);
+    // Enter at the before and after steps' pauses; the third is the veth step's.
+    for _ in 0..2 {
+        run.next_pause(within).expect("a namespace step's pause");
+        run.press(b'\n');
     }
-    let out = caught.expect("no run was interrupted while its veth pair existed");
-    assert!(
-        stderr(&out).contains("interrupted by SIGINT"),
-        "{}",
-        stderr(&out)
-    );
+    let veth = run.next_pause(within).expect("the veth step's pause");
+    assert!(veth.contains("step 3 · veth"), "{veth}");
+    assert!(Path::new(&host_end).exists(), "{host_end} missing: {veth}");
+    // Our child, not yet waited for: the PID is still its.
+    signal(pid, libc::SIGINT);
+    let (status, rest) = run.finish(within);
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("interrupted by SIGINT"), "{rest}");
+    assert!(!Path::new(&host_end).exists(), "{host_end} left behind");
     let running = processes_of(&exe);
     assert!(running.is_empty(), "{running:?}");
-    assert_unchanged(before, &pids);
+    assert_unchanged(before, &BTreeSet::from([pid]));
 }
 
 /// SIGINT or SIGTERM spread over the time one run takes: whatever the net and pod
