@@ -407,7 +407,11 @@ fn the_security_lines_of_status_are_typed_when_asked_for() {
     let s = parse_status(text).unwrap();
     assert_eq!(s.extra.cap_eff, crate::caps::DOCKER_DEFAULT);
     assert_eq!(
-        (s.extra.no_new_privs, s.extra.seccomp, s.extra.seccomp_filters),
+        (
+            s.extra.no_new_privs,
+            s.extra.seccomp,
+            s.extra.seccomp_filters
+        ),
         (Some(true), Some(2), Some(3))
     );
     // Without the line (an older kernel): unknown, not 0.
@@ -420,7 +424,11 @@ fn the_security_lines_of_status_are_typed_when_asked_for() {
     let sec = p.security.as_ref().unwrap();
     assert_eq!(
         (sec.cap_eff, sec.no_new_privs, sec.seccomp_filters),
-        (p.extra.cap_eff, p.extra.no_new_privs, p.extra.seccomp_filters)
+        (
+            p.extra.cap_eff,
+            p.extra.no_new_privs,
+            p.extra.seccomp_filters
+        )
     );
     let json = serde_json::to_value(&p).unwrap();
     assert!(json["security"]["cap_eff"].is_u64(), "{json}");
