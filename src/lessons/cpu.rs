@@ -967,7 +967,9 @@ pub fn shares_to_weight(shares: u64) -> (u64, u64, u64) {
 mod tests {
     use super::*;
 
-    use crate::lessons::fixture_tests::paused_runs_show_the_whole_runs_steps;
+    use crate::lessons::fixture_tests::{
+        judged, paused_runs_show_the_whole_runs_steps, removal_said_after_the_steps,
+    };
 
     #[test]
     fn a_run_paused_at_each_step_shows_the_steps_the_whole_run_shows() {
@@ -978,32 +980,7 @@ mod tests {
             after.teardown.clear();
             vec![(before, 1), (after, 2)]
         });
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/recordings/hybrid-root/cpu.json");
-        let rec = crate::lessons::engine::read_recording(&path).unwrap();
-        let o: Obs = serde_json::from_value(rec.observations).unwrap();
-        let opts: Options = serde_json::from_value(rec.options).unwrap();
-        removal_said_after_the_steps(&Cpu::judge(&o, &opts, &rec.env));
-    }
-
-    /// The lesson cgroup is removed once its last step is shown: no step says so (with
-    /// --step each was shown while the cgroup was there); a note after them does.
-    fn removal_said_after_the_steps(j: &Judged) {
-        for step in &j.steps {
-            assert!(
-                !step.actions.iter().any(|a| a.starts_with("rmdir ")),
-                "{}: {:?}",
-                step.id,
-                step.actions
-            );
-        }
-        assert!(
-            j.notes
-                .iter()
-                .any(|n| n.contains("removed what it made: rmdir /sys/fs/cgroup/")),
-            "{:?}",
-            j.notes
-        );
+        removal_said_after_the_steps(&judged::<Cpu>("hybrid-root"));
     }
 
     #[test]

@@ -188,3 +188,34 @@ pub(super) fn paused_runs_show_the_whole_runs_steps<L: super::engine::Def>(
     }
     assert!(checked > 0, "{}: no recording", L::ID);
 }
+
+/// `L`'s recorded run on `machine`, judged.
+pub(super) fn judged<L: super::engine::Def>(machine: &str) -> super::engine::Judged {
+    let (_, rec) = recordings(L::ID)
+        .into_iter()
+        .find(|(m, _)| m == machine)
+        .unwrap_or_else(|| panic!("{}: no recording on {machine}", L::ID));
+    let obs: L::Obs = serde_json::from_value(rec.observations).unwrap();
+    let options: L::Options = serde_json::from_value(rec.options).unwrap();
+    L::judge(&obs, &options, &rec.env)
+}
+
+/// A cgroup lesson removes its cgroup once its last step is shown: no step says so (with
+/// --step each was shown while the cgroup was there); a note after them does.
+pub(super) fn removal_said_after_the_steps(j: &super::engine::Judged) {
+    for step in &j.steps {
+        assert!(
+            !step.actions.iter().any(|a| a.starts_with("rmdir ")),
+            "{}: {:?}",
+            step.id,
+            step.actions
+        );
+    }
+    assert!(
+        j.notes
+            .iter()
+            .any(|n| n.contains("removed what it made: rmdir /sys/fs/cgroup/")),
+        "{:?}",
+        j.notes
+    );
+}

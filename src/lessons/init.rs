@@ -1007,6 +1007,21 @@ fn other_processes(v: &View, app: i32) -> Vec<Stat> {
         .collect()
 }
 
+/// The row naming the app by the PID each side reads in its status.
+fn app_row(host: i32, inside: i32) -> Row {
+    Row::probe("the app", "status Pid", Val::Pid(host), Val::Pid(inside))
+}
+
+/// The row of the processes each side lists in the app's PID namespace.
+fn namespace_row(host: &View, inside: &View) -> Row {
+    Row::probe(
+        "in the namespace",
+        "*/stat",
+        listed_val(host),
+        listed_val(inside),
+    )
+}
+
 fn listed_val(v: &View) -> Val {
     match &v.ns_processes {
         Some(list) => Val::Listed {
@@ -1049,18 +1064,8 @@ fn orphans_judged(run: &Run<OrphanSeen>) -> (Step, Vec<Fact>) {
         ),
     ];
     let rows = vec![
-        Row::probe(
-            "the app",
-            "status Pid",
-            Val::Pid(app),
-            Val::Pid(run.inside.view.probe.pid),
-        ),
-        Row::probe(
-            "in the namespace",
-            "*/stat",
-            listed_val(&run.host),
-            listed_val(&seen.view),
-        ),
+        app_row(app, run.inside.view.probe.pid),
+        namespace_row(&run.host, &seen.view),
         Row::probe(
             "the orphan",
             "*/stat",
@@ -1173,18 +1178,8 @@ fn zombies_judged(run: &Run<ZombieSeen>, reap: bool) -> (Step, Fact) {
         }
     };
     let rows = vec![
-        Row::probe(
-            "the app",
-            "status Pid",
-            Val::Pid(app),
-            Val::Pid(seen.view.probe.pid),
-        ),
-        Row::probe(
-            "in the namespace",
-            "*/stat",
-            listed_val(&run.host),
-            listed_val(&seen.view),
-        ),
+        app_row(app, seen.view.probe.pid),
+        namespace_row(&run.host, &seen.view),
         Row::probe(
             "zombies",
             "*/stat State Z",
@@ -1292,18 +1287,8 @@ fn teardown_judged(o: &Obs) -> (Step, Fact) {
         json!({ "before": before.len(), "sleeping": sleeping, "left": left, "pid1": o.teardown_exit }),
     );
     let rows = vec![
-        Row::probe(
-            "the app",
-            "status Pid",
-            Val::Pid(run.pid),
-            Val::Pid(seen.view.probe.pid),
-        ),
-        Row::probe(
-            "in the namespace",
-            "*/stat",
-            listed_val(&run.host),
-            listed_val(&seen.view),
-        ),
+        app_row(run.pid, seen.view.probe.pid),
+        namespace_row(&run.host, &seen.view),
         Row::probe(
             "asleep in pause()",
             "*/stat State S",
@@ -1390,12 +1375,7 @@ fn supervisor_judged(run: &Run<SupervisorSeen, Option<Stat>>) -> (Step, Fact) {
             Val::None("the supervisor's child".into()),
             exit_val(&seen.app_exit),
         ),
-        Row::probe(
-            "in the namespace",
-            "*/stat",
-            listed_val(&run.host),
-            listed_val(&seen.view),
-        ),
+        namespace_row(&run.host, &seen.view),
         Row::probe(
             "PID 1, the supervisor",
             "stat",

@@ -779,7 +779,9 @@ fn oom_state_fact(version: Version, s: &MemoryStats) -> Fact {
 mod tests {
     use super::*;
 
-    use crate::lessons::fixture_tests::paused_runs_show_the_whole_runs_steps;
+    use crate::lessons::fixture_tests::{
+        paused_runs_show_the_whole_runs_steps, removal_said_after_the_steps,
+    };
 
     #[test]
     fn a_run_paused_at_each_step_shows_the_steps_the_whole_run_shows() {
@@ -792,26 +794,6 @@ mod tests {
         });
         let (o, opts, env) = within_limit();
         removal_said_after_the_steps(&Memory::judge(&o, &opts, &env));
-    }
-
-    /// The lesson cgroup is removed once its last step is shown: no step says so (with
-    /// --step each was shown while the cgroup was there); a note after them does.
-    fn removal_said_after_the_steps(j: &Judged) {
-        for step in &j.steps {
-            assert!(
-                !step.actions.iter().any(|a| a.starts_with("rmdir ")),
-                "{}: {:?}",
-                step.id,
-                step.actions
-            );
-        }
-        assert!(
-            j.notes
-                .iter()
-                .any(|n| n.contains("removed what it made: rmdir /sys/fs/cgroup/")),
-            "{:?}",
-            j.notes
-        );
     }
 
     #[test]

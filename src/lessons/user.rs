@@ -223,6 +223,27 @@ pub struct Obs {
     subids: SubIds,
 }
 
+#[cfg(test)]
+/// For falsifiers: the setuid newuidmap and newgidmap installed, an account named
+/// "student", and 65536 subordinate ids from `start` granted to it.
+fn student_with_subids(o: &mut Obs, start: u32) {
+    let tool = |p: &str| {
+        Some(Tool {
+            path: p.into(),
+            setuid_root: true,
+        })
+    };
+    o.subids.newuidmap = tool("/usr/bin/newuidmap");
+    o.subids.newgidmap = tool("/usr/bin/newgidmap");
+    o.person.name = Some("student".into());
+    let r = Range {
+        start,
+        count: 65_536,
+    };
+    o.subids.subuid = vec![r];
+    o.subids.subgid = vec![r];
+}
+
 impl Def for User {
     const ID: &'static str = "user";
     const TITLE: &'static str = "User namespace: root inside, an ordinary user outside";
@@ -579,21 +600,7 @@ impl Def for User {
                 fact: "subids-need-newuidmap",
                 what: "tools, an account and ranges, yet no probe ran",
                 change: |o, _| {
-                    let tool = |p: &str| {
-                        Some(Tool {
-                            path: p.into(),
-                            setuid_root: true,
-                        })
-                    };
-                    o.subids.newuidmap = tool("/usr/bin/newuidmap");
-                    o.subids.newgidmap = tool("/usr/bin/newgidmap");
-                    o.person.name = Some("student".into());
-                    let r = Range {
-                        start: 200_000,
-                        count: 65_536,
-                    };
-                    o.subids.subuid = vec![r];
-                    o.subids.subgid = vec![r];
+                    student_with_subids(o, 200_000);
                     o.subids.run = None;
                 },
             },
@@ -601,21 +608,7 @@ impl Def for User {
                 fact: "subids-need-newuidmap",
                 what: "newuidmap ran, but the map is not the range /etc/subuid grants",
                 change: |o, _| {
-                    let tool = |p: &str| {
-                        Some(Tool {
-                            path: p.into(),
-                            setuid_root: true,
-                        })
-                    };
-                    o.subids.newuidmap = tool("/usr/bin/newuidmap");
-                    o.subids.newgidmap = tool("/usr/bin/newgidmap");
-                    o.person.name = Some("student".into());
-                    let r = Range {
-                        start: 300_000,
-                        count: 65_536,
-                    };
-                    o.subids.subuid = vec![r];
-                    o.subids.subgid = vec![r];
+                    student_with_subids(o, 300_000);
                     o.subids.run = Some(o.after.clone());
                 },
             },
