@@ -268,7 +268,7 @@ impl fmt::Display for Val {
             }
             Val::Listed { count, .. } => write!(f, "{count}"),
             Val::Id(n) => write!(f, "{n}"),
-            Val::Bytes(b) => write!(f, "{}", crate::lessons::cgroup_steps::format_mib(*b)),
+            Val::Bytes(b) => write!(f, "{}", crate::lessons::kit::cgroup::format_mib(*b)),
             Val::Micros(us) => write!(f, "{us:.0} µs"),
             Val::Names(n) if n.len() <= Val::NAMES_SHOWN => write!(f, "{}", n.join(" ")),
             Val::Names(n) => write!(f, "{} entries", n.len()),

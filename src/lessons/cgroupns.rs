@@ -28,8 +28,8 @@ use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::cgroup_steps;
 use super::engine::{Def, Env, Judged, Measure, NoOptions, Prep};
+use super::kit::cgroup as cs;
 use super::kit::{self, StepExt};
 use super::{Lesson, Rootless, Run};
 use crate::cgroup::Layout;
@@ -129,8 +129,8 @@ impl Def for Cgroupns {
         let mut child = None;
         if !m.rootless() {
             match crate::cgroup::sweep_place(&own_dir) {
-                Ok(s) => cgroup_steps::note_sweep(m, &s),
-                Err(e) => cgroup_steps::left_behind(
+                Ok(s) => cs::note_sweep(m, &s),
+                Err(e) => cs::left_behind(
                     m,
                     format!(
                         "nsx could not look for cgroups left by killed runs in {}: {e}",

@@ -193,7 +193,7 @@ impl Def for Cost {
         // A cgroup is a directory: creating one is mkdir(2), removing it rmdir(2). A run
         // killed in the loop below leaves its cgroup with the probe directory in it:
         // swept here, children first.
-        super::cgroup_steps::sweep(m);
+        super::kit::cgroup::sweep(m);
         let (cgroup, no_cgroup) = match LessonCgroup::create(Cost::ID, &[Controller::Memory]) {
             Ok(mut cg) => {
                 let rounds = match cg.dir(Controller::Memory) {

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::cgroup_steps as cs;
 use super::engine::{Def, Ended, Env, Judged, Measure};
+use super::kit::cgroup as cs;
 use super::kit::StepExt;
 use super::{Lesson, Rootless};
 use crate::cgroup::{Action, Controller, CpuStats, Layout, Mode, Version};

@@ -20,8 +20,8 @@ use std::cell::RefCell;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::cgroup_steps::{self as cs, format_mib};
 use super::engine::{Def, Ended, Env, Judged, Measure, SideWriter};
+use super::kit::cgroup::{self as cs, format_mib};
 use super::kit::StepExt;
 use super::{Lesson, Rootless};
 use crate::cgroup::{Action, Controller, MemoryStats, Version};

@@ -4,7 +4,6 @@
 //! facts, and never prints: the renderer does, as each step arrives.
 
 pub mod caps;
-pub mod cgroup_steps;
 pub mod cgroupns;
 pub mod cost;
 pub mod cpu;
@@ -22,7 +21,6 @@ pub mod pids;
 pub mod pod;
 pub mod rootfs;
 pub mod seccomp;
-pub mod tcp;
 pub mod time;
 pub mod user;
 pub mod uts;

@@ -20,12 +20,12 @@ use serde_json::json;
 
 use super::engine::{Def, Env, Judged, Measure};
 use super::kit::{self, StepExt};
-use super::tcp::{self, Leg};
 use super::{join, Lesson, Rootless, Run};
 use crate::error::{Error, Result};
 use crate::observe::{self, Link, Ns, Parts, Route, Subject, View};
 use crate::report::{Fact, Row, Step, Val};
 use crate::sandbox::netlink::Rtnl;
+use crate::sandbox::tcp::{self, Leg};
 use crate::sandbox::veth::{self, Subnet30, Veth};
 use crate::sandbox::{Inside, Spec};
 

@@ -26,12 +26,12 @@ use serde_json::json;
 
 use super::engine::{Def, Env, Judged, Measure, NoOptions};
 use super::kit::{self, StepExt};
-use super::tcp::{self, Leg};
 use super::{Lesson, Rootless, Run};
 use crate::error::{Context, Result};
 use crate::observe::{Ns, Parts, View};
 use crate::report::{Fact, Row, Step, Val};
 use crate::sandbox::netlink::Rtnl;
+use crate::sandbox::tcp::{self, Leg};
 use crate::sandbox::{Exit, Inside, Join, Spec};
 
 pub const LESSON: Lesson = super::engine::lesson::<Pod>();

@@ -26,6 +26,7 @@ mod join;
 pub mod netlink;
 pub mod signals;
 pub mod sysvipc;
+pub mod tcp;
 pub mod veth;
 
 pub use join::Join;

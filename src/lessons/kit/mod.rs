@@ -7,6 +7,8 @@
 //! which is one inode (one process, read two ways), and each side's own namespace, which
 //! differ once the probe is isolated.
 
+pub mod cgroup;
+
 use serde_json::json;
 
 use super::Run;

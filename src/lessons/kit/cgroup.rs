@@ -4,9 +4,9 @@
 //! as shell commands, a sentence on the machine's setup, and the v1 ↔ v2 names of the
 //! files used.
 //!
-//! The seed article's point is that a cgroup is a directory, a limit is a value written
-//! into a file, and joining is writing a PID into a file. So every step's actions are the
-//! cgroup operations exactly as performed (`mkdir`, `echo 33554432 > …`, `echo 4242 >
+//! A cgroup is a directory, a limit is a value written into a file, and joining is
+//! writing a PID into a file: that is the point the course makes. So every step's actions
+//! are the cgroup operations exactly as performed (`mkdir`, `echo 33554432 > …`, `echo 4242 >
 //! …/cgroup.procs`, `cat …`, `rmdir`), interleaved with the clone of the probe.
 
 use std::path::Path;
@@ -14,9 +14,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::engine::Measure;
 use crate::cgroup::{self, Action, Controller, LessonCgroup, Mode, Op, Version};
 use crate::error::Result;
+use crate::lessons::engine::Measure;
 use crate::observe::View;
 use crate::report::{Step, Val};
 
@@ -139,7 +139,7 @@ pub fn look(dir: Option<&Path>, files: &[&str]) -> Vec<String> {
         .iter()
         .map(|f| dir.join(f))
         .filter(|p| p.exists())
-        .map(|p| format!("cat {}", super::kit::shell_word(&p.display().to_string())))
+        .map(|p| format!("cat {}", super::shell_word(&p.display().to_string())))
         .collect()
 }
 
