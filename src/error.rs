@@ -97,6 +97,10 @@ pub enum Error {
     /// Something the probe or a parser reported that is not an errno.
     #[error("{0}")]
     Other(String),
+    /// An invariant of nsx itself did not hold (a refusal that protects the host, or a
+    /// state the code should never reach): a bug to report, never the student's doing.
+    #[error("internal error (a bug in nsx; please report it with the command you ran): {0}")]
+    Internal(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -110,7 +114,9 @@ impl Error {
             Error::Interrupted(sig) => 128 + sig,
             Error::BrokenPipe => 128 + libc::SIGPIPE,
             Error::Quit => exit::OK,
-            Error::Sys(_) | Error::Other(_) | Error::ProbeExited(_) => exit::FAILURE,
+            Error::Sys(_) | Error::Other(_) | Error::Internal(_) | Error::ProbeExited(_) => {
+                exit::FAILURE
+            }
         }
     }
 

@@ -666,8 +666,8 @@ fn exec_probe(i: &mut Inside, dir: &Path) -> Result<ExecSeen> {
 fn on_a_tmpfs(dir: &Path) -> Result<()> {
     let fs = nix::sys::statfs::statfs(dir).ctx("statfs", dir.display())?;
     if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
-        return Err(Error::Other(format!(
-            "internal: refusing to make a setuid file in {}: it is not the probe's own tmpfs",
+        return Err(Error::Internal(format!(
+            "refusing to make a setuid file in {}: it is not the probe's own tmpfs",
             dir.display()
         )));
     }

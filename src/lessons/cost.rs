@@ -232,7 +232,7 @@ impl Def for Cost {
             last = Some((plain_run, container_run));
         }
         let (plain, container) =
-            last.ok_or_else(|| Error::Other("internal: no container was started".into()))?;
+            last.ok_or_else(|| Error::Internal("no container was started".into()))?;
         Ok(Obs {
             baseline: if m.rootless() {
                 vec!["CLONE_NEWUSER".into()]

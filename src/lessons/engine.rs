@@ -159,7 +159,7 @@ impl Measure<'_> {
             return Ok(());
         };
         let value = serde_json::to_value(so_far)
-            .map_err(|e| Error::Other(format!("internal: observations not serialisable: {e}")))?;
+            .map_err(|e| Error::Internal(format!("observations not serialisable: {e}")))?;
         pause(value, look)
     }
 
@@ -711,14 +711,14 @@ fn options<L: Def>(matches: Option<&clap::ArgMatches>) -> Result<Value> {
         None => {
             defaults = command::<L>()
                 .try_get_matches_from([L::ID])
-                .map_err(|e| Error::Other(format!("internal: {} defaults: {e}", L::ID)))?;
+                .map_err(|e| Error::Internal(format!("{} defaults: {e}", L::ID)))?;
             &defaults
         }
     };
     let options = L::Options::from_arg_matches(matches).map_err(|e| Error::Usage(e.to_string()))?;
     L::check(&options)?;
     serde_json::to_value(&options)
-        .map_err(|e| Error::Other(format!("internal: options not serialisable: {e}")))
+        .map_err(|e| Error::Internal(format!("options not serialisable: {e}")))
 }
 
 fn typed_options<L: Def>(value: &Value) -> Result<L::Options> {
@@ -741,9 +741,8 @@ fn measure<L: Def>(
     let mut show_so_far = presenter.map(|p| {
         let (typed, shown) = (&typed, &mut shown);
         move |so_far: Value, look: &[String]| -> Result<()> {
-            let obs: L::Obs = serde_json::from_value(so_far).map_err(|e| {
-                Error::Other(format!("internal: {} observations so far: {e}", L::ID))
-            })?;
+            let obs: L::Obs = serde_json::from_value(so_far)
+                .map_err(|e| Error::Internal(format!("{} observations so far: {e}", L::ID)))?;
             // Each step not shown yet, one at a time, with a pause after each: the
             // mechanism is alive through all of them.
             let judged = L::judge(&obs, typed, env);
@@ -772,7 +771,7 @@ fn measure<L: Def>(
         env: env.clone(),
         notes,
         observations: serde_json::to_value(&obs)
-            .map_err(|e| Error::Other(format!("internal: observations not serialisable: {e}")))?,
+            .map_err(|e| Error::Internal(format!("observations not serialisable: {e}")))?,
     };
     Ok((rec, shown))
 }
@@ -881,7 +880,7 @@ pub fn write_recording(path: &Path, rec: &Recording) -> Result<()> {
             _ => crate::error::io("create", path, e),
         })?;
     let mut bytes = serde_json::to_vec_pretty(rec)
-        .map_err(|e| Error::Other(format!("internal: recording not serialisable: {e}")))?;
+        .map_err(|e| Error::Internal(format!("recording not serialisable: {e}")))?;
     bytes.push(b'\n');
     f.write_all(&bytes)
         .map_err(|e| crate::error::io("write", path, e))

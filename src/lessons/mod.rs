@@ -354,7 +354,7 @@ where
 {
     probes_together(&specs, probe, host_extra)?
         .try_into()
-        .map_err(|_| Error::Other("internal: one run per probe".into()))
+        .map_err(|_| Error::Internal("one run per probe".into()))
 }
 
 /// "1 (PID 1)" when few enough to list, else the count.

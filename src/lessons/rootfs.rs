@@ -1130,8 +1130,8 @@ fn pivot_into(i: &mut Inside, img: &Path) -> Result<String> {
 /// the old root's lock and cannot be unmounted).
 fn reenter(i: &mut Inside, ns: std::fs::File) -> Result<String> {
     if !i.mounts_are_private() {
-        return Err(Error::Other(
-            "internal: refusing to unmount outside a private mount namespace".into(),
+        return Err(Error::Internal(
+            "refusing to unmount outside a private mount namespace".into(),
         ));
     }
     // umount2(2) with MNT_DETACH: the mount at "/" (the image) leaves the namespace; this

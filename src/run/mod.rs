@@ -506,15 +506,15 @@ fn container_main(
     }
     if let Some(root) = &plan.rootfs {
         if !inside.mounts_are_private() {
-            return Err(Error::Other(
-                "internal: refusing to mount outside a private mount namespace".into(),
+            return Err(Error::Internal(
+                "refusing to mount outside a private mount namespace".into(),
             ));
         }
         // plan() refused --rootfs without a PID namespace: the procfs mounted below
         // must show the container's processes only.
         if !plan.clone_ns.contains(CloneFlags::CLONE_NEWPID) {
-            return Err(Error::Other(
-                "internal: refusing a rootfs without a PID namespace".into(),
+            return Err(Error::Internal(
+                "refusing a rootfs without a PID namespace".into(),
             ));
         }
         enter_rootfs(root, plan.mount_sys, slave_path)?;

@@ -48,14 +48,14 @@ impl Join {
             .iter()
             .fold(CloneFlags::empty(), |acc, (f, _)| acc | *f);
         if !joinable.contains(self.namespaces) {
-            return Err(Error::Other(format!(
-                "internal: nsx joins only user, ipc, uts, net and cgroup namespaces, not {}",
+            return Err(Error::Internal(format!(
+                "nsx joins only user, ipc, uts, net and cgroup namespaces, not {}",
                 flag_names(self.namespaces - joinable)
             )));
         }
         if created.intersects(self.namespaces) {
-            return Err(Error::Other(format!(
-                "internal: a probe cannot both create and join {}",
+            return Err(Error::Internal(format!(
+                "a probe cannot both create and join {}",
                 flag_names(created & self.namespaces)
             )));
         }

@@ -148,35 +148,33 @@ impl Spec {
         let ns = self.namespaces;
         let late = CloneFlags::CLONE_NEWCGROUP | CLONE_NEWTIME;
         if !late.contains(self.unshare) {
-            return Err(Error::Other(format!(
-                "internal: the probe may only unshare CLONE_NEWCGROUP and CLONE_NEWTIME itself, not {}",
+            return Err(Error::Internal(format!(
+                "the probe may only unshare CLONE_NEWCGROUP and CLONE_NEWTIME itself, not {}",
                 flag_names(self.unshare.difference(late))
             )));
         }
         if self.time_offsets.is_some() && !self.unshare.contains(CLONE_NEWTIME) {
-            return Err(Error::Other(
-                "internal: time offsets need CLONE_NEWTIME in Spec::unshare".into(),
+            return Err(Error::Internal(
+                "time offsets need CLONE_NEWTIME in Spec::unshare".into(),
             ));
         }
         if self.id_map != IdMap::Invoker && !self.clone_flags().contains(CloneFlags::CLONE_NEWUSER)
         {
-            return Err(Error::Other(
-                "internal: an id map needs a new user namespace".into(),
+            return Err(Error::Internal(
+                "an id map needs a new user namespace".into(),
             ));
         }
         if matches!(self.id_map, IdMap::Range { .. }) && !getuid().is_root() {
-            return Err(Error::Other(
-                "internal: only root may map a range of ids".into(),
-            ));
+            return Err(Error::Internal("only root may map a range of ids".into()));
         }
         if self.mount_proc && !ns.contains(CloneFlags::CLONE_NEWNS) {
-            return Err(Error::Other(
-                "internal: mounting /proc needs a new mount namespace".into(),
+            return Err(Error::Internal(
+                "mounting /proc needs a new mount namespace".into(),
             ));
         }
         if self.hostname.is_some() && !ns.contains(CloneFlags::CLONE_NEWUTS) {
-            return Err(Error::Other(
-                "internal: setting the hostname needs a new UTS namespace".into(),
+            return Err(Error::Internal(
+                "setting the hostname needs a new UTS namespace".into(),
             ));
         }
         if let Some(join) = &self.join {
@@ -240,8 +238,8 @@ impl Inside {
     /// mount namespace with private propagation: a mount here can never reach the host.
     pub fn mount_tmpfs(&mut self, source: &str, target: &Path) -> Result<()> {
         if !self.private_mounts {
-            return Err(Error::Other(
-                "internal: refusing to mount outside a private mount namespace".into(),
+            return Err(Error::Internal(
+                "refusing to mount outside a private mount namespace".into(),
             ));
         }
         Self::mount_tmpfs_quiet(source, target)?;
@@ -256,8 +254,8 @@ impl Inside {
     /// are copies inside this namespace's own descendants.
     pub fn make_shared(&mut self, target: &Path) -> Result<()> {
         if !self.private_mounts {
-            return Err(Error::Other(
-                "internal: refusing to change propagation outside a private mount namespace".into(),
+            return Err(Error::Internal(
+                "refusing to change propagation outside a private mount namespace".into(),
             ));
         }
         mount(
@@ -282,8 +280,8 @@ impl Inside {
         f: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
         if !self.private_mounts {
-            return Err(Error::Other(
-                "internal: nested mount namespaces only inside a private one".into(),
+            return Err(Error::Internal(
+                "nested mount namespaces only inside a private one".into(),
             ));
         }
         match raw_clone(CloneFlags::CLONE_NEWNS).ctx("clone", "CLONE_NEWNS")? {
@@ -352,8 +350,8 @@ impl Inside {
         shown: impl Into<String>,
     ) -> Result<()> {
         if !self.private_mounts {
-            return Err(Error::Other(
-                "internal: refusing to mount outside a private mount namespace".into(),
+            return Err(Error::Internal(
+                "refusing to mount outside a private mount namespace".into(),
             ));
         }
         mount(Some(source), target, fstype, flags, data).ctx(
@@ -368,8 +366,8 @@ impl Inside {
     /// namespace with private propagation, like every mount nsx makes.
     pub fn umount(&mut self, target: &Path) -> Result<()> {
         if !self.private_mounts {
-            return Err(Error::Other(
-                "internal: refusing to unmount outside a private mount namespace".into(),
+            return Err(Error::Internal(
+                "refusing to unmount outside a private mount namespace".into(),
             ));
         }
         nix::mount::umount(target).ctx("umount", target.display())?;
@@ -665,8 +663,8 @@ impl Child {
             } else {
                 Error::Other(text)
             }),
-            _ => Err(Error::Other(
-                "internal: the child reported instead of exec'ing".into(),
+            _ => Err(Error::Internal(
+                "the child reported instead of exec'ing".into(),
             )),
         }
     }
@@ -693,9 +691,7 @@ impl Child {
     /// Reaps the child if it has exited (waitpid(2) with WNOHANG), without blocking.
     pub fn try_wait(&mut self) -> Result<Option<WaitStatus>> {
         if self.reaped {
-            return Err(Error::Other(
-                "internal: the child was already reaped".into(),
-            ));
+            return Err(Error::Internal("the child was already reaped".into()));
         }
         match waitpid(self.pid, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => Ok(None),
@@ -959,8 +955,8 @@ fn ensure_single_threaded() -> Result<()> {
         .ctx("readdir", "/proc/self/task")?
         .count();
     if threads != 1 {
-        return Err(Error::Other(format!(
-            "internal: nsx has {threads} threads; cloning a probe is only safe from a single-threaded process"
+        return Err(Error::Internal(format!(
+            "nsx has {threads} threads; cloning a probe is only safe from a single-threaded process"
         )));
     }
     Ok(())

@@ -126,7 +126,7 @@ pub fn wait_for_listener(pid: i32, addr: SocketAddr) -> Result<Vec<(std::net::Ip
     let path = format!("/proc/{pid}/net/tcp");
     let want = match addr {
         SocketAddr::V4(a) => (*a.ip(), a.port()),
-        SocketAddr::V6(_) => return Err(Error::Other("internal: IPv4 listeners only".into())),
+        SocketAddr::V6(_) => return Err(Error::Internal("IPv4 listeners only".into())),
     };
     let deadline = Instant::now() + TIMEOUT;
     loop {

@@ -154,8 +154,8 @@ fn private(inside: &Inside, what: &str) -> Result<()> {
     if inside.mounts_are_private() {
         Ok(())
     } else {
-        Err(Error::Other(format!(
-            "internal: refusing to {what} outside a private mount namespace"
+        Err(Error::Internal(format!(
+            "refusing to {what} outside a private mount namespace"
         )))
     }
 }
