@@ -22,6 +22,53 @@ pub mod exit {
     pub const UNSUPPORTED: i32 = 77;
 }
 
+/// The operations nsx names in its errors (`sys`, [`Context::ctx`]) that the hint table
+/// ([`explain`]) and callers match on: one name each, so a call site and the table cannot
+/// drift apart. Other operations are named in place ("fchmod", "readdir", ...): nothing
+/// matches on them.
+pub mod op {
+    pub const PIVOT_ROOT: &str = "pivot_root";
+    pub const MOUNT_OVERLAY: &str = "mount overlay";
+    pub const MOUNT_TMPFS: &str = "mount tmpfs";
+    pub const MOUNT_PROC: &str = "mount proc";
+    pub const MOUNT_SYSFS: &str = "mount sysfs";
+    pub const MOUNT_BIND: &str = "mount --bind";
+    pub const MOUNT_RBIND: &str = "mount --rbind";
+    pub const MOUNT_MOVE: &str = "mount --move";
+    pub const MOUNT_MAKE_RPRIVATE: &str = "mount --make-rprivate";
+    pub const MOUNT_MAKE_SHARED: &str = "mount --make-shared";
+    pub const OPENAT2_IN_ROOT: &str = "openat2 (RESOLVE_IN_ROOT)";
+    pub const EXECVE: &str = "execve";
+    pub const WRITE: &str = "write";
+    pub const READ: &str = "read";
+    pub const CLONE: &str = "clone";
+    pub const UNSHARE: &str = "unshare";
+    pub const CLONE3: &str = "clone3";
+    pub const MKDIR: &str = "mkdir";
+    pub const RMDIR: &str = "rmdir";
+    pub const RTM_NEWLINK_VETH: &str = "RTM_NEWLINK veth";
+    pub const RTM_NEWLINK_UP: &str = "RTM_NEWLINK up";
+    pub const RTM_NEWADDR: &str = "RTM_NEWADDR";
+    pub const MMAP: &str = "mmap";
+    pub const SETNS: &str = "setns";
+    pub const SHMGET: &str = "shmget";
+    pub const MSGGET: &str = "msgget";
+    pub const SETRESUID: &str = "setresuid";
+    pub const SETRESGID: &str = "setresgid";
+    pub const SECCOMP_SET_MODE_FILTER: &str = "seccomp SECCOMP_SET_MODE_FILTER";
+    pub const SETHOSTNAME: &str = "sethostname";
+
+    /// Every mount nsx makes is named "mount …".
+    pub fn is_mount(op: &str) -> bool {
+        op == "mount" || op.starts_with("mount ")
+    }
+
+    /// rtnetlink requests are named after their message type ("RTM_NEWLINK veth").
+    pub fn is_netlink(op: &str) -> bool {
+        op.starts_with("RTM_")
+    }
+}
+
 /// A likely cause and the fix for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hint {
@@ -106,6 +153,14 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The operation a system-call error names (an [`op`] constant where one exists).
+    pub fn op(&self) -> Option<&str> {
+        match self {
+            Error::Sys(s) => Some(&s.op),
+            _ => None,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Unsupported { .. } => exit::UNSUPPORTED,
@@ -190,146 +245,146 @@ impl<T> Context<T> for io::Result<T> {
 /// `op` is the operation as nsx names it ("clone", "write", "mkdir", "mount proc",
 /// "pivot_root", "setns", ...); `target` is the path or argument. Keep this table small
 /// and true: a wrong hint is worse than none.
-pub fn explain(op: &str, target: &str, errno: Errno) -> Option<Hint> {
+pub fn explain(operation: &str, target: &str, errno: Errno) -> Option<Hint> {
     let file = target.rsplit('/').next().unwrap_or(target);
-    let h = match (op, file, errno) {
-        ("pivot_root", _, Errno::EINVAL) => Hint::new(
+    let h = match (operation, file, errno) {
+        (op::PIVOT_ROOT, _, Errno::EINVAL) => Hint::new(
             "the old root is on a mount with shared propagation, the new root is not a mount point, or the current root is the initial ramfs (rootfs), which pivot_root(2) refuses",
             "make / private first (mount --make-rprivate /, done by nsx in its own mount namespace) and bind-mount the new root onto itself; on an initramfs root, switch_root first, or move the new root onto / and chroot (runc --no-pivot)",
         ),
-        ("mount overlay", _, Errno::ENODEV) => Hint::new(
+        (op::MOUNT_OVERLAY, _, Errno::ENODEV) => Hint::new(
             "the overlay file system is not available: its kernel module is not loaded (no \"overlay\" line in /proc/filesystems)",
             "sudo modprobe overlay",
         ),
-        ("openat2 (RESOLVE_IN_ROOT)", _, Errno::ELOOP) => Hint::new(
+        (op::OPENAT2_IN_ROOT, _, Errno::ELOOP) => Hint::new(
             "a symlink in the rootfs leads back to itself once resolved inside the rootfs (e.g. etc -> /etc, which inside DIR means DIR/etc, the link itself): the archive wants a path outside DIR",
             "nothing outside DIR was touched; fix or drop that link in the archive (nsx never follows links out of the rootfs)",
         ),
-        ("openat2 (RESOLVE_IN_ROOT)", _, Errno::ENOSYS) => Hint::new(
+        (op::OPENAT2_IN_ROOT, _, Errno::ENOSYS) => Hint::new(
             "this kernel has no openat2(2) (added in Linux 5.6), which nsx needs to resolve paths inside the rootfs safely",
             "use a kernel >= 5.6 (uname -r shows the running one)",
         ),
-        ("execve", _, Errno::ENOENT) => Hint::new(
+        (op::EXECVE, _, Errno::ENOENT) => Hint::new(
             "the command exists but its ELF interpreter does not: a dynamically linked program needs its loader (e.g. /lib64/ld-linux-x86-64.so.2) and libraries inside the rootfs",
             "run a static binary (busybox's applets are), or use a rootfs with the program's libraries (nsx rootfs import of a full image)",
         ),
-        ("write", "cgroup.procs", Errno::EBUSY) => Hint::new(
+        (op::WRITE, "cgroup.procs", Errno::EBUSY) => Hint::new(
             "cgroup v2's \"no internal processes\" rule: a cgroup that hands controllers to its children (cgroup.subtree_control) cannot hold processes itself",
             "put the process in a leaf cgroup, or move the processes of this cgroup into a child before enabling controllers",
         ),
-        ("write", "cgroup.subtree_control", Errno::EBUSY) => Hint::new(
+        (op::WRITE, "cgroup.subtree_control", Errno::EBUSY) => Hint::new(
             "cgroup v2's \"no internal processes\" rule: this cgroup holds processes, so it cannot hand controllers to its children (only the root cgroup may)",
             "create the lesson cgroup under a cgroup that holds no processes (nsx uses the parent of its own cgroup), or move this cgroup's processes into a child first",
         ),
-        ("write", "cgroup.subtree_control", Errno::ENOENT) => Hint::new(
+        (op::WRITE, "cgroup.subtree_control", Errno::ENOENT) => Hint::new(
             "the controller is not in this cgroup's cgroup.controllers: its parent does not pass it on, or it is bound to a cgroup v1 hierarchy (hybrid systems)",
             "enable it in every ancestor's cgroup.subtree_control from the root down; cat cgroup.controllers shows what each cgroup may enable",
         ),
-        ("write", "memory.limit_in_bytes" | "memory.memsw.limit_in_bytes", Errno::EBUSY) => Hint::new(
+        (op::WRITE, "memory.limit_in_bytes" | "memory.memsw.limit_in_bytes", Errno::EBUSY) => Hint::new(
             "cgroup v1 refuses a memory limit below what the cgroup already uses when the kernel cannot reclaim enough (anonymous memory and no swap)",
             "set the limit before the process allocates (before it joins the cgroup), or choose a limit above memory.usage_in_bytes",
         ),
-        ("write", "memory.limit_in_bytes" | "memory.memsw.limit_in_bytes", Errno::EINVAL) => Hint::new(
+        (op::WRITE, "memory.limit_in_bytes" | "memory.memsw.limit_in_bytes", Errno::EINVAL) => Hint::new(
             "cgroup v1 keeps memory.memsw.limit_in_bytes (memory+swap) at or above memory.limit_in_bytes",
             "when raising, write memory.memsw.limit_in_bytes first; when lowering, write memory.limit_in_bytes first",
         ),
-        ("write", "cpu.cfs_quota_us" | "cpu.cfs_period_us" | "cpu.max", Errno::EINVAL) => Hint::new(
+        (op::WRITE, "cpu.cfs_quota_us" | "cpu.cfs_period_us" | "cpu.max", Errno::EINVAL) => Hint::new(
             "CFS bandwidth out of range: the period must be 1000..1000000 µs and the quota at least 1000 µs; on v1 a cgroup also cannot get a larger quota/period ratio than its parent",
             "use values such as 20000 100000 (20% of one CPU), and check the parent's cpu.cfs_quota_us or cpu.max",
         ),
-        ("write" | "read", f, Errno::ENOENT) if is_controller_file(f) && target.contains("/cgroup") => Hint::new(
+        (op::WRITE | op::READ, f, Errno::ENOENT) if is_controller_file(f) && target.contains("/cgroup") => Hint::new(
             "this controller's files are missing: on cgroup v2 the parent does not enable the controller in its cgroup.subtree_control; on v1 the controller's hierarchy is not mounted here, or the file needs a kernel feature (memory.memsw.* needs swap accounting)",
             "v2: enable it with echo +<controller> > <parent>/cgroup.subtree_control; v1: mount the controller's hierarchy (cat /proc/cgroups lists what the kernel has)",
         ),
-        ("write", "uid_map" | "gid_map" | "setgroups", Errno::EPERM) => Hint::new(
+        (op::WRITE, "uid_map" | "gid_map" | "setgroups", Errno::EPERM) => Hint::new(
             "the kernel refused the user-namespace id map: an unprivileged process may map only its own uid/gid, once, and gid_map needs setgroups=deny first; some distributions also restrict unprivileged user namespaces",
             "run nsx as root, or allow unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 24.04, kernel.unprivileged_userns_clone=1 on older Debian)",
         ),
-        ("clone" | "unshare", _, Errno::ENOSPC) => Hint::new(
+        (op::CLONE | op::UNSHARE, _, Errno::ENOSPC) => Hint::new(
             "a max_*_namespaces limit was reached (/proc/sys/user/max_user_namespaces and friends), often 0 to forbid a namespace type",
             "raise it, e.g. sysctl -w user.max_user_namespaces=15000",
         ),
-        ("clone" | "unshare", _, Errno::EPERM) => Hint::new(
+        (op::CLONE | op::UNSHARE, _, Errno::EPERM) => Hint::new(
             "creating this namespace needs CAP_SYS_ADMIN, and unprivileged user namespaces are not allowed here",
             "run nsx as root (sudo), or allow unprivileged user namespaces (see `nsx doctor`)",
         ),
-        ("clone3", _, Errno::EINVAL) if target.contains("CLONE_NEWTIME") => Hint::new(
+        (op::CLONE3, _, Errno::EINVAL) if target.contains("CLONE_NEWTIME") => Hint::new(
             "this kernel refuses CLONE_NEWTIME in clone3(2): it was accepted from Linux 6.3 (and the stable updates of March 2023), or the kernel has no time namespaces (CONFIG_TIME_NS)",
             "create the time namespace with unshare(CLONE_NEWTIME) and enter it through /proc/self/ns/time_for_children, as nsx's time lesson does",
         ),
-        ("clone3", _, Errno::ENOSYS) => Hint::new(
+        (op::CLONE3, _, Errno::ENOSYS) => Hint::new(
             "clone3(2) is not available: the kernel predates Linux 5.3, or a seccomp filter (Docker's default profile, for one) makes it fail with ENOSYS",
             "use unshare(2) and setns(2) instead, or run outside that seccomp profile",
         ),
-        ("clone" | "unshare", _, Errno::EINVAL) => Hint::new(
+        (op::CLONE | op::UNSHARE, _, Errno::EINVAL) => Hint::new(
             "this kernel does not know one of the requested namespace flags (it was built without it or is too old)",
             "use a kernel with the namespace enabled (CONFIG_*_NS); `uname -r` shows the running kernel",
         ),
-        ("mkdir" | "write" | "rmdir", _, Errno::EACCES) if target.contains("/cgroup") => Hint::new(
+        (op::MKDIR | op::WRITE | op::RMDIR, _, Errno::EACCES) if target.contains("/cgroup") => Hint::new(
             "this part of the cgroup tree is not delegated to you",
             "run as root, or get a delegated subtree: systemd-run --user --scope -p Delegate=yes nsx ...",
         ),
-        ("write", "tasks" | "cgroup.procs", Errno::ESRCH) => Hint::new(
+        (op::WRITE, "tasks" | "cgroup.procs", Errno::ESRCH) => Hint::new(
             "the process exited before it could join the cgroup",
             "this is usually a race with a probe that failed early; run the lesson again",
         ),
-        ("rmdir", _, Errno::EBUSY) if target.contains("/cgroup") => Hint::new(
+        (op::RMDIR, _, Errno::EBUSY) if target.contains("/cgroup") => Hint::new(
             "a cgroup can only be removed once no process is in it and it has no children",
             "wait for its processes to exit (cat cgroup.procs), then remove it",
         ),
-        ("RTM_NEWLINK veth", _, Errno::EOPNOTSUPP) => Hint::new(
+        (op::RTM_NEWLINK_VETH, _, Errno::EOPNOTSUPP) => Hint::new(
             "this kernel has no veth driver (CONFIG_VETH), or it is a module that is not loaded",
             "sudo modprobe veth, or run `nsx lesson net --no-veth` to skip the veth step",
         ),
-        ("RTM_NEWLINK veth", _, Errno::EEXIST) => Hint::new(
+        (op::RTM_NEWLINK_VETH, _, Errno::EEXIST) => Hint::new(
             "an interface with this name already exists in the host's network namespace (nsx names its veth ends nsx<pid>h and nsx<pid>c)",
             "if no nsx with that pid is running, remove it: sudo ip link del NAME",
         ),
-        ("RTM_NEWADDR", _, Errno::EEXIST) => Hint::new(
+        (op::RTM_NEWADDR, _, Errno::EEXIST) => Hint::new(
             "the interface already has this address",
             "choose another /30 with --veth-net",
         ),
-        (op, _, Errno::EPERM) if op.starts_with("RTM_") => Hint::new(
+        (o, _, Errno::EPERM) if op::is_netlink(o) => Hint::new(
             "changing interfaces, addresses or routes needs CAP_NET_ADMIN in the user namespace that owns the network namespace: for the host's, that is real root",
             "run nsx as root, or skip the veth step with --no-veth",
         ),
-        ("mmap", _, Errno::ENOMEM) => Hint::new(
+        (op::MMAP, _, Errno::ENOMEM) => Hint::new(
             "the kernel refused to map that much memory: strict overcommit (vm.overcommit_memory = 2) counts every mapping against a commit limit, or a ulimit -v (RLIMIT_AS) is set",
             "ask for less (nsx lesson memory --alloc 32M), or check cat /proc/sys/vm/overcommit_memory and ulimit -v",
         ),
-        ("setns", _, Errno::EPERM) => Hint::new(
+        (op::SETNS, _, Errno::EPERM) => Hint::new(
             "joining a namespace needs CAP_SYS_ADMIN in the user namespace that owns it",
             "run nsx as root, or as the user who created that namespace",
         ),
-        (op, _, Errno::EPERM) if op.starts_with("mount") => Hint::new(
+        (o, _, Errno::EPERM) if op::is_mount(o) => Hint::new(
             "mounting needs CAP_SYS_ADMIN in the user namespace that owns the current mount namespace",
             "run nsx as root, or let it create a user namespace (unprivileged user namespaces must be allowed)",
         ),
-        ("shmget" | "msgget", _, Errno::EEXIST) => Hint::new(
+        (op::SHMGET | op::MSGGET, _, Errno::EEXIST) => Hint::new(
             "a System V IPC object with nsx's key already exists in this IPC namespace: left by an nsx run that was killed with SIGKILL, or another program chose the same key",
             "look at it with ipcs -m -q; if it is a leftover of nsx, remove it with ipcrm -M <key> (segment) or ipcrm -Q <key> (queue)",
         ),
-        ("write", "timens_offsets", Errno::EACCES) => Hint::new(
+        (op::WRITE, "timens_offsets", Errno::EACCES) => Hint::new(
             "a process is already in this time namespace, and its offsets froze when the first one entered",
             "write the offsets right after unshare(CLONE_NEWTIME), before any fork(2) or setns(2) into it",
         ),
-        ("write", "timens_offsets", Errno::EPERM) => Hint::new(
+        (op::WRITE, "timens_offsets", Errno::EPERM) => Hint::new(
             "writing time offsets needs CAP_SYS_TIME in the user namespace that owns the time namespace",
             "run nsx as root, or let it create a user namespace first (it does when run unprivileged)",
         ),
-        ("setresuid" | "setresgid", _, Errno::EINVAL) => Hint::new(
+        (op::SETRESUID | op::SETRESGID, _, Errno::EINVAL) => Hint::new(
             "id 0 is not mapped in the probe's user namespace: uid_map or gid_map was not written",
             "the parent must write /proc/<pid>/uid_map and gid_map before the probe switches ids",
         ),
-        ("mkdir", _, Errno::EROFS) if target.contains("/cgroup") => Hint::new(
+        (op::MKDIR, _, Errno::EROFS) if target.contains("/cgroup") => Hint::new(
             "the cgroup filesystem is mounted read-only, as inside most containers",
             "run nsx on the host (or in a VM), where the cgroup tree is writable by root",
         ),
-        ("seccomp SECCOMP_SET_MODE_FILTER", _, Errno::EACCES) => Hint::new(
+        (op::SECCOMP_SET_MODE_FILTER, _, Errno::EACCES) => Hint::new(
             "seccomp(2) lets a process install a filter only if it holds CAP_SYS_ADMIN in its user namespace or has set no_new_privs",
             "set no_new_privs first (prctl(PR_SET_NO_NEW_PRIVS, 1), docker's --security-opt no-new-privileges), or install the filter before dropping CAP_SYS_ADMIN; nsx why PID seccomp says which layer applies",
         ),
-        ("sethostname", _, Errno::EPERM) => Hint::new(
+        (op::SETHOSTNAME, _, Errno::EPERM) => Hint::new(
             "changing the hostname needs CAP_SYS_ADMIN in the user namespace that owns the UTS namespace",
             "run the lesson as root, or let nsx create a user namespace",
         ),

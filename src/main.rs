@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use nsx::cli::{Cli, Color, Command, Format, LessonArgs, RootfsCommand, TourArgs};
-use nsx::error::{Error, Result};
+use nsx::error::{op, Error, Result};
 use nsx::lessons;
 use nsx::render;
 use nsx::sandbox::signals;
@@ -738,7 +738,7 @@ fn read_key() -> Result<Key> {
             },
             Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
             Err(nix::errno::Errno::EIO) => return Err(Error::Interrupted(libc::SIGHUP)),
-            Err(e) => return Err(nsx::error::sys("read", "standard input", e)),
+            Err(e) => return Err(nsx::error::sys(op::READ, "standard input", e)),
         }
     }
 }

@@ -21,7 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::error::{Error, Result};
+use crate::error::{op, Error, Result};
 use crate::fsat::{self, Dir};
 use crate::owner::{parse_name, Run};
 
@@ -178,7 +178,7 @@ impl Drop for TempDir {
                 if e == nix::errno::Errno::ENOENT {
                     Ok(())
                 } else {
-                    Err(crate::error::sys("rmdir", self.path.display(), e))
+                    Err(crate::error::sys(op::RMDIR, self.path.display(), e))
                 }
             })
         };
@@ -285,7 +285,7 @@ fn sweep_one(dir: &Dir, name: &str, run: Run, tree: bool, euid: u32, home: fsat:
         nix::unistd::unlinkat(dir.fd(), name, nix::unistd::UnlinkatFlags::RemoveDir).or_else(|e| {
             match e {
                 nix::errno::Errno::ENOENT => Ok(()),
-                e => Err(crate::error::sys("rmdir", dir.child(name).display(), e)),
+                e => Err(crate::error::sys(op::RMDIR, dir.child(name).display(), e)),
             }
         })
     };

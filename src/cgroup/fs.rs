@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Result};
+use crate::error::{op, Context, Result};
 
 /// The fewest rmdir attempts [`Recorder::remove_tree`] makes on EBUSY before giving up.
 pub const MIN_TRIES: u32 = 5;
@@ -185,7 +185,7 @@ impl Recorder {
     }
 
     pub fn mkdir(&mut self, path: &Path) -> Result<()> {
-        self.fs.mkdir(path).ctx("mkdir", path.display())?;
+        self.fs.mkdir(path).ctx(op::MKDIR, path.display())?;
         self.actions.push(Action::new(Op::Mkdir, path, None));
         Ok(())
     }
@@ -199,19 +199,19 @@ impl Recorder {
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e).ctx("mkdir", path.display()),
+            Err(e) => Err(e).ctx(op::MKDIR, path.display()),
         }
     }
 
     pub fn write(&mut self, path: &Path, value: &str) -> Result<()> {
-        self.fs.write(path, value).ctx("write", path.display())?;
+        self.fs.write(path, value).ctx(op::WRITE, path.display())?;
         self.actions
             .push(Action::new(Op::Write, path, Some(value.to_string())));
         Ok(())
     }
 
     pub fn read(&mut self, path: &Path) -> Result<String> {
-        let text = self.fs.read(path).ctx("read", path.display())?;
+        let text = self.fs.read(path).ctx(op::READ, path.display())?;
         self.actions.push(Action::new(
             Op::Read,
             path,
@@ -233,7 +233,7 @@ impl Recorder {
                 Ok(Some(text))
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-            Err(e) => Err(e).ctx("read", path.display()),
+            Err(e) => Err(e).ctx(op::READ, path.display()),
         }
     }
 
@@ -245,7 +245,7 @@ impl Recorder {
                 Ok(true)
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-            Err(e) => Err(e).ctx("rmdir", path.display()),
+            Err(e) => Err(e).ctx(op::RMDIR, path.display()),
         }
     }
 

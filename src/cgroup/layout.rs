@@ -19,7 +19,7 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::standard::{self, Fallback, USED_V1};
-use crate::error::{sys, Context, Error, Result};
+use crate::error::{op, sys, Context, Error, Result};
 
 /// Where distributions mount cgroups.
 pub const DEFAULT_ROOT: &str = "/sys/fs/cgroup";
@@ -579,7 +579,7 @@ pub(crate) fn read_proc(path: &Path) -> Result<String> {
         buf.truncate(len);
         String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     };
-    read().ctx("read", path.display())
+    read().ctx(op::READ, path.display())
 }
 
 /// `mount point + (own path relative to the mount's root)`, preferring mounts under the

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::stats::{parse_max, parse_u64};
 use super::Version;
-use crate::error::{Context, Error, Result};
+use crate::error::{op, Context, Error, Result};
 
 /// One limit file of a cgroup and what its value means.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -104,7 +104,7 @@ fn read_optional(dir: &Path, file: &str) -> Result<Option<String>> {
     match std::fs::read_to_string(&path) {
         Ok(t) => Ok(Some(t)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).ctx("read", path.display()),
+        Err(e) => Err(e).ctx(op::READ, path.display()),
     }
 }
 

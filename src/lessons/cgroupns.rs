@@ -33,7 +33,7 @@ use super::kit::cgroup as cs;
 use super::kit::{self, StepExt};
 use super::{Lesson, Rootless, Run};
 use crate::cgroup::Layout;
-use crate::error::{Context, Error, Result};
+use crate::error::{op, Context, Error, Result};
 use crate::observe::cgroup::{format_of, parse_cgroup, CgroupLine};
 use crate::observe::{Ns, Parts, View};
 use crate::report::{Fact, Row, Step, Val};
@@ -182,7 +182,7 @@ impl Def for Cgroupns {
             // `tasks` in v1, `cgroup.procs` in v2. It happens before the probe runs, so a
             // cgroup namespace the probe then creates is rooted at this cgroup.
             let file = c.dir.join(membership);
-            std::fs::write(&file, p.pid().to_string()).ctx("write", file.display())?;
+            std::fs::write(&file, p.pid().to_string()).ctx(op::WRITE, file.display())?;
             p.action(format!("echo {} > {}", p.pid(), file.display()));
             Ok(())
         };
@@ -538,7 +538,7 @@ impl ChildCgroup {
         // once this one is gone (see [`crate::cgroup::sweep_place`]).
         let dir = parent.join(crate::owner::Run::current().name("cgroupns"));
         // cgroups(7): a cgroup is created with mkdir(2) in the hierarchy's filesystem.
-        std::fs::create_dir(&dir).ctx("mkdir", dir.display())?;
+        std::fs::create_dir(&dir).ctx(op::MKDIR, dir.display())?;
         Ok(ChildCgroup {
             dir,
             removed: false,
@@ -555,10 +555,14 @@ impl ChildCgroup {
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                     std::thread::sleep(std::time::Duration::from_millis(2))
                 }
-                Err(e) => return Err(e).ctx("rmdir", self.dir.display()),
+                Err(e) => return Err(e).ctx(op::RMDIR, self.dir.display()),
             }
         }
-        Err(crate::error::sys("rmdir", self.dir.display(), Errno::EBUSY))
+        Err(crate::error::sys(
+            op::RMDIR,
+            self.dir.display(),
+            Errno::EBUSY,
+        ))
     }
 }
 
@@ -582,7 +586,7 @@ fn look(inside: &mut Inside) -> Result<Seen> {
 /// its member processes, in the reader's pid namespace) lists `pid`.
 fn look_dir(dir: &Path, pid: i32) -> Result<Dir> {
     let procs = dir.join("cgroup.procs");
-    let text = std::fs::read_to_string(&procs).ctx("read", procs.display())?;
+    let text = std::fs::read_to_string(&procs).ctx(op::READ, procs.display())?;
     Ok(Dir {
         ino: std::fs::metadata(dir).ctx("stat", dir.display())?.ino(),
         lists_probe: text.lines().any(|l| l.trim() == pid.to_string()),

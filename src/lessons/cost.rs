@@ -26,7 +26,7 @@ use super::engine::{Def, Env, Judged, Measure, NoOptions};
 use super::kit::{self, StepExt};
 use super::{Lesson, Rootless, Run};
 use crate::cgroup::{Controller, LessonCgroup};
-use crate::error::{Context, Error, Result};
+use crate::error::{op, Context, Error, Result};
 use crate::observe::{Ns, Parts, View};
 use crate::report::{Fact, Row, Step, Val};
 use crate::sandbox::{self, raw_clone, signals, Spec};
@@ -354,7 +354,7 @@ impl Def for Cost {
 fn time_unshare(flags: CloneFlags) -> Result<(f64, f64)> {
     signals::check()?;
     let start = Instant::now();
-    match raw_clone(CloneFlags::empty()).ctx("clone", "SIGCHLD")? {
+    match raw_clone(CloneFlags::empty()).ctx(op::CLONE, "SIGCHLD")? {
         None => {
             // In the child: unshare(2) creates the namespace(s); _exit destroys them.
             let ok = flags.is_empty() || nix::sched::unshare(flags).is_ok();
@@ -431,11 +431,11 @@ fn time_cgroup(dir: &std::path::Path) -> Result<CgroupRounds> {
     for _ in 0..CGROUP_ROUNDS {
         signals::check()?;
         let (start, start_cpu) = (Instant::now(), thread_cpu_us());
-        std::fs::create_dir(dir).ctx("mkdir", dir.display())?;
+        std::fs::create_dir(dir).ctx(op::MKDIR, dir.display())?;
         let removed = std::fs::remove_dir(dir);
         wall.push(tenth(start.elapsed().as_secs_f64() * 1e6));
         cpu.push(tenth(thread_cpu_us() - start_cpu));
-        removed.ctx("rmdir", dir.display())?;
+        removed.ctx(op::RMDIR, dir.display())?;
     }
     Ok(CgroupRounds {
         dir: dir.display().to_string(),

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{Lesson, Presenter, Rootless, Run};
-use crate::error::{Context, Error, Result};
+use crate::error::{op, Context, Error, Result};
 use crate::observe::{self, Parts, Subject, View};
 use crate::report::{Fact, Machine, Privilege, Replay, Report, Step};
 use crate::sandbox::{signals, Exit, Inside, Outcome, Spec};
@@ -478,7 +478,7 @@ fn read_byte(f: &mut std::fs::File, what: &str) -> Result<bool> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
                 crate::sandbox::signals::check()?
             }
-            Err(e) => return Err(e).ctx("read", what),
+            Err(e) => return Err(e).ctx(op::READ, what),
         }
     }
 }
@@ -492,7 +492,7 @@ fn write_byte(f: &mut std::fs::File, what: &str) -> Result<()> {
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).ctx("write", what),
+            Err(e) => return Err(e).ctx(op::WRITE, what),
         }
     }
 }
@@ -632,7 +632,7 @@ impl SidePipe {
             match self.reader.read_to_end(&mut buf) {
                 Ok(_) => return Ok(buf),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => signals::check()?,
-                Err(e) => return Err(e).ctx("read", "the probe's side channel"),
+                Err(e) => return Err(e).ctx(op::READ, "the probe's side channel"),
             }
         }
     }

@@ -29,7 +29,7 @@ use serde_json::json;
 use super::engine::{Def, Env, Judged, Measure, NoOptions};
 use super::kit::{self, StepExt};
 use super::{join, Lesson, Rootless, Run};
-use crate::error::{Context, Result};
+use crate::error::{op, Context, Result};
 use crate::observe::process::{mask_has, stat_if_present};
 use crate::observe::{Ns, Parts, Signals, Stat, View};
 use crate::report::{Fact, Row, Step, Val};
@@ -977,7 +977,7 @@ fn orphan_probe(i: &mut Inside) -> Result<OrphanSeen> {
     let mut text = String::new();
     std::fs::File::from(report_r)
         .read_to_string(&mut text)
-        .ctx("read", "the grandchild's report")?;
+        .ctx(op::READ, "the grandchild's report")?;
     let mut f = text
         .split_whitespace()
         .map(|x| x.parse::<i32>().unwrap_or(-1));

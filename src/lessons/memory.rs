@@ -25,7 +25,7 @@ use super::kit::cgroup::{self as cs, format_mib};
 use super::kit::StepExt;
 use super::{Lesson, Rootless};
 use crate::cgroup::{Action, Controller, MemoryStats, Version};
-use crate::error::{sys, Error, Result};
+use crate::error::{op, sys, Error, Result};
 use crate::limits::{self, format_memory};
 use crate::observe::{Parts, View};
 use crate::report::{Fact, Row, Val};
@@ -570,7 +570,7 @@ fn allocate(inside: &mut Inside, asked: u64, mut side: SideWriter) -> Result<Wro
     };
     if ptr == libc::MAP_FAILED {
         return Err(sys(
-            "mmap",
+            op::MMAP,
             format!("{asked} bytes"),
             nix::errno::Errno::last(),
         ));

@@ -19,7 +19,7 @@ use serde_json::json;
 use super::engine::{Def, Env, Judged, Measure, NoOptions};
 use super::kit::{self, StepExt};
 use super::{Lesson, Rootless, Run};
-use crate::error::{Context, Result};
+use crate::error::{op, Context, Result};
 use crate::observe::{Mounts, Ns, Parts, View};
 use crate::report::{Fact, Row, Step, Val};
 use crate::sandbox::{Inside, Spec, TempDir};
@@ -103,7 +103,7 @@ impl Def for Mount {
         let after = |i: &mut Inside| {
             i.mount_tmpfs("nsx-demo", &dir)?;
             std::fs::write(dir.join(FILE), "hello from inside the mount namespace\n")
-                .ctx("write", dir.join(FILE).display())?;
+                .ctx(op::WRITE, dir.join(FILE).display())?;
             i.action(format!("echo hello > {}/{FILE}", dir.display()));
             look(i)
         };
@@ -112,7 +112,7 @@ impl Def for Mount {
             i.mount_tmpfs("nsx-stage", &dir)?;
             i.make_shared(&dir)?;
             for d in [&shared_dir, &private_dir] {
-                std::fs::create_dir(d).ctx("mkdir", d.display())?;
+                std::fs::create_dir(d).ctx(op::MKDIR, d.display())?;
             }
             let (s, p) = (shared_dir.clone(), private_dir.clone());
             i.in_new_mount_ns(false, || Inside::mount_tmpfs_quiet("nsx-leaked", &s))?;

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::engine::{Def, Env, Judged, Measure, NoOptions};
 use super::kit::{self, StepExt};
 use super::{join, Lesson, Rootless, Run};
-use crate::error::Result;
+use crate::error::{op, Result};
 use crate::observe::{Ns, Parts, View};
 use crate::report::{Fact, Row, Step, Val};
 use crate::sandbox::Spec;
@@ -370,7 +370,7 @@ fn step(id: &str, title: &str, run: &Run<Seen>) -> Step {
 /// needs `--fork`.
 fn unshare_then_fork(inside: &mut crate::sandbox::Inside) -> Result<Seen> {
     use crate::error::Context;
-    nix::sched::unshare(CloneFlags::CLONE_NEWPID).ctx("unshare", "CLONE_NEWPID")?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWPID).ctx(op::UNSHARE, "CLONE_NEWPID")?;
     inside.action("unshare(CLONE_NEWPID)");
     // The kernel hands out the new namespace's link only once it has a process (its
     // child reaper): until the first fork, readlink(2) of pid_for_children fails.
@@ -400,7 +400,7 @@ fn unshare_then_fork(inside: &mut crate::sandbox::Inside) -> Result<Seen> {
                     Ok(0) => break,
                     Ok(n) => got += n,
                     Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => return Err(crate::error::sys("read", "the first child's pipe", e)),
+                    Err(e) => return Err(crate::error::sys(op::READ, "the first child's pipe", e)),
                 }
             }
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);

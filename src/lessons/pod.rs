@@ -27,7 +27,7 @@ use serde_json::json;
 use super::engine::{Def, Env, Judged, Measure, NoOptions};
 use super::kit::{self, StepExt};
 use super::{Lesson, Rootless, Run};
-use crate::error::{Context, Result};
+use crate::error::{op, Context, Result};
 use crate::observe::{Ns, Parts, View};
 use crate::report::{Fact, Row, Step, Val};
 use crate::sandbox::netlink::Rtnl;
@@ -592,7 +592,7 @@ fn rejoin(inside: &mut Inside, holder: i32, net: RawFd, user: Option<RawFd>) -> 
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         // setns(2): a single-threaded process may join a user namespace in which it
         // has CAP_SYS_ADMIN; the holder's is a child of ours, owned by our uid.
-        setns(fd, CloneFlags::CLONE_NEWUSER).ctx("setns", format!("/proc/{holder}/ns/user"))?;
+        setns(fd, CloneFlags::CLONE_NEWUSER).ctx(op::SETNS, format!("/proc/{holder}/ns/user"))?;
         inside.action(format!(
             "setns(fd of /proc/{holder}/ns/user that nsx held open, CLONE_NEWUSER)"
         ));
@@ -600,7 +600,7 @@ fn rejoin(inside: &mut Inside, holder: i32, net: RawFd, user: Option<RawFd>) -> 
     // SAFETY: as above, nsx's open /proc/<holder>/ns/net.
     let fd = unsafe { BorrowedFd::borrow_raw(net) };
     // setns(2): CAP_SYS_ADMIN in our own user namespace and in the net namespace's owner.
-    setns(fd, CloneFlags::CLONE_NEWNET).ctx("setns", format!("/proc/{holder}/ns/net"))?;
+    setns(fd, CloneFlags::CLONE_NEWNET).ctx(op::SETNS, format!("/proc/{holder}/ns/net"))?;
     inside.action(format!(
         "setns(fd of /proc/{holder}/ns/net that nsx held open, CLONE_NEWNET)   (the holder and both workloads have exited)"
     ));

@@ -30,7 +30,7 @@ use serde_json::json;
 use super::engine::{Def, Env, Judged, Measure, NoOptions};
 use super::kit::{self, StepExt};
 use super::{Lesson, Rootless, Run};
-use crate::error::{sys, Context, Error, Result};
+use crate::error::{op, sys, Context, Error, Result};
 use crate::observe::{root::read_root, Parts, Root, View};
 use crate::report::{Fact, Row, Step, Val};
 use crate::rootfs::busybox;
@@ -184,7 +184,7 @@ impl Def for Rootfs {
         tree::sweep_trees("rootfs");
         let work = OwnedTree::new("rootfs")?;
         let img = work.path().join("image");
-        std::fs::create_dir(&img).ctx("mkdir", img.display())?;
+        std::fs::create_dir(&img).ctx(op::MKDIR, img.display())?;
         let built = busybox::build_from(&bb, &img)?;
         let meta = std::fs::metadata(&img).ctx("stat", img.display())?;
         let image = Image {
@@ -255,7 +255,7 @@ impl Def for Rootfs {
             work.path().join("merged"),
         );
         for d in [&upper, &workdir, &merged] {
-            std::fs::create_dir(d).ctx("mkdir", d.display())?;
+            std::fs::create_dir(d).ctx(op::MKDIR, d.display())?;
         }
         obs.lower_before = Some(tree::digest(&img)?);
         let rootless = m.rootless();
@@ -1055,7 +1055,7 @@ fn own_root() -> Result<Root> {
 /// The classic escape: a chroot into a subdirectory leaves the working directory
 /// outside the new root, and ".." from there is never clamped.
 fn escape(i: &mut Inside, climb: usize) -> Result<()> {
-    std::fs::create_dir(ESCAPE_DIR).ctx("mkdir", ESCAPE_DIR)?;
+    std::fs::create_dir(ESCAPE_DIR).ctx(op::MKDIR, ESCAPE_DIR)?;
     chroot_here(Path::new(ESCAPE_DIR))?;
     for _ in 0..climb {
         nix::unistd::chdir("..").ctx("chdir", "..")?;
@@ -1118,7 +1118,7 @@ fn pivot_into(i: &mut Inside, img: &Path) -> Result<String> {
             ));
             Ok("EINVAL".into())
         }
-        Err(e) => Err(sys("pivot_root", &s, e)),
+        Err(e) => Err(sys(op::PIVOT_ROOT, &s, e)),
     }
 }
 
@@ -1142,7 +1142,7 @@ fn reenter(i: &mut Inside, ns: std::fs::File) -> Result<String> {
         Err(e) => return Err(sys("umount2 (MNT_DETACH)", "/", e)),
     };
     // setns(2): needs CAP_SYS_ADMIN and CAP_SYS_CHROOT (the probe's, in its namespaces).
-    nix::sched::setns(&ns, CloneFlags::CLONE_NEWNS).ctx("setns", "/proc/self/ns/mnt")?;
+    nix::sched::setns(&ns, CloneFlags::CLONE_NEWNS).ctx(op::SETNS, "/proc/self/ns/mnt")?;
     nix::unistd::chdir("/").ctx("chdir", "/")?;
     i.action(format!(
         "umount2(\"/\", MNT_DETACH) = {umount}; setns(its own /proc/self/ns/mnt, CLONE_NEWNS); cd /"
@@ -1249,10 +1249,10 @@ fn overlay_probe(
     )?;
     mount_proc(i, &merged.join("proc"))?;
     pivot_into(i, merged)?;
-    std::fs::write("/root/hello.txt", HELLO).ctx("write", "/root/hello.txt")?;
-    let mut passwd = std::fs::read_to_string("/etc/passwd").ctx("read", "/etc/passwd")?;
+    std::fs::write("/root/hello.txt", HELLO).ctx(op::WRITE, "/root/hello.txt")?;
+    let mut passwd = std::fs::read_to_string("/etc/passwd").ctx(op::READ, "/etc/passwd")?;
     passwd.push_str(APP_LINE);
-    std::fs::write("/etc/passwd", passwd).ctx("write", "/etc/passwd")?;
+    std::fs::write("/etc/passwd", passwd).ctx(op::WRITE, "/etc/passwd")?;
     std::fs::remove_file("/linuxrc").ctx("unlink", "/linuxrc")?;
     i.action("echo 'written inside the container' > /root/hello.txt");
     i.action("echo 'app:x:…' >> /etc/passwd   (changes a file of the image)");

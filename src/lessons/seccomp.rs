@@ -28,7 +28,7 @@ use serde_json::json;
 use super::engine::{Def, Env, Judged, Measure};
 use super::kit::{self, StepExt};
 use super::{Lesson, Rootless, Run};
-use crate::error::{Error, Result};
+use crate::error::{op, Error, Result};
 use crate::observe::{Parts, View};
 use crate::report::{Fact, Row, Step, Val};
 use crate::sandbox::{Inside, Spec, TempDir};
@@ -750,7 +750,7 @@ fn flag(v: Option<bool>) -> &'static str {
 fn in_child(call: impl FnOnce() -> libc::c_long) -> Result<Outcome> {
     use nix::sys::wait::{waitpid, WaitStatus};
     match crate::sandbox::raw_clone(CloneFlags::empty())
-        .map_err(|e| crate::error::sys("clone", "a child for one call", e))?
+        .map_err(|e| crate::error::sys(op::CLONE, "a child for one call", e))?
     {
         None => {
             // SAFETY: PR_SET_DUMPABLE takes 0 or 1.

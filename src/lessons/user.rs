@@ -41,7 +41,7 @@ use serde_json::json;
 use super::engine::{Def, Env, Judged, Measure, Midway, NoOptions, Prep};
 use super::kit::{self, StepExt};
 use super::{Lesson, Rootless, Run};
-use crate::error::{Context, Error, Result};
+use crate::error::{op, Context, Error, Result};
 use crate::observe::{self, IdLimits, Ns, Parts, View};
 use crate::report::{Fact, Privilege, Row, Step, Val};
 use crate::sandbox::{IdMap, Inside, Spec};
@@ -729,8 +729,10 @@ fn become_user(uid: u32, gid: u32, inside: &mut Inside) -> Result<()> {
     // credentials(7): supplementary groups first (setgroups needs CAP_SETGID), then the
     // gid, then the uid; setresuid from root to another uid clears every capability.
     setgroups(&[]).ctx("setgroups", "[]")?;
-    setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid)).ctx("setresgid", gid)?;
-    setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid)).ctx("setresuid", uid)?;
+    setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))
+        .ctx(op::SETRESGID, gid)?;
+    setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid))
+        .ctx(op::SETRESUID, uid)?;
     // prctl(2): changing credentials clears the parent-death signal: set it again, and
     // leave if the parent died meanwhile.
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
@@ -779,7 +781,7 @@ fn map_itself(inside: &mut Inside) -> Result<OwnMap> {
     );
     // unshare(2): the caller itself enters the new user namespace, with every capability
     // in it (user_namespaces(7)), CAP_SETUID and CAP_SETGID among them.
-    nix::sched::unshare(CloneFlags::CLONE_NEWUSER).ctx("unshare", "CLONE_NEWUSER")?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWUSER).ctx(op::UNSHARE, "CLONE_NEWUSER")?;
     inside.action("unshare(CLONE_NEWUSER)");
     let inner = OWN_MAP_INSIDE;
     let writes = vec![
@@ -862,7 +864,7 @@ fn subids(m: &mut Measure, person: &Person, target: i32) -> Result<SubIds> {
                 become_user(who.uid, who.gid, inside)?;
             }
             // unshare(2): a user namespace of its own, unmapped until newuidmap writes.
-            nix::sched::unshare(CloneFlags::CLONE_NEWUSER).ctx("unshare", "CLONE_NEWUSER")?;
+            nix::sched::unshare(CloneFlags::CLONE_NEWUSER).ctx(op::UNSHARE, "CLONE_NEWUSER")?;
             inside.action("unshare(CLONE_NEWUSER), then wait for the host");
             mid.ask(inside)?;
             look(target, inside, None)

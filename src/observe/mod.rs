@@ -18,7 +18,7 @@ use procfs::process::{MountInfos, MountOptFields};
 use procfs::FromRead;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{sys, Context, Error, Result};
+use crate::error::{op, sys, Context, Error, Result};
 
 pub mod cgroup;
 pub mod kernel;
@@ -1049,7 +1049,7 @@ impl ProcDir {
                 Ok(0) => return Ok(true),
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 Err(Errno::EINTR) => continue,
-                Err(e) => return Err(sys("read", self.path(name).display(), e)),
+                Err(e) => return Err(sys(op::READ, self.path(name).display(), e)),
             }
         }
     }

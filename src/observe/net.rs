@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Result};
+use crate::error::{op, Context, Result};
 
 /// One interface of the observer's own network namespace.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +85,7 @@ pub fn interfaces(net_dev: &Path) -> Result<Vec<String>> {
     match fs::read_to_string(net_dev) {
         Ok(text) => Ok(parse_net_dev(&text)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e).ctx("read", net_dev.display()),
+        Err(e) => Err(e).ctx(op::READ, net_dev.display()),
     }
 }
 
@@ -179,7 +179,7 @@ fn ipv4(fd: &OwnedFd, name: &str) -> Option<String> {
 
 /// Listening TCP sockets in a `net/tcp` file (state 0A is TCP_LISTEN).
 pub fn tcp_listeners(net_tcp: &Path) -> Result<Vec<(Ipv4Addr, u16)>> {
-    let text = fs::read_to_string(net_tcp).ctx("read", net_tcp.display())?;
+    let text = fs::read_to_string(net_tcp).ctx(op::READ, net_tcp.display())?;
     Ok(parse_tcp_listeners(&text))
 }
 
@@ -202,7 +202,7 @@ pub fn parse_tcp_listeners(text: &str) -> Vec<(Ipv4Addr, u16)> {
 /// The main IPv4 routing table of the reader's namespace (`/proc/net/route`, or
 /// `/proc/<pid>/net/route` for another process's).
 pub fn ipv4_routes(net_route: &Path) -> Result<Vec<Route>> {
-    let text = fs::read_to_string(net_route).ctx("read", net_route.display())?;
+    let text = fs::read_to_string(net_route).ctx(op::READ, net_route.display())?;
     Ok(parse_routes(&text))
 }
 

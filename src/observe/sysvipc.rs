@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{op, Context, Error, Result};
 
 /// The two tables the ipc lesson compares.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,7 +132,7 @@ fn read_table(path: &Path) -> Result<Vec<Record<'_>>> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(parse_table(path, &text)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(e).ctx("read", path.display()),
+        Err(e) => Err(e).ctx(op::READ, path.display()),
     }
 }
 

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::error::{Context, Error, Result};
+use crate::error::{op, Context, Error, Result};
 use crate::fsat::Dir;
 
 /// Where Debian and others install busybox.
@@ -94,7 +94,7 @@ pub fn find_in(candidates: &[&Path]) -> Result<PathBuf> {
 
 /// True when the ELF file at `path` has no PT_INTERP program header (no dynamic loader).
 pub fn is_static(path: &Path) -> Result<bool> {
-    let data = std::fs::read(path).ctx("read", path.display())?;
+    let data = std::fs::read(path).ctx(op::READ, path.display())?;
     elf_is_static(&data)
         .ok_or_else(|| Error::Other(format!("{}: not a 64-bit ELF executable", path.display())))
 }

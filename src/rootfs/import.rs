@@ -17,7 +17,7 @@ use nix::errno::Errno;
 use serde::Serialize;
 
 use super::inroot::{clean, ensure_dir, open_in_root, split};
-use crate::error::{sys, Context, Error, Result};
+use crate::error::{op, sys, Context, Error, Result};
 use crate::fsat::{printable, printable_path as shown, Dir};
 
 /// What the archive may bring in beyond plain files, links and directories.
@@ -111,7 +111,7 @@ pub fn import(tar: &Path, dir: &Path, opts: Options) -> Result<Imported> {
 
 /// Exit 2, naming the decompressor, when the stream starts like a compressed file.
 fn refuse_compressed(reader: &mut impl BufRead, name: &str) -> Result<()> {
-    let head = reader.fill_buf().ctx("read", name)?;
+    let head = reader.fill_buf().ctx(op::READ, name)?;
     for (magic, format, undo) in COMPRESSED {
         if head.starts_with(magic) {
             let tool = undo.split_whitespace().next().unwrap_or(undo);
@@ -323,7 +323,7 @@ fn unpack_entries(
                     )));
                 };
                 let tfd = open_in_root(root_fd, dot(&tparent), libc::O_PATH | libc::O_DIRECTORY, 0)
-                    .map_err(|e| context(sys("openat2 (RESOLVE_IN_ROOT)", shown(&tparent), e)))?;
+                    .map_err(|e| context(sys(op::OPENAT2_IN_ROOT, shown(&tparent), e)))?;
                 let pfd = ensure_dir(root_fd, &parent, 0o755).map_err(context)?;
                 replace(&pfd, &leaf, &rel).map_err(context)?;
                 // linkat(2) without AT_SYMLINK_FOLLOW links the entry itself, never what a
@@ -407,7 +407,7 @@ fn unpack_entries(
         ) {
             Ok(fd) => fd,
             Err(Errno::ELOOP | Errno::ENOTDIR | Errno::ENOENT) => continue,
-            Err(e) => return Err(sys("openat2 (RESOLVE_IN_ROOT)", shown(&rel), e)),
+            Err(e) => return Err(sys(op::OPENAT2_IN_ROOT, shown(&rel), e)),
         };
         if as_root {
             nix::unistd::fchown(&fd, Some(uid_of(uid)), Some(gid_of(gid)))
@@ -432,7 +432,7 @@ fn copy(entry: &mut impl Read, file: &mut std::fs::File, name: &str, rel: &Path)
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(read_error(name, &format!("entry {}", shown(rel)), e)),
         };
-        file.write_all(&buf[..n]).ctx("write", shown(rel))?;
+        file.write_all(&buf[..n]).ctx(op::WRITE, shown(rel))?;
     }
 }
 

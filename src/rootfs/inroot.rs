@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 
-use crate::error::{sys, Error, Result};
+use crate::error::{op, sys, Error, Result};
 use crate::fsat::printable_path as shown;
 
 /// `struct open_how` of openat2(2) (libc's is non-exhaustive).
@@ -118,7 +118,7 @@ pub fn ensure_dir(root: BorrowedFd<'_>, rel: &Path, mode: libc::mode_t) -> Resul
     match open_in_root(root, dir_or_dot(rel), flags, 0) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) => {}
-        Err(e) => return Err(sys("openat2 (RESOLVE_IN_ROOT)", shown(rel), e)),
+        Err(e) => return Err(sys(op::OPENAT2_IN_ROOT, shown(rel), e)),
     }
     let mut so_far = PathBuf::new();
     for comp in rel.components() {
@@ -138,7 +138,7 @@ pub fn ensure_dir(root: BorrowedFd<'_>, rel: &Path, mode: libc::mode_t) -> Resul
 
 fn ensure_existing(root: BorrowedFd<'_>, rel: &Path) -> Result<OwnedFd> {
     open_in_root(root, dir_or_dot(rel), libc::O_PATH | libc::O_DIRECTORY, 0)
-        .map_err(|e| sys("openat2 (RESOLVE_IN_ROOT)", shown(rel), e))
+        .map_err(|e| sys(op::OPENAT2_IN_ROOT, shown(rel), e))
 }
 
 fn dir_or_dot(rel: &Path) -> &Path {
@@ -174,7 +174,7 @@ pub fn is_executable_in(root: &Path, path: &Path) -> Result<bool> {
             Ok(st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_mode & 0o111 != 0)
         }
         Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => Ok(false),
-        Err(e) => Err(sys("openat2 (RESOLVE_IN_ROOT)", path.display(), e)),
+        Err(e) => Err(sys(op::OPENAT2_IN_ROOT, path.display(), e)),
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{sys, Context, Error, Result};
+use crate::error::{op, sys, Context, Error, Result};
 use crate::fsat::Dir;
 
 /// Removes the tree at `path`, through descriptors: the parent of `path` is opened once
@@ -99,7 +99,7 @@ pub fn digest(root: &Path) -> Result<Digest> {
                 let mut data = Vec::new();
                 std::fs::File::from(fd)
                     .read_to_end(&mut data)
-                    .ctx("read", shown.display())?;
+                    .ctx(op::READ, shown.display())?;
                 bytes += data.len() as u64;
                 h.write(&(data.len() as u64).to_le_bytes());
                 h.write(&data);

@@ -39,7 +39,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::wait::WaitStatus;
 
-use crate::error::{sys, Context, Error, Result};
+use crate::error::{op, sys, Context, Error, Result};
 use crate::limits::Limits;
 use crate::rootfs::inroot;
 use crate::sandbox::{self, Inside, Spec};
@@ -430,8 +430,8 @@ fn attach(o: &RunOptions, child: &mut sandbox::Child, pty: Option<pty::Pty>) -> 
     if let Err(e) = child.go_exec() {
         // The command never started: its setup or execve failed, and said why.
         let code = match e.errno() {
-            Some(Errno::ENOENT) if e.to_string().starts_with("execve") => 127,
-            Some(_) if e.to_string().starts_with("execve") => 126,
+            Some(Errno::ENOENT) if e.op() == Some(op::EXECVE) => 127,
+            Some(_) if e.op() == Some(op::EXECVE) => 126,
             _ => return Err(e),
         };
         crate::warn!("nsx: {e}");
@@ -494,12 +494,12 @@ fn container_main(
     if plan.unshare_after_go.contains(CloneFlags::CLONE_NEWCGROUP) {
         // cgroup_namespaces(7): the namespace's root is the caller's cgroup now, the
         // one nsx just moved us into.
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx("unshare", "CLONE_NEWCGROUP")?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(op::UNSHARE, "CLONE_NEWCGROUP")?;
     }
     if plan.unshare_after_go.contains(CLONE_NEWTIME) {
         // time_namespaces(7): the new namespace is for children, and for this process
         // from its next execve.
-        nix::sched::unshare(CLONE_NEWTIME).ctx("unshare", "CLONE_NEWTIME")?;
+        nix::sched::unshare(CLONE_NEWTIME).ctx(op::UNSHARE, "CLONE_NEWTIME")?;
     }
     if plan.clone_ns.contains(CloneFlags::CLONE_NEWNET) {
         loopback_up()?;
@@ -540,7 +540,7 @@ fn container_main(
         None => nix::unistd::execv(&plan.exe, &plan.argv),
     }
     .unwrap_err();
-    Err(sys("execve", plan.exe.to_string_lossy(), err))
+    Err(sys(op::EXECVE, plan.exe.to_string_lossy(), err))
 }
 
 /// pivot_root(2) into `root`, with /proc, /dev (and /sys) mounted first.
@@ -555,7 +555,7 @@ fn enter_rootfs(root: &Path, mount_sys: bool, console: Option<&Path>) -> Result<
         MsFlags::MS_BIND | MsFlags::MS_REC,
         none,
     )
-    .ctx("mount --rbind", root.display())?;
+    .ctx(op::MOUNT_RBIND, root.display())?;
     // Before anything is mounted on top: the image's own files (and mounts) only. A
     // device node in the image cannot be opened, a setuid program does not change ids.
     privileges::nosuid_nodev(root)?;
@@ -568,7 +568,7 @@ fn enter_rootfs(root: &Path, mount_sys: bool, console: Option<&Path>) -> Result<
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         none,
     )
-    .ctx("mount proc", proc.display())?;
+    .ctx(op::MOUNT_PROC, proc.display())?;
     let dev = root.join("dev");
     // nodev too: the container's root keeps CAP_MKNOD (Docker's default set), and a
     // node it makes here must not open the host's disk. The devices below are bind
@@ -580,7 +580,7 @@ fn enter_rootfs(root: &Path, mount_sys: bool, console: Option<&Path>) -> Result<
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV,
         Some("mode=755,size=64k"),
     )
-    .ctx("mount tmpfs", dev.display())?;
+    .ctx(op::MOUNT_TMPFS, dev.display())?;
     let mut binds: Vec<(PathBuf, PathBuf)> = DEVICES
         .iter()
         .map(|d| (Path::new("/dev").join(d), dev.join(d)))
@@ -596,7 +596,7 @@ fn enter_rootfs(root: &Path, mount_sys: bool, console: Option<&Path>) -> Result<
         std::fs::File::create(target).ctx("create", target.display())?;
         // A bind mount of a device node: no mknod(2) privilege needed.
         mount(Some(host.as_path()), target, none, MsFlags::MS_BIND, none)
-            .ctx("mount --bind", target.display())?;
+            .ctx(op::MOUNT_BIND, target.display())?;
     }
     for (link, to) in [
         ("fd", "/proc/self/fd"),
@@ -609,7 +609,7 @@ fn enter_rootfs(root: &Path, mount_sys: bool, console: Option<&Path>) -> Result<
     }
     for d in ["pts", "shm"] {
         let p = dev.join(d);
-        std::fs::create_dir(&p).ctx("mkdir", p.display())?;
+        std::fs::create_dir(&p).ctx(op::MKDIR, p.display())?;
     }
     if mount_sys {
         let sys_dir = root.join("sys");
@@ -620,7 +620,7 @@ fn enter_rootfs(root: &Path, mount_sys: bool, console: Option<&Path>) -> Result<
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             none,
         )
-        .ctx("mount sysfs", sys_dir.display())?;
+        .ctx(op::MOUNT_SYSFS, sys_dir.display())?;
     }
     pivot(root)
 }
@@ -634,7 +634,7 @@ pub fn pivot(root: &Path) -> Result<()> {
         give_root_a_parent()?;
     }
     nix::unistd::chdir(root).ctx("chdir", root.display())?;
-    nix::unistd::pivot_root(".", ".").ctx("pivot_root", root.display())?;
+    nix::unistd::pivot_root(".", ".").ctx(op::PIVOT_ROOT, root.display())?;
     umount2(".", MntFlags::MNT_DETACH).ctx("umount2 (MNT_DETACH)", "the old root")?;
     nix::unistd::chdir("/").ctx("chdir", "/")?;
     Ok(())
@@ -690,7 +690,7 @@ fn give_root_a_parent() -> Result<()> {
         ),
         other => other,
     };
-    bound.ctx("mount --rbind", "/ (the initramfs)")?;
+    bound.ctx(op::MOUNT_RBIND, "/ (the initramfs)")?;
     drop(made);
     // openat(2) of the name crosses into the mount just made on it (O_NOFOLLOW: never a
     // link); check it is "/" itself before moving it.
@@ -704,7 +704,7 @@ fn give_root_a_parent() -> Result<()> {
     }
     nix::unistd::fchdir(inside.fd()).ctx("fchdir", dir.display())?;
     drop(inside);
-    mount(Some("."), "/", none, MsFlags::MS_MOVE, none).ctx("mount --move", "/")?;
+    mount(Some("."), "/", none, MsFlags::MS_MOVE, none).ctx(op::MOUNT_MOVE, "/")?;
     nix::unistd::chroot(".").ctx("chroot", ".")?;
     nix::unistd::chdir("/").ctx("chdir", "/")?;
     // The directory was only the bind's way in; it is empty again. unlinkat(2) relative
@@ -835,7 +835,7 @@ mod tests {
         let candidates = answers.iter().map(|(p, _)| PathBuf::from(p));
         search(candidates, |c| {
             let (_, answer) = answers.iter().find(|(p, _)| Path::new(p) == c).unwrap();
-            answer.map_err(|e| sys("openat2 (RESOLVE_IN_ROOT)", c.display(), e))
+            answer.map_err(|e| sys(op::OPENAT2_IN_ROOT, c.display(), e))
         })
     }
 

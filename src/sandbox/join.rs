@@ -17,7 +17,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{pipe2, Pid};
 
 use super::{flag_names, raw_clone, Inside};
-use crate::error::{sys, Context, Error, Result};
+use crate::error::{op, sys, Context, Error, Result};
 
 /// Namespaces of process `pid` that a probe joins before its setup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +83,7 @@ impl Join {
         for (flag, file, path) in files {
             // setns(2): reassociate the calling thread with the namespace the file
             // refers to; the flag makes the kernel check that it is of that type.
-            setns(file.as_fd(), flag).ctx("setns", &path)?;
+            setns(file.as_fd(), flag).ctx(op::SETNS, &path)?;
             inside.action(format!("setns(open(\"{path}\"), {})", flag_names(flag)));
         }
         Ok(())
@@ -110,7 +110,7 @@ pub(super) fn clone_in_user_namespace_of(holder: i32, flags: CloneFlags) -> Resu
     let userns = File::open(&path).ctx("open", &path)?;
     // pipe2(2) with O_CLOEXEC: the PID travels from the helper to nsx.
     let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("pipe2", "helper")?;
-    let helper = match raw_clone(CloneFlags::empty()).ctx("clone", "the setns helper")? {
+    let helper = match raw_clone(CloneFlags::empty()).ctx(op::CLONE, "the setns helper")? {
         Some(helper) => helper,
         None => {
             // The helper: never returns, except as the probe it clones.

@@ -45,7 +45,7 @@ use nix::unistd::{getgid, getuid, pipe2, Pid};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{sys, Context, Error, Result};
+use crate::error::{op, sys, Context, Error, Result};
 use crate::observe::{self, Subject, View};
 
 /// What the probe's world should look like.
@@ -265,7 +265,7 @@ impl Inside {
             MsFlags::MS_SHARED,
             None::<&str>,
         )
-        .ctx("mount --make-shared", target.display())?;
+        .ctx(op::MOUNT_MAKE_SHARED, target.display())?;
         self.action(format!("mount --make-shared {}", target.display()));
         Ok(())
     }
@@ -284,7 +284,7 @@ impl Inside {
                 "nested mount namespaces only inside a private one".into(),
             ));
         }
-        match raw_clone(CloneFlags::CLONE_NEWNS).ctx("clone", "CLONE_NEWNS")? {
+        match raw_clone(CloneFlags::CLONE_NEWNS).ctx(op::CLONE, "CLONE_NEWNS")? {
             None => {
                 let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     // SAFETY: as in child_main.
@@ -412,7 +412,7 @@ impl Inside {
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
             Some("size=1m,mode=0755"),
         )
-        .ctx("mount tmpfs", target.display())
+        .ctx(op::MOUNT_TMPFS, target.display())
     }
 }
 
@@ -622,7 +622,7 @@ impl Child {
                     let status = self.wait()?;
                     return Err(Error::ProbeExited(status));
                 }
-                Err(e) => return Err(e).ctx("write", "the probe's go pipe"),
+                Err(e) => return Err(e).ctx(op::WRITE, "the probe's go pipe"),
             }
         }
         Ok(())
@@ -683,7 +683,7 @@ impl Child {
                 Ok(0) => return Ok(buf),
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => signals::check()?,
-                Err(e) => return Err(e).ctx("read", what),
+                Err(e) => return Err(e).ctx(op::READ, what),
             }
         }
     }
@@ -1059,7 +1059,7 @@ fn setup(spec: &Spec, flags: CloneFlags, parent: Pid, inside: &mut Inside) -> Re
         // A cgroup namespace takes the caller's current cgroup as its root
         // (cgroup_namespaces(7)); a time namespace is created for the caller's *children*
         // only (time_namespaces(7)), which is what lets its offsets be set first.
-        nix::sched::unshare(spec.unshare).ctx("unshare", flag_names(spec.unshare))?;
+        nix::sched::unshare(spec.unshare).ctx(op::UNSHARE, flag_names(spec.unshare))?;
         inside.action(format!("unshare({})", flag_names(spec.unshare)));
     }
     if spec.unshare.contains(CLONE_NEWTIME) {
@@ -1077,7 +1077,7 @@ fn setup(spec: &Spec, flags: CloneFlags, parent: Pid, inside: &mut Inside) -> Re
             MsFlags::MS_REC | MsFlags::MS_PRIVATE,
             None::<&str>,
         )
-        .ctx("mount --make-rprivate", "/")?;
+        .ctx(op::MOUNT_MAKE_RPRIVATE, "/")?;
         inside.private_mounts = true;
         inside.action(format!("mount --make-rprivate /   (it was {before})"));
     }
@@ -1090,12 +1090,12 @@ fn setup(spec: &Spec, flags: CloneFlags, parent: Pid, inside: &mut Inside) -> Re
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             None::<&str>,
         )
-        .ctx("mount proc", "/proc")?;
+        .ctx(op::MOUNT_PROC, "/proc")?;
         inside.action("mount -t proc proc /proc");
     }
     if let Some(name) = &spec.hostname {
         // uts_namespaces(7): the hostname belongs to the UTS namespace, a new one here.
-        nix::unistd::sethostname(name).ctx("sethostname", name)?;
+        nix::unistd::sethostname(name).ctx(op::SETHOSTNAME, name)?;
         inside.action(format!("sethostname(\"{name}\")"));
     }
     Ok(())
@@ -1111,8 +1111,8 @@ fn setup(spec: &Spec, flags: CloneFlags, parent: Pid, inside: &mut Inside) -> Re
 fn become_mapped_root(parent: Pid, inside: &mut Inside, uid: u32, gid: u32) -> Result<()> {
     use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
     setgroups(&[]).ctx("setgroups", "[]")?;
-    setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).ctx("setresgid", 0)?;
-    setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).ctx("setresuid", 0)?;
+    setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0)).ctx(op::SETRESGID, 0)?;
+    setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0)).ctx(op::SETRESUID, 0)?;
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     // proc(5): the id change also made the probe non-dumpable, which turns its /proc/self
@@ -1143,7 +1143,7 @@ fn enter_new_time_ns(offsets: Option<TimeOffsets>, inside: &mut Inside) -> Resul
             format!("boottime {} 0", off.boottime_secs),
         ] {
             // One record per write: "<clock> <secs> <nanosecs>\n".
-            std::fs::write(path, format!("{line}\n")).ctx("write", path)?;
+            std::fs::write(path, format!("{line}\n")).ctx(op::WRITE, path)?;
             inside.action(format!("echo '{line}' > {path}"));
         }
     }
@@ -1151,7 +1151,7 @@ fn enter_new_time_ns(offsets: Option<TimeOffsets>, inside: &mut Inside) -> Resul
     let fd = File::open(link).ctx("open", link)?;
     // setns(2) into a time namespace needs a single-threaded caller (the probe is) and
     // CAP_SYS_ADMIN in the namespace's owner; from here on its offsets are frozen.
-    nix::sched::setns(&fd, CLONE_NEWTIME).ctx("setns", link)?;
+    nix::sched::setns(&fd, CLONE_NEWTIME).ctx(op::SETNS, link)?;
     inside.action(format!("setns({link}, CLONE_NEWTIME)"));
     Ok(())
 }

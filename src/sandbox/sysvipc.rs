@@ -26,7 +26,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use crate::error::{sys, Error, Result};
+use crate::error::{op, sys, Error, Result};
 use crate::observe::sysvipc::read_sysvipc;
 use crate::owner::Run;
 
@@ -107,7 +107,7 @@ pub fn create_shm(key: i32) -> Result<i32> {
     // SAFETY: shmget takes plain integers.
     let id = unsafe { libc::shmget(key, SHM_BYTES, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
     if id < 0 {
-        return Err(sys("shmget", key_label(key), Errno::last()));
+        return Err(sys(op::SHMGET, key_label(key), Errno::last()));
     }
     Ok(id)
 }
@@ -118,7 +118,7 @@ pub fn create_msg(key: i32) -> Result<i32> {
     // SAFETY: msgget takes plain integers.
     let id = unsafe { libc::msgget(key, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
     if id < 0 {
-        return Err(sys("msgget", key_label(key), Errno::last()));
+        return Err(sys(op::MSGGET, key_label(key), Errno::last()));
     }
     let mut msg = Msg {
         mtype: 1,
@@ -171,14 +171,14 @@ fn msg_stat(id: i32) -> Option<libc::msqid_ds> {
 pub fn ensure_key_free(key: i32) -> Result<()> {
     if let Some(id) = find_shm(key) {
         return Err(sys(
-            "shmget",
+            op::SHMGET,
             format!("{} (held by shmid {id})", key_label(key)),
             Errno::EEXIST,
         ));
     }
     if let Some(id) = find_msg(key) {
         return Err(sys(
-            "msgget",
+            op::MSGGET,
             format!("{} (held by msqid {id})", key_label(key)),
             Errno::EEXIST,
         ));

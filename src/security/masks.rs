@@ -26,7 +26,7 @@ use nix::mount::MsFlags;
 use serde::{Deserialize, Serialize};
 
 use super::mount_attr::{self, Attrs};
-use crate::error::{Context, Error, Result};
+use crate::error::{op, Context, Error, Result};
 use crate::sandbox::Inside;
 
 /// Docker's masked paths: moby `daemon/pkg/oci/defaults.go`, `defaultLinuxMaskedPaths`
@@ -323,7 +323,7 @@ pub fn minimal_dev(inside: &mut Inside, from: &Path, dev: &Path) -> Result<Vec<S
         bound.push(d.to_string());
     }
     let pts = dev.join("pts");
-    std::fs::create_dir(&pts).ctx("mkdir", pts.display())?;
+    std::fs::create_dir(&pts).ctx(op::MKDIR, pts.display())?;
     // devpts(5) newinstance: pty numbers of the container's own; ptmxmode=0666 so its
     // pts/ptmx opens for everyone, as a container's /dev/ptmx must.
     inside.mount(

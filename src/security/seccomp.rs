@@ -39,7 +39,7 @@ use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::syscalls::{self, Arch};
-use crate::error::{sys, Error, Result};
+use crate::error::{op, sys, Error, Result};
 
 /// The largest profile nsx reads: Docker's default is 20 KiB.
 const MAX_PROFILE_BYTES: u64 = 4 << 20;
@@ -1075,7 +1075,7 @@ impl Filters {
         for (verdict, program) in &self.programs {
             install_program(program, self.flags).map_err(|e| {
                 sys(
-                    "seccomp SECCOMP_SET_MODE_FILTER",
+                    op::SECCOMP_SET_MODE_FILTER,
                     format!("the filter that makes calls {verdict}"),
                     e,
                 )

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::caps;
-use crate::error::{Error, Result};
+use crate::error::{op, Error, Result};
 use crate::observe::{self, Ns, Parts};
 pub use table::{find, Access, Op, Scope, OPS};
 
@@ -182,7 +182,7 @@ pub fn file_of(proc: &Path, pid: i32, path: &Path) -> Result<FileInfo> {
     let rel = crate::rootfs::inroot::clean(&absolute).map_err(Error::Usage)?;
     let stat = |p: &Path| -> Result<(u32, u32, u32)> {
         let fd = open_in_root(root.as_fd_ref(), p, libc::O_PATH, 0)
-            .map_err(|e| crate::error::sys("openat2 (RESOLVE_IN_ROOT)", absolute.display(), e))?;
+            .map_err(|e| crate::error::sys(op::OPENAT2_IN_ROOT, absolute.display(), e))?;
         let st =
             fstat(fd.as_fd_ref()).map_err(|e| crate::error::sys("fstat", absolute.display(), e))?;
         Ok((st.st_mode, st.st_uid, st.st_gid))
