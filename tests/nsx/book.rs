@@ -234,3 +234,71 @@ fn the_readme_table_lists_every_lesson_in_order() {
         .collect();
     assert_eq!(table, lesson_ids(), "README.md's lesson table");
 }
+
+/// The sidebar names each lesson by its story's title ("pid: the probe becomes PID 1"),
+/// not by its bare id, and "Reading the output" comes before the first lesson needs it.
+#[test]
+fn the_sidebar_names_the_lessons_and_reading_the_output_comes_first() {
+    let summary = std::fs::read_to_string(root().join("book/src/SUMMARY.md")).unwrap();
+    let ids = lesson_ids();
+    for id in &ids {
+        let story = std::fs::read_to_string(root().join(format!("lessons/{id}.md"))).unwrap();
+        let title = story.lines().next().unwrap().trim_start_matches("# ");
+        assert!(
+            summary.contains(&format!("[{title}](lessons/{id}.md)")),
+            "SUMMARY.md does not name lessons/{id}.md \"{title}\""
+        );
+    }
+    let reading = summary
+        .find("(reading-output.md)")
+        .expect("no Reading the output");
+    let first = summary
+        .find(&format!("(lessons/{}.md)", ids[0]))
+        .expect("no first lesson");
+    assert!(
+        reading < first,
+        "Reading the output comes after lesson {}",
+        ids[0]
+    );
+}
+
+/// "Reading the output" quotes a real run: every line of its text blocks is a line of the
+/// pid lesson's v2 replay (but for the two it says are not: a live run's `running as`
+/// and the elision of the other facts), so it changes when the output does.
+#[test]
+fn reading_the_output_quotes_the_output_as_it_is() {
+    let page = std::fs::read_to_string(root().join("book/src/reading-output.md")).unwrap();
+    let out = nsx()
+        .args([
+            "lesson",
+            "pid",
+            "--replay",
+            "tests/fixtures/recordings/v2-root/pid.json",
+            "--color",
+            "never",
+            "--width",
+            "100",
+        ])
+        .current_dir(root())
+        .env_remove("COLUMNS")
+        .output()
+        .expect("run nsx");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let replay = stdout(&out);
+    let lines: Vec<&str> = replay.lines().collect();
+    let block = regex::Regex::new(r"(?s)```text\n(.*?)\n```").unwrap();
+    let mut quoted = 0;
+    for b in block.captures_iter(&page) {
+        for line in b[1].lines() {
+            if line.is_empty() || line == "  running as: root" || line == "  (… eight more)" {
+                continue;
+            }
+            assert!(
+                lines.contains(&line),
+                "reading-output.md quotes a line nsx does not print:\n{line}"
+            );
+            quoted += 1;
+        }
+    }
+    assert!(quoted > 20, "reading-output.md quotes only {quoted} lines");
+}
