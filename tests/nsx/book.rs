@@ -95,6 +95,7 @@ fn story_includes(id: &str) -> Vec<String> {
 const SECTIONS: &[&str] = &[
     "## Run it",
     "## What you see",
+    "## Why",
     "## Try it by hand",
     "## Exercises",
 ];
@@ -301,4 +302,45 @@ fn reading_the_output_quotes_the_output_as_it_is() {
         }
     }
     assert!(quoted > 20, "reading-output.md quotes only {quoted} lines");
+}
+
+/// The diagrams the chapters need exist, each is referenced from a chapter, and each is
+/// accessible: a `<title>` and a `<desc>` a screen reader reads instead of the picture.
+#[test]
+fn every_diagram_is_referenced_and_described() {
+    let dir = root().join("book/src/images");
+    let mut svgs: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".svg"))
+        .collect();
+    svgs.sort();
+    for needed in [
+        "veth-pair.svg",
+        "mount-propagation.svg",
+        "uid-map.svg",
+        "overlay-layers.svg",
+        "cgroup-tree.svg",
+        "two-views.svg",
+    ] {
+        assert!(
+            svgs.iter().any(|s| s == needed),
+            "book/src/images/{needed} is missing"
+        );
+    }
+    let text: String = chapters()
+        .iter()
+        .map(|c| std::fs::read_to_string(c).unwrap())
+        .collect();
+    for svg in &svgs {
+        assert!(
+            text.contains(&format!("images/{svg})")),
+            "images/{svg} is shown by no chapter"
+        );
+        let body = std::fs::read_to_string(dir.join(svg)).unwrap();
+        for tag in ["<title", "<desc"] {
+            assert!(body.contains(tag), "images/{svg} has no {tag}> element");
+        }
+    }
 }
