@@ -190,3 +190,128 @@ fn book_runs_are_real_values_with_colour() {
         assert!(line.chars().count() <= WIDTH, "{line}");
     }
 }
+
+/// A line as the capstone compares it: blanks collapsed, and every number a `N` (PIDs,
+/// counts and times change from run to run), but for an `exit status` line, whose number
+/// is the point.
+fn loosely(line: &str) -> String {
+    let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.starts_with("exit status") {
+        return line;
+    }
+    regex::Regex::new(r"\d+")
+        .unwrap()
+        .replace_all(&line, "N")
+        .into_owned()
+}
+
+/// One command of the capstone: the line after `$ `, what is typed into it (`/ # ` lines,
+/// for `-it`), and the output the chapter shows.
+struct Shown {
+    command: String,
+    typed: Vec<String>,
+    output: Vec<String>,
+}
+
+fn capstone_commands() -> Vec<Shown> {
+    let page = std::fs::read_to_string(root().join("book/src/capstone.md")).unwrap();
+    let block = regex::Regex::new(r"(?s)```console\n(.*?)\n```").unwrap();
+    let mut all = Vec::new();
+    for b in block.captures_iter(&page) {
+        for line in b[1].lines() {
+            if let Some(cmd) = line.strip_prefix("$ ") {
+                all.push(Shown {
+                    command: cmd.to_string(),
+                    typed: Vec::new(),
+                    output: Vec::new(),
+                });
+            } else if let Some(last) = all.last_mut() {
+                match line.strip_prefix("/ # ") {
+                    Some(typed) => last.typed.push(typed.to_string()),
+                    None => last.output.push(line.to_string()),
+                }
+            }
+        }
+    }
+    all
+}
+
+/// The capstone builds `docker run -it busybox /bin/sh` with `nsx run`, one flag at a
+/// time. Its commands are run here as written (the image in a directory of the test's
+/// instead of /tmp/bb), and each must print what the chapter shows, so a chapter whose
+/// command stopped working, or whose output changed, fails.
+#[test]
+fn the_capstone_commands_work_as_written() {
+    if !privileged("the_capstone_commands_work_as_written") {
+        return;
+    }
+    let _cpu = cpu_heavy(); // the --cpus step times a loop
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("bb");
+    let shown = capstone_commands();
+    assert!(
+        shown.len() >= 12,
+        "the capstone shows {} commands",
+        shown.len()
+    );
+    assert!(
+        shown[0]
+            .command
+            .starts_with("sudo nsx rootfs busybox /tmp/bb"),
+        "the capstone must make its image first"
+    );
+    for s in &shown {
+        assert!(
+            s.command.starts_with("sudo nsx "),
+            "not an nsx command: {}",
+            s.command
+        );
+        assert!(
+            !s.output.is_empty(),
+            "{}: the chapter shows no output",
+            s.command
+        );
+        let line = s
+            .command
+            .replacen("sudo nsx ", &format!("{} ", env!("CARGO_BIN_EXE_nsx")), 1)
+            .replace("/tmp/bb", &image.to_string_lossy());
+        let mut cmd = if s.typed.is_empty() {
+            let mut c = std::process::Command::new("sh");
+            c.arg("-c").arg(format!("exec 2>&1; {line}"));
+            c.stdin(std::process::Stdio::null());
+            c
+        } else {
+            // -it needs a terminal: script(1) gives it one and feeds it what is typed.
+            let mut c = std::process::Command::new("script");
+            c.args(["-qec", &line, "/dev/null"]);
+            c.stdin(std::process::Stdio::piped());
+            c
+        };
+        cmd.env("NO_COLOR", "1")
+            .env_remove("SUDO_UID")
+            .env_remove("SUDO_GID")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("run the capstone command");
+        if !s.typed.is_empty() {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin
+                .write_all(format!("{}\n", s.typed.join("\n")).as_bytes())
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let printed = format!("{}{}", stdout(&out), stderr(&out))
+            .replace('\r', "")
+            .replace(&*image.to_string_lossy(), "/tmp/bb");
+        let printed: Vec<String> = printed.lines().map(loosely).collect();
+        for want in &s.output {
+            assert!(
+                printed.contains(&loosely(want)),
+                "{}\nprinted:\n{}\nand not the chapter's line:\n{want}",
+                s.command,
+                printed.join("\n")
+            );
+        }
+    }
+}
