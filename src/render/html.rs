@@ -197,6 +197,15 @@ pub fn from_ansi(text: &str) -> String {
                     if fin == Some('m') {
                         sgr.apply(&params);
                     }
+                } else if chars.peek() == Some(&']') {
+                    // OSC (a window title, a hyperlink): a string up to BEL or ST (ESC \),
+                    // none of which is text of the page.
+                    chars.next();
+                    while let Some(p) = chars.next() {
+                        if p == '\u{7}' || (p == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
                 } else {
                     // Any other escape: drop it and the one character that names it.
                     chars.next();
@@ -317,6 +326,13 @@ mod tests {
         let s = from_ansi("\u{1b}[2Kx\u{1b}[1Ay\u{1b}7z\r\u{7}\tw");
         assert_eq!(s, "xyz\tw");
         assert!(!from_ansi("\u{1b}[").contains('\u{1b}'));
+        // An OSC string (a title, a hyperlink) is dropped whole, up to BEL or ST.
+        assert_eq!(from_ansi("a\u{1b}]0;owned\u{7}b"), "ab");
+        assert_eq!(
+            from_ansi("\u{1b}]8;;http://x\u{1b}\\link\u{1b}]8;;\u{1b}\\ c"),
+            "link c"
+        );
+        assert_eq!(from_ansi("x\u{1b}]unterminated"), "x");
         assert!(!from_ansi("\u{1b}").contains('\u{1b}'));
     }
 
