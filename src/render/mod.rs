@@ -1,6 +1,7 @@
 //! Renderers turn a `Report` (or one `Step` as it arrives) into text. They never read
 //! /proc, so tests can render reports built from fixtures.
 
+pub mod html;
 pub mod human;
 pub mod markdown;
 pub mod text;

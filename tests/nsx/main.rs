@@ -2,6 +2,7 @@
 //! clones in this (multi-threaded) process.
 
 mod book;
+mod book_runs;
 mod cli;
 mod common;
 mod containers;
