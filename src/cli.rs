@@ -238,6 +238,28 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub tty: bool,
 
+    /// Add a capability to Docker's default set (repeatable; any case, with or without
+    /// CAP_, or ALL).
+    #[arg(long = "cap-add", value_name = "CAP", value_parser = crate::run::security::parse_cap, help_heading = "Security (as docker run)")]
+    pub cap_add: Vec<crate::caps::CapArg>,
+    /// Drop a capability from Docker's default set (repeatable; ALL drops every one,
+    /// then the --cap-add ones are added).
+    #[arg(long = "cap-drop", value_name = "CAP", value_parser = crate::run::security::parse_cap, help_heading = "Security (as docker run)")]
+    pub cap_drop: Vec<crate::caps::CapArg>,
+    /// Every capability, no seccomp filter, no masked or read-only paths, a writable
+    /// /sys. Unlike Docker, the host's devices are NOT bound into /dev (the container
+    /// keeps nsx's small nodev /dev). Without --user it is host root: it needs --uts,
+    /// --mount and --net, so that it cannot rename the host, mount on it or change its
+    /// network.
+    #[arg(long, help_heading = "Security (as docker run)")]
+    pub privileged: bool,
+    /// no-new-privileges[=true|false] (default false, as Docker), or
+    /// seccomp=PROFILE.json|unconfined (default: nsx's profiles/seccomp-default.json,
+    /// Docker's default in effect). Docker's masked and read-only /proc and /sys paths are
+    /// applied when the container has its own /proc: with --pid and --mount (or --all).
+    #[arg(long = "security-opt", value_name = "OPT", value_parser = crate::run::security::parse_security_opt, help_heading = "Security (as docker run)")]
+    pub security_opt: Vec<crate::run::security::SecurityOpt>,
+
     /// The command and its arguments.
     #[arg(
         required = true,
@@ -281,6 +303,13 @@ impl RunArgs {
             hostname: self.hostname.clone(),
             interactive: self.interactive,
             tty: self.tty,
+            security: crate::run::security::SecurityOptions {
+                cap_add: self.cap_add.clone(),
+                cap_drop: self.cap_drop.clone(),
+                privileged: self.privileged,
+                ..Default::default()
+            }
+            .with_opts(&self.security_opt),
             cmd: self.cmd.clone(),
         }
     }
