@@ -623,3 +623,49 @@ fn the_host_is_the_same_after_runs_with_each_flag_also_when_interrupted() {
         assert_eq!(HostState::read(), before, "after {args:?} and signal {sig}");
     }
 }
+
+#[test]
+fn rootless_the_container_root_gets_the_same_defaults_in_its_user_namespace() {
+    if !privileged("nsx run security defaults as uid 4242") {
+        return;
+    }
+    let (_d, exe) = copy_binary("nsx");
+    let probe = "grep -E '^(CapEff|CapBnd|Seccomp|NoNewPrivs):' /proc/self/status; grep -c . /proc/self/mountinfo";
+    let fields = |args: &[&str]| -> BTreeMap<String, String> {
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend(["--", "sh", "-c", probe]);
+        let out = run_as_user(&exe, &all);
+        assert_eq!(out.status.code(), Some(0), "{all:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        let mut m: BTreeMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect();
+        m.insert("mounts".into(), text.lines().last().unwrap().to_string());
+        m
+    };
+    // In the user namespace nsx makes for uid 4242: Docker's 14 and the default profile,
+    // and the masks with a fresh /proc.
+    let with = fields(&["--pid", "--mount"]);
+    assert_eq!(with["CapEff"], "00000000a80425fb", "{with:?}");
+    assert_eq!(with["CapBnd"], "00000000a80425fb", "{with:?}");
+    assert_eq!(with["Seccomp"], "2", "{with:?}");
+    assert_eq!(with["NoNewPrivs"], "0", "{with:?}");
+    let without = fields(&["--pid", "--mount", "--privileged"]);
+    assert_eq!(without["Seccomp"], "0", "{without:?}");
+    let (a, b): (usize, usize) = (
+        with["mounts"].parse().unwrap(),
+        without["mounts"].parse().unwrap(),
+    );
+    assert!(
+        a > b,
+        "the masks are mounts: {a} with, {b} with --privileged"
+    );
+    // Without namespaces the command is uid 4242 itself: no capabilities to change.
+    let out = run_as_user(&exe, &["run", "--cap-drop", "ALL", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let nnp = fields(&["--security-opt", "no-new-privileges"]);
+    assert_eq!(nnp["NoNewPrivs"], "1", "{nnp:?}");
+}
