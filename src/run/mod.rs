@@ -21,7 +21,10 @@
 //!    pivot_root(".", "."), detach the old root.
 //! 5. A new session on the pty (-t), standard input from /dev/null (no -i), default
 //!    SIGPIPE (Rust ignores it, and ignored signals survive execve).
-//! 6. As root: Docker's default capabilities, then execve.
+//! 6. With a fresh /proc (--pid --mount): Docker's masked and read-only paths.
+//! 7. Then no_new_privs if asked, the seccomp filter (while CAP_SYS_ADMIN is still held,
+//!    as runc does), the capabilities (Docker's default set, or as --cap-add, --cap-drop
+//!    and --privileged say: [`security`]), and execve.
 
 pub mod limits;
 pub mod privileges;
