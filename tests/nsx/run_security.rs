@@ -529,6 +529,33 @@ fn runc_is_the_referee_for_the_default_capabilities_and_masked_paths() {
     // Not vacuous: runc did mask and freeze something on this kernel.
     assert!(theirs.values().any(|s| *s == Shown::Masked), "{theirs:?}");
     assert!(theirs.values().any(|s| *s == Shown::ReadOnly), "{theirs:?}");
+    // nsx inspect decodes the same for both.
+    for (proc, want) in [(&nsx_c.proc, &ours), (&runc_proc, &theirs)] {
+        let pid = proc.trim_start_matches("/proc/");
+        let out = run(&["inspect", pid, "--format", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let shown: BTreeMap<String, String> = v["masked_paths"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no masked_paths: {v:#}"))
+            .iter()
+            .map(|p| {
+                (
+                    p["path"].as_str().unwrap().to_string(),
+                    p["shown"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for (path, s) in want.iter() {
+            let name = match s {
+                Shown::Masked => "masked",
+                Shown::ReadOnly => "read_only",
+                Shown::Open => "open",
+            };
+            assert_eq!(shown[*path], name, "nsx inspect {pid}: {path}");
+        }
+        assert_eq!(v["no_new_privs"], false);
+    }
 }
 
 #[test]
