@@ -563,8 +563,15 @@ fn the_host_is_the_same_after_runs_with_each_flag_also_when_interrupted() {
     if !privileged("nsx run security host safety") {
         return;
     }
-    let (_d, root) = busybox_rootfs();
+    let (d, root) = busybox_rootfs();
     let r = root.to_str().unwrap();
+    let profile = d.path().join("no-hostname.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["sethostname"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let seccomp_file = format!("seccomp={}", profile.display());
     let contained = ["--pid", "--mount", "--uts", "--net", "--ipc"];
     let with = |extra: &[&str]| -> Vec<String> {
         contained
@@ -583,6 +590,7 @@ fn the_host_is_the_same_after_runs_with_each_flag_also_when_interrupted() {
         with(&["--privileged"]),
         with(&["--privileged", "--rootfs", r]),
         with(&["--rootfs", r]),
+        with(&["--cap-add", "SYS_ADMIN", "--security-opt", &seccomp_file]),
     ];
     // What a root in a container would try: the hostname, a mount, and with a rootfs a
     // device node in its /dev. (Without a rootfs the command works in the host's file
