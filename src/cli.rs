@@ -249,8 +249,8 @@ pub struct RunArgs {
     /// Every capability, no seccomp filter, no masked or read-only paths, a writable
     /// /sys. Unlike Docker, the host's devices are NOT bound into /dev (the container
     /// keeps nsx's small nodev /dev). Without --user it is host root: it needs --uts,
-    /// --mount and --net, so that it cannot rename the host, mount on it or change its
-    /// network.
+    /// --mount, --pid and --net, so that it cannot rename the host, mount on it, reboot
+    /// it or change its network.
     #[arg(long, help_heading = "Security (as docker run)")]
     pub privileged: bool,
     /// no-new-privileges[=true|false] (default false, as Docker), or

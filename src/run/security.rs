@@ -27,8 +27,9 @@
 //! A capability that acts on a namespace the container shares with the host is refused
 //! before anything is made: CAP_SYS_ADMIN without a UTS namespace and a mount namespace
 //! of its own (sethostname(2) would rename the host, mount(2) would change the host's
-//! table) and CAP_NET_ADMIN without a network namespace (the host's interfaces, routes,
-//! firewall).
+//! table), CAP_SYS_BOOT without a PID namespace (reboot(2) would restart the machine)
+//! and CAP_NET_ADMIN without a network namespace (the host's interfaces, routes,
+//! firewall). Those no namespace confines (the clock, modules, raw I/O) get a warning.
 
 use std::path::PathBuf;
 
@@ -204,6 +205,13 @@ pub fn plan(o: &SecurityOptions, s: Setting) -> Result<Security> {
     }
     if !userns {
         host_safe(keep, s.namespaces)?;
+        let wide = host_wide(keep);
+        if !wide.is_empty() {
+            crate::warn!(
+                "nsx: the command gets {}: no namespace confines what they reach (the clock, kernel modules, raw I/O, the kernel log, any file by handle), so in the container they act on this host",
+                wide.join(", ")
+            );
+        }
     }
     let seccomp = match (&o.seccomp, o.privileged) {
         (Seccomp::Unconfined, _) => None,
@@ -240,7 +248,7 @@ fn filters(profile: Profile, caps: u64, source: &str) -> Result<Filters> {
 /// Refuses capabilities that would act on a namespace the container shares with the host.
 pub fn host_safe(keep: u64, ns: CloneFlags) -> Result<()> {
     let shared = |f: CloneFlags| !ns.contains(f);
-    let rules: [(u32, CloneFlags, &str, &str); 3] = [
+    let rules: [(u32, CloneFlags, &str, &str); 4] = [
         (
             caps::SYS_ADMIN,
             CloneFlags::CLONE_NEWUTS,
@@ -254,7 +262,15 @@ pub fn host_safe(keep: u64, ns: CloneFlags) -> Result<()> {
             "mount(2) would change this host's mount table",
         ),
         (
-            NET_ADMIN,
+            // pid_namespaces(7): reboot(2) in a PID namespace other than the initial one
+            // ends that namespace's init; in the host's it restarts the machine.
+            bit("sys_boot"),
+            CloneFlags::CLONE_NEWPID,
+            "--pid",
+            "reboot(2) would restart this machine",
+        ),
+        (
+            bit("net_admin"),
             CloneFlags::CLONE_NEWNET,
             "--net",
             "it could change this host's interfaces, routes and firewall",
@@ -271,8 +287,31 @@ pub fn host_safe(keep: u64, ns: CloneFlags) -> Result<()> {
     Ok(())
 }
 
-/// CAP_NET_ADMIN (linux/capability.h).
-const NET_ADMIN: u32 = 12;
+/// The number of the capability `name` ([`caps::NAMES`]).
+fn bit(name: &str) -> u32 {
+    caps::NAMES
+        .iter()
+        .position(|n| *n == name)
+        .map_or(u32::MAX, |b| b as u32)
+}
+
+/// Capabilities over something no namespace contains (the clock, kernel modules, raw
+/// I/O, the kernel log, every file by handle): in the container they act on the host.
+/// nsx says so when the command gets one outside Docker's default set.
+pub fn host_wide(keep: u64) -> Vec<String> {
+    [
+        "dac_read_search",
+        "sys_module",
+        "sys_rawio",
+        "sys_time",
+        "syslog",
+        "mac_admin",
+    ]
+    .iter()
+    .filter(|n| caps::has(keep, bit(n)))
+    .map(|n| format!("CAP_{}", n.to_ascii_uppercase()))
+    .collect()
+}
 
 #[cfg(test)]
 mod tests {
@@ -334,7 +373,7 @@ mod tests {
     #[test]
     fn cap_names_are_dockers_and_unknown_ones_are_refused() {
         for t in ["NET_ADMIN", "cap_net_admin", "net_admin", "Cap_Net_Admin"] {
-            assert_eq!(parse_cap(t), Ok(CapArg::One(NET_ADMIN)), "{t}");
+            assert_eq!(parse_cap(t), Ok(CapArg::One(12)), "{t}");
         }
         assert_eq!(parse_cap("all"), Ok(CapArg::All));
         assert!(parse_cap("NET_ADMINN")
@@ -411,7 +450,18 @@ mod tests {
         assert!(plan(&o, setting(ns))
             .unwrap_err()
             .to_string()
+            .contains("--pid"));
+        assert!(plan(&o, setting(ns | CloneFlags::CLONE_NEWPID))
+            .unwrap_err()
+            .to_string()
             .contains("--net"));
+        let e = plan(&opts(&["sys_boot"], &[]), setting(ns)).unwrap_err();
+        assert!(e.to_string().contains("--pid"), "{e}");
+        assert_eq!(host_wide(caps::DOCKER_DEFAULT), Vec::<String>::new());
+        assert_eq!(
+            host_wide(1 << 25 | 1 << 2),
+            ["CAP_DAC_READ_SEARCH", "CAP_SYS_TIME"]
+        );
         // In a user namespace they act on that namespace's resources only.
         assert!(plan(&o, setting(CloneFlags::CLONE_NEWUSER)).is_ok());
         assert!(plan(&opts(&["SYS_ADMIN"], &[]), setting(ns)).is_ok());

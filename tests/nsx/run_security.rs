@@ -372,7 +372,12 @@ fn bad_security_flags_are_refused_before_anything_starts() {
         (vec!["--security-opt", &blocks_exec], "execve"),
         (vec!["--cap-add", "SYS_ADMIN"], "--uts"),
         (vec!["--uts", "--cap-add", "SYS_ADMIN"], "--mount"),
-        (vec!["--uts", "--mount", "--privileged"], "--net"),
+        (vec!["--uts", "--mount", "--privileged"], "--pid"),
+        (vec!["--uts", "--mount", "--pid", "--privileged"], "--net"),
+        (
+            vec!["--pid", "--cap-add", "sys_boot", "--cap-add", "SYS_ADMIN"],
+            "--uts",
+        ),
         (
             vec![
                 "--all",
