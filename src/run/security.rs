@@ -79,10 +79,6 @@ impl SecurityOptions {
         }
         self
     }
-
-    fn is_default(&self) -> bool {
-        *self == SecurityOptions::default()
-    }
 }
 
 /// `--cap-add` / `--cap-drop` values: [`caps::parse_arg`].
@@ -165,13 +161,17 @@ pub fn plan(o: &SecurityOptions, s: Setting) -> Result<Security> {
     // there holds every capability, over that namespace's resources only).
     let root_inside = s.root || userns;
     if !root_inside {
-        if !(o.is_default()
-            || *o
-                == (SecurityOptions {
-                    no_new_privs: o.no_new_privs,
-                    ..SecurityOptions::default()
-                }))
-        {
+        // Only no_new_privs means something for a process with no capabilities (and
+        // seccomp=unconfined, which asks for nothing).
+        let harmless = SecurityOptions {
+            no_new_privs: o.no_new_privs,
+            seccomp: match o.seccomp {
+                Seccomp::Unconfined => Seccomp::Unconfined,
+                _ => Seccomp::Default,
+            },
+            ..SecurityOptions::default()
+        };
+        if *o != harmless {
             return Err(Error::Usage(
                 "--cap-add, --cap-drop, --privileged and --security-opt seccomp= need a container root: without namespaces nsx runs the command as you, with no capabilities (add a namespace, e.g. --user, or run as root)".into(),
             ));
@@ -478,6 +478,16 @@ mod tests {
         let s = plan(&o, st).unwrap();
         assert!(s.caps.is_none() && s.seccomp.is_none() && s.no_new_privs);
         assert_eq!(plan(&opts(&[], &["ALL"]), st).unwrap_err().exit_code(), 2);
+        let profile = SecurityOptions {
+            seccomp: Seccomp::Profile("/p.json".into()),
+            ..SecurityOptions::default()
+        };
+        assert_eq!(plan(&profile, st).unwrap_err().exit_code(), 2);
+        let unconfined = SecurityOptions {
+            seccomp: Seccomp::Unconfined,
+            ..SecurityOptions::default()
+        };
+        assert!(plan(&unconfined, st).is_ok());
     }
 
     #[test]
