@@ -222,7 +222,16 @@ pub fn plan(o: &SecurityOptions, s: Setting) -> Result<Security> {
                 p.display()
             )))
         }
-        (Seccomp::Default, false) => Some(filters(Profile::default_profile(), keep, "default")?),
+        (Seccomp::Default, false) => match filters(Profile::default_profile(), keep, "default") {
+            // An architecture seccompiler cannot target: the default is left out with a
+            // warning (as Docker runs without a filter where seccomp is not built in);
+            // a profile asked for by name is still refused (exit 77).
+            Err(e @ Error::Unsupported { .. }) => {
+                crate::warn!("nsx: running without the default seccomp profile: {e}");
+                None
+            }
+            other => Some(other?),
+        },
         (Seccomp::Profile(p), false) => {
             let shown = p.display().to_string();
             Some(filters(Profile::load(p)?, keep, &shown)?)
