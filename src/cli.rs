@@ -145,7 +145,7 @@ pub enum Command {
     Man(ManArgs),
     /// Run a command as PID 1 of a new container made of exactly the mechanisms asked for.
     #[command(
-        after_help = "The container `docker run -it busybox /bin/sh` starts, made by nsx:\n  sudo nsx rootfs busybox /tmp/bb\n  sudo nsx run --all --rootfs /tmp/bb -it -- /bin/sh\n\nMore examples:\n  sudo nsx run --pid --mount -- ps      # PID 1 and a fresh /proc\n  sudo nsx run --uts --hostname box -- hostname\n  sudo nsx run --pid --memory 32M --cpus 0.2 --pids 8 -- sh -c 'echo limited'\n\nThe exit status is the command's (128 + N when signal N killed it). SIGINT, SIGTERM and SIGHUP sent to nsx are forwarded to the container's PID 1. A PID 1 drops a signal it has no handler for (nsx lesson init); nsx says so, and a second such signal (or a hang-up of your terminal) SIGKILLs the container.\n\nWhen the command ends, nsx kills whatever it left running (nsx is a child subreaper: orphans come back to it), so everything nsx created (processes, namespaces, mounts, cgroups, pty) is gone.\n\nSafety: as root, the command runs with Docker's default capabilities (chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service net_raw sys_chroot mknod audit_write setfcap; no sys_admin); options to add or drop capabilities are not there yet. A --rootfs is mounted nosuid and nodev: a device node in it does not open and a setuid program in it does not change ids; /dev is a nodev tmpfs with the host's null, zero, full, random, urandom and tty bound in. --rootfs needs --pid, since the host's /proc would lead back to the host's /. -it needs a terminal on standard input."
+        after_help = "The container `docker run -it busybox /bin/sh` starts, made by nsx:\n  sudo nsx rootfs busybox /tmp/bb\n  sudo nsx run --all --rootfs /tmp/bb -it -- /bin/sh\n\nMore examples:\n  sudo nsx run --pid --mount -- ps      # PID 1 and a fresh /proc\n  sudo nsx run --uts --hostname box -- hostname\n  sudo nsx run --pid --memory 32M --cpus 0.2 --pids 8 -- sh -c 'echo limited'\n  sudo nsx run --cap-drop ALL -- sh -c 'hostname x'   # EPERM: no CAP_SYS_ADMIN (nsx why PID sethostname)\n\nThe exit status is the command's (128 + N when signal N killed it). SIGINT, SIGTERM and SIGHUP sent to nsx are forwarded to the container's PID 1. A PID 1 drops a signal it has no handler for (nsx lesson init); nsx says so, and a second such signal (or a hang-up of your terminal) SIGKILLs the container.\n\nWhen the command ends, nsx kills whatever it left running (nsx is a child subreaper: orphans come back to it), so everything nsx created (processes, namespaces, mounts, cgroups, pty) is gone.\n\nSafety: as root, the command runs with Docker's default capabilities (chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service net_raw sys_chroot mknod audit_write setfcap; no sys_admin; change it with --cap-add and --cap-drop), Docker's default seccomp profile and, with --pid --mount, Docker's masked and read-only paths. --cap-add SYS_ADMIN needs --uts and --mount, SYS_BOOT --pid, NET_ADMIN --net (or --user): nsx never lets the command rename, mount on, reboot or reconfigure the host. A --rootfs is mounted nosuid and nodev: a device node in it does not open and a setuid program in it does not change ids; /dev is a nodev tmpfs with the host's null, zero, full, random, urandom and tty bound in. --rootfs needs --pid, since the host's /proc would lead back to the host's /. -it needs a terminal on standard input."
     )]
     Run(RunArgs),
     /// Make a root filesystem for nsx run: from the host's static busybox, or a tarball.
@@ -238,6 +238,28 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub tty: bool,
 
+    /// Add a capability to Docker's default set (repeatable; any case, with or without
+    /// CAP_, or ALL).
+    #[arg(long = "cap-add", value_name = "CAP", value_parser = crate::run::security::parse_cap, help_heading = "Security (as docker run)")]
+    pub cap_add: Vec<crate::caps::CapArg>,
+    /// Drop a capability from Docker's default set (repeatable; ALL drops every one,
+    /// then the --cap-add ones are added).
+    #[arg(long = "cap-drop", value_name = "CAP", value_parser = crate::run::security::parse_cap, help_heading = "Security (as docker run)")]
+    pub cap_drop: Vec<crate::caps::CapArg>,
+    /// Every capability, no seccomp filter, no masked or read-only paths, a writable
+    /// /sys. Unlike Docker, the host's devices are NOT bound into /dev (the container
+    /// keeps nsx's small nodev /dev). Without --user it is host root: it needs --uts,
+    /// --mount, --pid and --net, so that it cannot rename the host, mount on it, reboot
+    /// it or change its network.
+    #[arg(long, help_heading = "Security (as docker run)")]
+    pub privileged: bool,
+    /// no-new-privileges[=true|false] (default false, as Docker), or
+    /// seccomp=PROFILE.json|unconfined (default: nsx's profiles/seccomp-default.json,
+    /// Docker's default in effect). Docker's masked and read-only /proc and /sys paths are
+    /// applied when the container has its own /proc: with --pid and --mount (or --all).
+    #[arg(long = "security-opt", value_name = "OPT", value_parser = crate::run::security::parse_security_opt, help_heading = "Security (as docker run)")]
+    pub security_opt: Vec<crate::run::security::SecurityOpt>,
+
     /// The command and its arguments.
     #[arg(
         required = true,
@@ -281,6 +303,13 @@ impl RunArgs {
             hostname: self.hostname.clone(),
             interactive: self.interactive,
             tty: self.tty,
+            security: crate::run::security::SecurityOptions {
+                cap_add: self.cap_add.clone(),
+                cap_drop: self.cap_drop.clone(),
+                privileged: self.privileged,
+                ..Default::default()
+            }
+            .with_opts(&self.security_opt),
             cmd: self.cmd.clone(),
         }
     }

@@ -116,6 +116,69 @@ pub struct Inspection {
     /// without the line.
     pub seccomp_filters: Option<u32>,
     pub no_new_privs: Option<bool>,
+    /// Docker's masked and read-only paths as its mount table shows them
+    /// (`<pid>/mountinfo`); `None` when that file could not be read.
+    pub masked_paths: Option<Vec<PathState>>,
+}
+
+/// How a path shows in a mount table: the top mount on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shown {
+    /// /dev/null bound over it (mount root `.../null`) or a read-only tmpfs on it: what
+    /// runc's maskPath does.
+    Masked,
+    /// A mount of its own, read-only (runc's readonlyPath, or a read-only sysfs).
+    ReadOnly,
+    /// No mount of its own, or a writable one.
+    Open,
+}
+
+/// One of Docker's masked or read-only paths (and /sys) in a process's mount table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathState {
+    pub path: String,
+    pub shown: Shown,
+}
+
+/// Docker's masked paths, its read-only paths and /sys as the mount table `mountinfo`
+/// (proc(5): the 4th field is the mount's root, the 5th its mount point, the 6th its
+/// per-mount options, and the file system type follows " - ") shows them.
+pub fn path_states(mountinfo: &str) -> Vec<PathState> {
+    use crate::security::masks::{MASKED, READONLY};
+    MASKED
+        .iter()
+        .chain(READONLY.iter())
+        .chain(std::iter::once(&"/sys"))
+        .map(|path| {
+            let top = mountinfo
+                .lines()
+                .rfind(|l| l.split_whitespace().nth(4) == Some(*path));
+            let shown = match top {
+                None => Shown::Open,
+                Some(line) => {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    let fstype = line
+                        .split_once(" - ")
+                        .and_then(|(_, r)| r.split_whitespace().next())
+                        .unwrap_or("");
+                    let ro = f.get(5).is_some_and(|o| o.split(',').any(|o| o == "ro"));
+                    let root = f.get(3).copied().unwrap_or("");
+                    if root.ends_with("/null") || (fstype == "tmpfs" && ro) {
+                        Shown::Masked
+                    } else if ro {
+                        Shown::ReadOnly
+                    } else {
+                        Shown::Open
+                    }
+                }
+            };
+            PathState {
+                path: path.to_string(),
+                shown,
+            }
+        })
+        .collect()
 }
 
 /// Compares `ns` with nsx's own namespaces.
@@ -227,6 +290,9 @@ fn build(dir: &Path, p: &Proc, me: &Proc, layout: Option<&Layout>) -> Result<Ins
         seccomp: x.seccomp.map(seccomp_mode),
         seccomp_filters: x.seccomp_filters,
         no_new_privs: x.no_new_privs,
+        masked_paths: std::fs::read_to_string(dir.join("mountinfo"))
+            .ok()
+            .map(|m| path_states(&m)),
     })
 }
 

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use colored::Colorize;
 
-use super::{IdMap, Inspection, Ps};
+use super::{IdMap, Inspection, Ps, Shown};
 use crate::lessons::ns_label;
 
 pub fn inspection(i: &Inspection) -> String {
@@ -149,6 +149,37 @@ pub fn inspection(i: &Inspection) -> String {
             None => "unknown (no NoNewPrivs line in status)",
         }
     );
+
+    section(&mut s, "Docker's masked and read-only paths");
+    match &i.masked_paths {
+        None => {
+            let _ = writeln!(s, "  unknown: /proc/{}/mountinfo could not be read", i.pid);
+        }
+        Some(states) => {
+            for (shown, label) in [
+                (Shown::Masked, "masked   "),
+                (Shown::ReadOnly, "read-only"),
+                (Shown::Open, "open     "),
+            ] {
+                let paths: Vec<&str> = states
+                    .iter()
+                    .filter(|p| p.shown == shown)
+                    .map(|p| p.path.as_str())
+                    .collect();
+                let list = if paths.is_empty() {
+                    "none".to_string()
+                } else {
+                    paths.join(" ")
+                };
+                let _ = writeln!(s, "  {label}  {list}");
+            }
+            let _ = writeln!(
+                s,
+                "  (from /proc/{}/mountinfo: /dev/null or a read-only tmpfs on a path masks it; a path absent on this kernel shows as open)",
+                i.pid
+            );
+        }
+    }
     s
 }
 

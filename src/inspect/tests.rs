@@ -170,3 +170,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn docker_s_masked_and_read_only_paths_are_read_from_mountinfo() {
+    let i = inspect(&fixture(), 5000, None).unwrap();
+    let states = i.masked_paths.as_ref().unwrap();
+    let of = |p: &str| states.iter().find(|s| s.path == p).unwrap().shown;
+    // /dev/null bound over a file, a read-only tmpfs over a directory.
+    assert_eq!(of("/proc/kcore"), Shown::Masked);
+    assert_eq!(of("/proc/acpi"), Shown::Masked);
+    assert_eq!(of("/sys/firmware"), Shown::Masked);
+    // A read-only bind of the path onto itself, and a read-only sysfs.
+    assert_eq!(of("/proc/sys"), Shown::ReadOnly);
+    assert_eq!(of("/sys"), Shown::ReadOnly);
+    // Not mounted on in this container.
+    assert_eq!(of("/proc/sched_debug"), Shown::Open);
+    let text = plain(render::inspection(&i));
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("masked "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("/proc/kcore") && !line.contains("/proc/sys "),
+        "{line}"
+    );
+    // A process without a mountinfo file (the fixture's nsx itself has none).
+    assert!(path_states("").iter().all(|s| s.shown == Shown::Open));
+}

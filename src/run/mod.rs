@@ -21,13 +21,17 @@
 //!    pivot_root(".", "."), detach the old root.
 //! 5. A new session on the pty (-t), standard input from /dev/null (no -i), default
 //!    SIGPIPE (Rust ignores it, and ignored signals survive execve).
-//! 6. As root: Docker's default capabilities, then execve.
+//! 6. With a fresh /proc (--pid --mount): Docker's masked and read-only paths.
+//! 7. Then no_new_privs if asked, the seccomp filter (while CAP_SYS_ADMIN is still held,
+//!    as runc does), the capabilities (Docker's default set, or as --cap-add, --cap-drop
+//!    and --privileged say: [`security`]), and execve.
 
 pub mod limits;
 pub mod privileges;
 pub mod pty;
 pub mod reaper;
 pub mod relay;
+pub mod security;
 
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
@@ -68,6 +72,8 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     pub interactive: bool,
     pub tty: bool,
+    /// --cap-add, --cap-drop, --privileged, --security-opt.
+    pub security: security::SecurityOptions,
     pub cmd: Vec<OsString>,
 }
 
@@ -96,8 +102,8 @@ struct Plan {
     unshare_after_go: CloneFlags,
     mount_proc: bool,
     mount_sys: bool,
-    /// As root: drop to Docker's default capabilities before execve.
-    drop_caps: bool,
+    /// Capabilities, masks, no_new_privs and seccomp, applied just before execve.
+    security: security::Security,
 }
 
 fn plan(o: &RunOptions) -> Result<Plan> {
@@ -212,6 +218,23 @@ fn plan(o: &RunOptions) -> Result<Plan> {
         clone_ns |= CloneFlags::CLONE_NEWUSER;
     }
     let pid_and_mount = ns.contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS);
+    // What the sandbox will make: it adds a user namespace for a user who is not root.
+    let mut made = clone_ns | (ns & late);
+    if !root && !made.is_empty() {
+        made |= CloneFlags::CLONE_NEWUSER;
+    }
+    let (full, own_bounding) = own_capabilities()?;
+    let security = security::plan(
+        &o.security,
+        security::Setting {
+            namespaces: made,
+            // A fresh /proc: the sandbox's (--pid --mount) or the rootfs's (which needs both).
+            fresh_proc: pid_and_mount,
+            full,
+            own_bounding,
+            root,
+        },
+    )?;
     Ok(Plan {
         exe: cstr(exe.as_os_str().as_bytes())?,
         argv,
@@ -223,8 +246,33 @@ fn plan(o: &RunOptions) -> Result<Plan> {
         hostname,
         clone_ns,
         unshare_after_go: ns & late,
-        drop_caps: root,
+        security,
     })
+}
+
+/// Every capability this kernel has (/proc/sys/kernel/cap_last_cap, capabilities(7)) and
+/// nsx's own bounding set (`CapBnd` in /proc/self/status).
+fn own_capabilities() -> Result<(u64, u64)> {
+    let last = "/proc/sys/kernel/cap_last_cap";
+    let text = std::fs::read_to_string(last).ctx(op::READ, last)?;
+    let n: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| Error::Other(format!("parse {last}: {:?} is not a number", text.trim())))?;
+    let full = crate::observe::IdLimits {
+        cap_last_cap: n,
+        overflowuid: 0,
+        overflowgid: 0,
+    }
+    .full_caps();
+    let status = "/proc/self/status";
+    let text = std::fs::read_to_string(status).ctx(op::READ, status)?;
+    let bounding = text
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(crate::caps::parse_mask)
+        .ok_or_else(|| Error::Other(format!("parse {status}: no CapBnd line")))?;
+    Ok((full, bounding))
 }
 
 /// The rootfs must be a directory with /proc and /dev directories to mount on (real
@@ -517,7 +565,13 @@ fn container_main(
                 "refusing a rootfs without a PID namespace".into(),
             ));
         }
-        enter_rootfs(root, plan.mount_sys, slave_path)?;
+        enter_rootfs(root, plan.mount_sys, plan.security.sys_writable, slave_path)?;
+    }
+    if plan.security.masks {
+        // After /proc (and /sys) are mounted, while CAP_SYS_ADMIN is still held: Docker's
+        // masked and read-only paths (runc maskPath, readonlyPath), mounts in the
+        // container's own private mount namespace. plan() asked for a fresh /proc.
+        crate::security::masks::apply(inside, Path::new("/"))?;
     }
     if let Some(fd) = slave {
         pty::become_controlling(fd).ctx("setsid + TIOCSCTTY", "the container's pty")?;
@@ -531,9 +585,21 @@ fn container_main(
     // signal(7): dispositions set to "ignore" survive execve; Rust ignores SIGPIPE.
     // SAFETY: restoring the default disposition has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    if plan.drop_caps {
+    let sec = &plan.security;
+    if let Some(filters) = &sec.seccomp {
+        // seccomp(2): without no_new_privs only a holder of CAP_SYS_ADMIN may install a
+        // filter, so it goes in before the capabilities are dropped, as runc does; from
+        // here on nsx makes only the calls seccomp::RUN_SETUP lists, which plan() checked
+        // the profile lets through. With no_new_privs, install() sets it first.
+        filters.install(sec.no_new_privs)?;
+    } else if sec.no_new_privs {
+        // prctl(2) PR_SET_NO_NEW_PRIVS: execve grants nothing from setuid bits or file
+        // capabilities, for the command and everything it starts.
+        crate::security::capset::set_no_new_privs()?;
+    }
+    if let Some(keep) = sec.caps {
         // Last, since mounting and pivot_root above needed CAP_SYS_ADMIN.
-        privileges::drop_capabilities(crate::caps::DOCKER_DEFAULT)?;
+        privileges::drop_capabilities(keep)?;
     }
     let err = match &plan.env {
         Some(env) => nix::unistd::execve(&plan.exe, &plan.argv, env),
@@ -544,7 +610,12 @@ fn container_main(
 }
 
 /// pivot_root(2) into `root`, with /proc, /dev (and /sys) mounted first.
-fn enter_rootfs(root: &Path, mount_sys: bool, console: Option<&Path>) -> Result<()> {
+fn enter_rootfs(
+    root: &Path,
+    mount_sys: bool,
+    sys_writable: bool,
+    console: Option<&Path>,
+) -> Result<()> {
     let none = None::<&str>;
     // pivot_root(2): new_root must be a mount point. Binding the directory onto itself
     // makes it one (MS_REC keeps mounts below it).
@@ -613,14 +684,13 @@ fn enter_rootfs(root: &Path, mount_sys: bool, console: Option<&Path>) -> Result<
     }
     if mount_sys {
         let sys_dir = root.join("sys");
-        mount(
-            Some("sysfs"),
-            &sys_dir,
-            Some("sysfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            none,
-        )
-        .ctx(op::MOUNT_SYSFS, sys_dir.display())?;
+        // Read-only as Docker mounts it; writable only with --privileged.
+        let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        if !sys_writable {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        mount(Some("sysfs"), &sys_dir, Some("sysfs"), flags, none)
+            .ctx(op::MOUNT_SYSFS, sys_dir.display())?;
     }
     pivot(root)
 }
@@ -762,6 +832,7 @@ mod tests {
             hostname: None,
             interactive: false,
             tty: false,
+            security: security::SecurityOptions::default(),
             cmd: cmd.iter().map(|c| os(c)).collect(),
         }
     }
@@ -883,6 +954,8 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("--rootfs needs --pid"), "{e}");
         let p = plan(&opts(CloneFlags::CLONE_NEWPID, &["true"])).unwrap();
-        assert_eq!(p.drop_caps, nix::unistd::geteuid().is_root());
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(p.security.caps, Some(crate::caps::DOCKER_DEFAULT));
+        }
     }
 }

@@ -10,15 +10,26 @@ use serde_json::Value;
 use crate::common::*;
 
 /// A runc container, killed and deleted on drop (also when the test fails).
-struct Container {
+pub(crate) struct Container {
     id: String,
     bundle: tempfile::TempDir,
-    pid: i32,
+    pub(crate) pid: i32,
 }
 
 impl Container {
     /// A busybox `sleep 30` in a bundle of its own, with memory, CPU and pids limits.
     fn start() -> Container {
+        Container::start_with("", |config| {
+            config["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 << 20});
+            config["linux"]["resources"]["pids"] = serde_json::json!({"limit": 32});
+            config["linux"]["resources"]["cpu"] =
+                serde_json::json!({"quota": 50000, "period": 100000});
+        })
+    }
+
+    /// A busybox `sleep 30` in a bundle of its own, from `runc spec`'s config.json
+    /// changed by `edit`; `tag` tells apart two containers of one test process.
+    pub(crate) fn start_with(tag: &str, edit: impl FnOnce(&mut Value)) -> Container {
         let bundle = tempfile::Builder::new()
             .prefix("nsx-test-runc")
             .tempdir()
@@ -34,7 +45,7 @@ impl Container {
         for applet in ["sleep", "sh"] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
         }
-        let id = format!("nsx-test-{}", std::process::id());
+        let id = format!("nsx-test-{}{tag}", std::process::id());
         let spec = Command::new("runc")
             .arg("spec")
             .current_dir(bundle.path())
@@ -47,9 +58,7 @@ impl Container {
         config["process"]["terminal"] = Value::Bool(false);
         config["process"]["args"] = serde_json::json!(["sleep", "30"]);
         config["linux"]["cgroupsPath"] = Value::String(format!("/{id}"));
-        config["linux"]["resources"]["memory"] = serde_json::json!({"limit": 64 << 20});
-        config["linux"]["resources"]["pids"] = serde_json::json!({"limit": 32});
-        config["linux"]["resources"]["cpu"] = serde_json::json!({"quota": 50000, "period": 100000});
+        edit(&mut config);
         std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
 
         let pid_file = bundle.path().join("pid");
@@ -100,7 +109,7 @@ impl Drop for Container {
     }
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])

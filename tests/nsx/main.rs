@@ -17,6 +17,7 @@ mod matrix;
 mod presenter;
 mod rootless;
 mod run_safety;
+mod run_security;
 mod safety;
 mod signals;
 mod tour;
