@@ -862,10 +862,16 @@ fn tick_us() -> u64 {
 }
 
 /// The processes of the procfs at `proc` whose parent is `pid` (as that procfs numbers
-/// them): every numeric directory's `stat`, field 4 (proc(5)). `<dir>/task/*/children`
-/// would be shorter, but kernels without CONFIG_PROC_CHILDREN lack it. A process that
-/// exits between the listing and the read is skipped.
+/// them). proc(5): `<pid>/task/<tid>/children` lists each thread's children, one read per
+/// thread; a kernel without CONFIG_PROC_CHILDREN lacks the file, and then every numeric
+/// directory's `stat` (field 4, the parent) is read. A process that exits between the
+/// listing and the read is skipped.
 fn children_in(proc: &Path, pid: i32, buf: &mut Vec<u8>) -> Result<Vec<i32>> {
+    if let Some(mut kids) = children_files(&proc.join(pid.to_string()), buf) {
+        kids.sort_unstable();
+        kids.dedup();
+        return Ok(kids);
+    }
     use procfs::process::Stat;
     let mut kids = Vec::new();
     for entry in fs::read_dir(proc).ctx("readdir", proc.display())?.flatten() {
@@ -889,6 +895,28 @@ fn children_in(proc: &Path, pid: i32, buf: &mut Vec<u8>) -> Result<Vec<i32>> {
     }
     kids.sort_unstable();
     Ok(kids)
+}
+
+/// The children named by `<dir>/task/*/children`, or `None` when this kernel has no such
+/// files (or the process is gone).
+fn children_files(dir: &Path, buf: &mut Vec<u8>) -> Option<Vec<i32>> {
+    let mut kids = Vec::new();
+    for task in fs::read_dir(dir.join("task")).ok()?.flatten() {
+        let Ok(d) = ProcDir::open(&task.path()) else {
+            continue;
+        };
+        match d.read_if_present("children", buf) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(_) => continue,
+        }
+        kids.extend(
+            String::from_utf8_lossy(buf)
+                .split_whitespace()
+                .filter_map(|n| n.parse::<i32>().ok()),
+        );
+    }
+    Some(kids)
 }
 
 /// Which of `pids` the procfs at `proc` still lists: the processes that have not been

@@ -495,3 +495,42 @@ fn kernel_files_and_mounts_are_read_only_when_asked() {
         .collect();
     assert_eq!(points, ["/proc", "/sys"]);
 }
+
+/// Where the kernel has `task/<tid>/children` (CONFIG_PROC_CHILDREN), the children are
+/// read there, thread by thread, and no other process's stat is read; without the file,
+/// the scan of every stat finds them.
+#[test]
+fn children_come_from_each_threads_children_file_when_the_kernel_has_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let proc = dir.path();
+    let d = proc.join("4242");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(
+        d.join("status"),
+        "Name:\tnsx\nPid:\t4242\nPPid:\t1\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapEff:\t0\nThreads:\t2\n",
+    )
+    .unwrap();
+    // A process whose stat names 4242 as parent, but no children file lists it: the
+    // files win where they exist.
+    std::fs::create_dir_all(proc.join("90")).unwrap();
+    let stat = std::fs::read_to_string(fixture().join("77/stat")).unwrap();
+    std::fs::write(
+        proc.join("90/stat"),
+        stat.replace("77 (sleep child)", "90 (x)"),
+    )
+    .unwrap();
+    let read = || {
+        observe_parts(proc, Subject::Pid(4242), Parts::TASKS)
+            .unwrap()
+            .probe
+            .tasks
+            .unwrap()
+            .children
+    };
+    assert_eq!(read(), [90]);
+    for (tid, kids) in [("4242", "78 77 "), ("4243", "79 ")] {
+        std::fs::create_dir_all(d.join("task").join(tid)).unwrap();
+        std::fs::write(d.join("task").join(tid).join("children"), kids).unwrap();
+    }
+    assert_eq!(read(), [77, 78, 79]);
+}
