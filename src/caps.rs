@@ -55,6 +55,30 @@ pub const NAMES: [&str; 41] = [
 /// CAP_SYS_ADMIN: creating most namespaces, mounting, sethostname (capabilities(7)).
 pub const SYS_ADMIN: u32 = 21;
 
+/// Docker's default capabilities (moby `oci/caps/defaults.go`), the set `nsx run` keeps
+/// as root: everything a container's root usually needs (own files, change ids, bind
+/// low ports, chroot, kill its own processes) and nothing that reaches past the container
+/// (no sys_admin, sys_module, sys_rawio, sys_ptrace, net_admin, ...).
+pub const DOCKER_DEFAULT_NAMES: [&str; 14] = [
+    "chown",
+    "dac_override",
+    "fsetid",
+    "fowner",
+    "mknod",
+    "net_raw",
+    "setgid",
+    "setuid",
+    "setfcap",
+    "setpcap",
+    "net_bind_service",
+    "sys_chroot",
+    "kill",
+    "audit_write",
+];
+
+/// [`DOCKER_DEFAULT_NAMES`] as a mask, as `CapEff` in /proc/<pid>/status shows it.
+pub const DOCKER_DEFAULT: u64 = 0x0000_0000_a804_25fb;
+
 /// Every capability this table knows, as a mask.
 pub const ALL: u64 = (1u64 << NAMES.len()) - 1;
 
@@ -171,6 +195,17 @@ mod tests {
         assert_eq!(CapSet::new(0).summary(), "none");
         assert_eq!(name(41), "cap_41");
         assert_eq!(CapSet::new(u64::MAX).summary().matches("cap_").count(), 23);
+    }
+
+    #[test]
+    fn the_docker_default_mask_is_its_14_names() {
+        let from_names = DOCKER_DEFAULT_NAMES
+            .iter()
+            .map(|n| NAMES.iter().position(|k| k == n).expect(n))
+            .fold(0u64, |m, bit| m | 1 << bit);
+        assert_eq!(from_names, DOCKER_DEFAULT);
+        assert_eq!(names(DOCKER_DEFAULT).len(), 14);
+        assert!(!has(DOCKER_DEFAULT, SYS_ADMIN));
     }
 
     #[test]

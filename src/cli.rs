@@ -94,7 +94,7 @@ pub enum Command {
     Man(ManArgs),
     /// Run a command as PID 1 of a new container made of exactly the mechanisms asked for.
     #[command(
-        after_help = "The seed's `docker run -it busybox /bin/sh`:\n  sudo nsx rootfs busybox /tmp/bb\n  sudo nsx run --all --rootfs /tmp/bb -it -- /bin/sh\n\nMore examples:\n  sudo nsx run --pid --mount -- ps      # PID 1 and a fresh /proc\n  sudo nsx run --uts --hostname box -- hostname\n  sudo nsx run --pid --memory 32M --cpus 0.2 --pids 8 -- sh -c 'echo limited'\n\nThe exit status is the command's (128 + N when signal N killed it). SIGINT, SIGTERM and SIGHUP sent to nsx are forwarded to the container's PID 1. A PID 1 drops a signal it has no handler for (nsx lesson init); nsx says so, and a second such signal SIGKILLs the container. Everything nsx created (namespaces, mounts, cgroups, pty) is gone when the command ends."
+        after_help = "The seed's `docker run -it busybox /bin/sh`:\n  sudo nsx rootfs busybox /tmp/bb\n  sudo nsx run --all --rootfs /tmp/bb -it -- /bin/sh\n\nMore examples:\n  sudo nsx run --pid --mount -- ps      # PID 1 and a fresh /proc\n  sudo nsx run --uts --hostname box -- hostname\n  sudo nsx run --pid --memory 32M --cpus 0.2 --pids 8 -- sh -c 'echo limited'\n\nThe exit status is the command's (128 + N when signal N killed it). SIGINT, SIGTERM and SIGHUP sent to nsx are forwarded to the container's PID 1. A PID 1 drops a signal it has no handler for (nsx lesson init); nsx says so, and a second such signal (or a hang-up of your terminal) SIGKILLs the container.\n\nWhen the command ends, nsx kills whatever it left running (nsx is a child subreaper: orphans come back to it), so everything nsx created (processes, namespaces, mounts, cgroups, pty) is gone.\n\nSafety: as root, the command runs with Docker's default capabilities (chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service net_raw sys_chroot mknod audit_write setfcap; no sys_admin); options to add or drop capabilities are not there yet. A --rootfs is mounted nosuid and nodev: a device node in it does not open and a setuid program in it does not change ids; /dev is a nodev tmpfs with the host's null, zero, full, random, urandom and tty bound in. --rootfs needs --pid, since the host's /proc would lead back to the host's /. -it needs a terminal on standard input."
     )]
     Run(RunArgs),
     /// Make a root filesystem for nsx run: from the host's static busybox, or a tarball.
@@ -164,7 +164,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = crate::limits::parse_pids, help_heading = "Limits (cgroups)")]
     pub pids: Option<u64>,
 
-    /// The container's root filesystem (needs --mount): nsx pivot_roots into it.
+    /// The container's root filesystem (needs --pid and --mount), mounted nosuid and nodev:
+    /// nsx pivot_roots into it.
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
     /// Hostname inside (needs --uts).
@@ -173,7 +174,8 @@ pub struct RunArgs {
     /// Keep standard input attached (without it the command reads /dev/null).
     #[arg(short, long)]
     pub interactive: bool,
-    /// Give the command a new pseudoterminal (with -i: an interactive shell).
+    /// Give the command a new pseudoterminal (with -i: an interactive shell; standard
+    /// input must then be a terminal).
     #[arg(short, long)]
     pub tty: bool,
 

@@ -17,6 +17,8 @@ pub mod exit {
     pub const OK: i32 = 0;
     pub const FAILURE: i32 = 1;
     pub const USAGE: i32 = 2;
+    /// `nsx run`: the command was found but could not be executed (as a shell's 126).
+    pub const CANNOT_EXECUTE: i32 = 126;
     pub const UNSUPPORTED: i32 = 77;
 }
 
@@ -77,6 +79,9 @@ pub enum Error {
     /// Bad input that clap could not catch: exit 2.
     #[error("{0}")]
     Usage(String),
+    /// The command exists but may not be executed (EACCES): exit 126, as a shell says.
+    #[error("{0}")]
+    CannotExecute(String),
     /// SIGINT/SIGTERM/SIGHUP arrived; everything was cleaned up on the way out.
     #[error("interrupted by {}", signal_name(*.0))]
     Interrupted(i32),
@@ -98,6 +103,7 @@ impl Error {
         match self {
             Error::Unsupported { .. } => exit::UNSUPPORTED,
             Error::Usage(_) => exit::USAGE,
+            Error::CannotExecute(_) => exit::CANNOT_EXECUTE,
             Error::Interrupted(sig) => 128 + sig,
             Error::BrokenPipe => 128 + libc::SIGPIPE,
             Error::Sys(_) | Error::Other(_) | Error::ProbeExited(_) => exit::FAILURE,

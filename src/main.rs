@@ -10,8 +10,16 @@ use nsx::render;
 use nsx::sandbox::signals;
 use nsx::{doctor, inspect, manual};
 
+/// Whether standard output was a terminal when nsx started: after a hang-up it no
+/// longer answers as one (tty_ioctl(4) fails), but its EIO still means the hang-up.
+static STDOUT_WAS_TERMINAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    STDOUT_WAS_TERMINAL.get_or_init(|| std::io::stdout().is_terminal());
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
     set_colour(cli.color);
     signals::install();
     match run(&cli) {
@@ -21,6 +29,32 @@ fn main() -> ExitCode {
             nsx::warn!("nsx: {e}");
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// clap's own output (--help, --version, a usage error), written without ever
+/// panicking. Help that cannot be written is an error (exit 1, or 141 quietly for a
+/// closed pipe, as for any output of nsx); a usage error keeps exit 2 even when standard
+/// error cannot take its message.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    let code = e.exit_code();
+    let written = e.print().and_then(|()| {
+        if code == 0 {
+            std::io::stdout().flush()
+        } else {
+            std::io::stderr().flush()
+        }
+    });
+    match written {
+        Err(err) if code == 0 => {
+            if err.kind() == std::io::ErrorKind::BrokenPipe {
+                ExitCode::from(Error::BrokenPipe.exit_code() as u8)
+            } else {
+                nsx::warn!("nsx: write to standard output: {err}");
+                ExitCode::from(nsx::error::exit::FAILURE as u8)
+            }
+        }
+        _ => ExitCode::from(code as u8),
     }
 }
 
@@ -43,6 +77,13 @@ fn out(text: &str) -> Result<()> {
         .and_then(|()| stdout.flush())
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::BrokenPipe => Error::BrokenPipe,
+            // write(2) on a terminal that hung up fails with EIO (pty(7)): the user is
+            // gone, as with SIGHUP, which may arrive too.
+            _ if e.raw_os_error() == Some(libc::EIO)
+                && STDOUT_WAS_TERMINAL.get().copied().unwrap_or(false) =>
+            {
+                Error::Interrupted(libc::SIGHUP)
+            }
             _ => Error::Other(format!("write to standard output: {e}")),
         })
 }
@@ -322,9 +363,14 @@ fn tour(format: Format, args: &TourArgs) -> Result<i32> {
     Ok(if all_ok { 0 } else { 1 })
 }
 
-/// Waits for a line on standard input (or EOF). Polls the signal self-pipe beside stdin,
-/// so a Ctrl-C during a --step pause ends the lesson even if it lands just before the wait
-/// (std's read_line would retry on EINTR and keep waiting).
+/// Waits for a line on standard input (or Ctrl-D). Polls the signal self-pipe beside
+/// stdin, so a Ctrl-C during a --step pause ends the lesson even if it lands just before
+/// the wait (std's read_line would retry on EINTR and keep waiting).
+///
+/// A terminal that hangs up (the SSH connection dropped, the terminal window closed)
+/// ends the lesson as SIGHUP does, cleaned up and with exit 129, whether or not the
+/// signal comes: poll(2) reports POLLHUP on it and read(2) returns EOF or EIO for ever
+/// after (pty(7)), so waiting on would spin.
 fn wait_for_enter() -> Result<()> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
@@ -348,10 +394,16 @@ fn wait_for_enter() -> Result<()> {
         {
             continue; // a signal: check() above turns it into Interrupted
         }
+        let hung_up = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+        if fds[0].revents().is_some_and(|r| r.intersects(hung_up)) {
+            return Err(Error::Interrupted(libc::SIGHUP));
+        }
         match nix::unistd::read(&stdin, &mut byte) {
+            // Ctrl-D on a terminal that is still there: go on, as Enter does.
             Ok(0) => return Ok(()),
             Ok(_) if byte[0] == b'\n' => return Ok(()),
             Ok(_) | Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
+            Err(nix::errno::Errno::EIO) => return Err(Error::Interrupted(libc::SIGHUP)),
             Err(e) => return Err(nsx::error::sys("read", "standard input", e)),
         }
     }

@@ -3,8 +3,10 @@
 //! A container is the command, started as a clone of nsx in exactly the namespaces asked
 //! for, held until nsx has put it in its cgroups, then set up from the inside (private
 //! mounts, hostname, its own root with pivot_root, /proc and /dev) and finally exec'd.
-//! From then on nsx is only a relay: bytes between the user's terminal and the
-//! container's pty, signals to the container's PID 1, and the exit status back.
+//! From then on nsx is only a relay ([`relay`]): bytes between the user's terminal and
+//! the container's pty, signals to the container's PID 1, and the exit status back. nsx
+//! is a child subreaper ([`reaper`]), so whatever the command leaves running is killed
+//! when it ends.
 //!
 //! Order in the child, and why:
 //! 1. (sandbox) `/` made private (MS_REC|MS_PRIVATE) in the new mount namespace, the
@@ -15,30 +17,32 @@
 //!    take that flag, its bit is the exit-signal field).
 //! 3. `lo` up in a new network namespace (it starts down).
 //! 4. With --rootfs: bind the rootfs onto itself (pivot_root(2) needs a mount point),
-//!    mount proc and a small /dev, pivot_root(".", "."), detach the old root.
+//!    make it nosuid and nodev ([`privileges`]), mount proc and a small nodev /dev,
+//!    pivot_root(".", "."), detach the old root.
 //! 5. A new session on the pty (-t), standard input from /dev/null (no -i), default
-//!    SIGPIPE (Rust ignores it, and ignored signals survive execve), then execve.
+//!    SIGPIPE (Rust ignores it, and ignored signals survive execve).
+//! 6. As root: Docker's default capabilities, then execve.
 
 pub mod limits;
+pub mod privileges;
 pub mod pty;
+pub mod reaper;
+pub mod relay;
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::poll::{PollFd, PollFlags};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::WaitStatus;
-use nix::unistd::Pid;
 
 use crate::error::{sys, Context, Error, Result};
 use crate::limits::Limits;
 use crate::rootfs::inroot;
-use crate::sandbox::{self, signals, Inside, Spec};
+use crate::sandbox::{self, Inside, Spec};
 
 /// The PATH a container gets when it has its own rootfs (the host's PATH names host
 /// directories).
@@ -92,6 +96,8 @@ struct Plan {
     unshare_after_go: CloneFlags,
     mount_proc: bool,
     mount_sys: bool,
+    /// As root: drop to Docker's default capabilities before execve.
+    drop_caps: bool,
 }
 
 fn plan(o: &RunOptions) -> Result<Plan> {
@@ -114,6 +120,14 @@ fn plan(o: &RunOptions) -> Result<Plan> {
                     "--rootfs needs --mount (or --all): pivot_root changes the root of a mount namespace, and without a new one it would be the host's".into(),
                 ));
             }
+            if !ns.contains(CloneFlags::CLONE_NEWPID) {
+                // proc(5): /proc/<pid>/root is that process's root directory. Without a
+                // PID namespace the container's /proc lists the host's processes, nsx
+                // among them, and /proc/$PPID/root/ is the host's / again.
+                return Err(Error::Usage(
+                    "--rootfs needs --pid (or --all): without a PID namespace the container's /proc lists the host's processes, and /proc/<pid>/root of any of them leads back to the host's /".into(),
+                ));
+            }
             Some(check_rootfs(r)?)
         }
     };
@@ -123,23 +137,39 @@ fn plan(o: &RunOptions) -> Result<Plan> {
         Some(_) => CONTAINER_PATH.to_string(),
         None => std::env::var("PATH").unwrap_or_else(|_| CONTAINER_PATH.to_string()),
     };
-    let exe = resolve_command(&search_root, cmd0, &path_var)?.ok_or_else(|| {
-        let place = match &rootfs {
-            Some(r) => format!("in the rootfs {}", r.display()),
-            None => "on this host".to_string(),
-        };
-        Error::Usage(if cmd0.as_os_str().as_bytes().contains(&b'/') {
-            format!(
-                "{}: no executable file of that name {place}",
-                cmd0.display()
-            )
-        } else {
-            format!(
-                "{}: command not found {place} (searched PATH={path_var})",
-                cmd0.display()
-            )
-        })
-    })?;
+    let place = match &rootfs {
+        Some(r) => format!("in the rootfs {}", r.display()),
+        None => "on this host".to_string(),
+    };
+    let has_slash = cmd0.as_os_str().as_bytes().contains(&b'/');
+    let exe = match resolve_command(&search_root, cmd0, &path_var)? {
+        Found::Exe(exe) => exe,
+        Found::NotFound => {
+            return Err(Error::Usage(if has_slash {
+                format!(
+                    "{}: no executable file of that name {place}",
+                    cmd0.display()
+                )
+            } else {
+                format!(
+                    "{}: command not found {place} (searched PATH={path_var})",
+                    cmd0.display()
+                )
+            }))
+        }
+        Found::Denied(at) => {
+            return Err(Error::CannotExecute(format!(
+                "{}: permission denied {place}: {} is in a directory you may not search (EACCES){}",
+                cmd0.display(),
+                at.display(),
+                if has_slash {
+                    String::new()
+                } else {
+                    format!(", and no other directory on PATH has it (PATH={path_var})")
+                }
+            )))
+        }
+    };
     let cstr = |s: &[u8]| {
         CString::new(s).map_err(|_| Error::Usage("arguments may not contain NUL bytes".into()))
     };
@@ -193,6 +223,7 @@ fn plan(o: &RunOptions) -> Result<Plan> {
         hostname,
         clone_ns,
         unshare_after_go: ns & late,
+        drop_caps: root,
     })
 }
 
@@ -242,48 +273,100 @@ fn check_rootfs(r: &Path) -> Result<PathBuf> {
     Ok(canon)
 }
 
+/// What looking a command up found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// The path execve(2) will get.
+    Exe(PathBuf),
+    NotFound,
+    /// Nothing executable, and at least one place could not be searched (EACCES): this
+    /// candidate, the first such.
+    Denied(PathBuf),
+}
+
 /// The path execve(2) will get: `cmd` itself when it has a slash, else the first PATH
 /// entry holding an executable of that name, all looked up inside `root`.
-pub fn resolve_command(root: &Path, cmd: &Path, path_var: &str) -> Result<Option<PathBuf>> {
+pub fn resolve_command(root: &Path, cmd: &Path, path_var: &str) -> Result<Found> {
     let bytes = cmd.as_os_str().as_bytes();
     if bytes.is_empty() {
-        return Ok(None);
+        return Ok(Found::NotFound);
     }
+    let host = root == Path::new("/");
     if bytes.contains(&b'/') {
         let inside = if cmd.is_absolute() {
             cmd.to_path_buf()
-        } else if root == Path::new("/") {
+        } else if host {
             std::env::current_dir().ctx("getcwd", ".")?.join(cmd)
         } else {
             Path::new("/").join(cmd)
         };
-        return Ok(
-            inroot::is_executable_in(root, &inside)?.then_some(if root == Path::new("/") {
-                cmd.to_path_buf()
-            } else {
-                inside
-            }),
-        );
+        let exe = if host {
+            cmd.to_path_buf()
+        } else {
+            inside.clone()
+        };
+        return search(std::iter::once(exe), |_| {
+            inroot::is_executable_in(root, &inside)
+        });
     }
-    for dir in path_var.split(':').filter(|d| d.starts_with('/')) {
-        let candidate = Path::new(dir).join(cmd);
-        if inroot::is_executable_in(root, &candidate)? {
-            return Ok(Some(candidate));
+    let candidates = path_var
+        .split(':')
+        .filter(|d| d.starts_with('/'))
+        .map(|dir| Path::new(dir).join(cmd));
+    search(candidates, |c| inroot::is_executable_in(root, c))
+}
+
+/// execvp(3)'s rules for a PATH search: a candidate whose directory cannot be searched
+/// (EACCES) is remembered and the search goes on; it is reported only if no later entry
+/// has the command. A missing directory or file (ENOENT, ENOTDIR, and glibc's ESTALE,
+/// ENODEV, ETIMEDOUT) is skipped; any other error ends the search.
+fn search(
+    candidates: impl IntoIterator<Item = PathBuf>,
+    mut is_executable: impl FnMut(&Path) -> Result<bool>,
+) -> Result<Found> {
+    let mut denied = None;
+    for candidate in candidates {
+        match is_executable(&candidate) {
+            Ok(true) => return Ok(Found::Exe(candidate)),
+            Ok(false) => {}
+            Err(e) => match e.errno() {
+                Some(Errno::EACCES) => {
+                    denied.get_or_insert(candidate);
+                }
+                Some(
+                    Errno::ENOENT
+                    | Errno::ENOTDIR
+                    | Errno::ESTALE
+                    | Errno::ENODEV
+                    | Errno::ETIMEDOUT,
+                ) => {}
+                _ => return Err(e),
+            },
         }
     }
-    Ok(None)
+    Ok(denied.map_or(Found::NotFound, Found::Denied))
 }
 
 /// Runs the container and returns the exit status for nsx: the command's own, or
 /// 128 + the signal that killed it.
 pub fn run(o: &RunOptions) -> Result<i32> {
+    let stdin = std::io::stdin();
+    if o.tty && o.interactive && !nix::unistd::isatty(stdin.as_fd()).unwrap_or(false) {
+        // What docker run -it says. nsx would put a terminal in raw mode and relay it
+        // key by key; a pipe or a file is no terminal (drop -t to pipe input: -i alone
+        // hands standard input to the command as it is).
+        return Err(Error::Usage(
+            "the input device is not a TTY: -it needs a terminal on standard input (to pipe input into the command, use -i without -t)".into(),
+        ));
+    }
     let plan = plan(o)?;
     // Found before anything is created: a v2-only host is exit 77 with nothing made.
     if !o.limits.is_empty() {
         limits::check(&o.limits)?;
     }
     crate::sandbox::sweep_temp_dirs();
-    let stdin = std::io::stdin();
+    // Before the command exists, so that none of its descendants can miss it.
+    reaper::become_subreaper()?;
     let pty = if o.tty {
         Some(pty::open(stdin.as_fd())?)
     } else {
@@ -321,25 +404,39 @@ pub fn run(o: &RunOptions) -> Result<i32> {
     })?;
     drop(devnull_fd);
     let applied = if o.limits.is_empty() {
-        None
+        Ok(None)
     } else {
-        Some(limits::apply_limits(child.pid(), &o.limits)?)
+        limits::apply_limits(child.pid(), &o.limits).map(Some)
     };
-    match child.go_exec() {
-        Ok(()) => {}
-        Err(e) => {
-            // The command never started: its setup or execve failed, and said why.
-            let code = match e.errno() {
-                Some(Errno::ENOENT) if e.to_string().starts_with("execve") => 127,
-                Some(_) if e.to_string().starts_with("execve") => 126,
-                _ => return Err(e),
-            };
-            crate::warn!("nsx: {e}");
-            drop(applied);
-            return Ok(code);
-        }
+    let outcome = match &applied {
+        Ok(_) => attach(o, &mut child, pty),
+        Err(_) => Ok(1),
+    };
+    // However it went: the command (if it is still there), then everything it left
+    // behind, then its cgroup, which only an empty cgroup lets go.
+    drop(child);
+    reaper::kill_all_children();
+    let removed = match applied? {
+        Some(a) => a.remove(),
+        None => Ok(()),
+    };
+    let code = outcome?;
+    removed?;
+    Ok(code)
+}
+
+/// Lets the held child exec the command, then relays until it exits.
+fn attach(o: &RunOptions, child: &mut sandbox::Child, pty: Option<pty::Pty>) -> Result<i32> {
+    if let Err(e) = child.go_exec() {
+        // The command never started: its setup or execve failed, and said why.
+        let code = match e.errno() {
+            Some(Errno::ENOENT) if e.to_string().starts_with("execve") => 127,
+            Some(_) if e.to_string().starts_with("execve") => 126,
+            _ => return Err(e),
+        };
+        crate::warn!("nsx: {e}");
+        return Ok(code);
     }
-    let pid = child.pid();
     let (master, slave) = match pty {
         Some(p) => (Some(p.master), Some(p.slave)),
         None => (None, None),
@@ -347,155 +444,26 @@ pub fn run(o: &RunOptions) -> Result<i32> {
     // The container holds its own copy of the slave now; ours would keep the pty open
     // after the container is gone (no EIO on the master).
     drop(slave);
+    let stdin = std::io::stdin();
     let raw = match (&master, o.interactive) {
         (Some(_), true) => pty::RawMode::enter(stdin.as_fd())?,
         _ => None,
     };
-    let status = relay(
-        &mut child,
-        pid,
-        master.as_ref(),
-        o.interactive,
-        raw.is_some(),
-        o.namespaces.contains(CloneFlags::CLONE_NEWPID),
+    let status = relay::relay(
+        child,
+        &relay::Ends {
+            master: master.as_ref(),
+            interactive: o.interactive,
+            raw: raw.is_some(),
+            pid_ns: o.namespaces.contains(CloneFlags::CLONE_NEWPID),
+        },
     )?;
     drop(raw);
-    if let Some(a) = applied {
-        a.remove()?;
-    }
     Ok(match status {
         WaitStatus::Exited(_, code) => code,
         WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
         _ => 1,
     })
-}
-
-/// Waits for the container while relaying terminal bytes and forwarding signals.
-///
-/// Signals are blocked except inside ppoll(2), which unblocks them atomically while it
-/// waits: a signal cannot slip in between checking for one and going to sleep. The
-/// container's exit is a pidfd (pidfd_open(2)) that becomes readable.
-fn relay(
-    child: &mut sandbox::Child,
-    pid: i32,
-    master: Option<&OwnedFd>,
-    interactive: bool,
-    raw: bool,
-    pid_ns: bool,
-) -> Result<WaitStatus> {
-    let watched = [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGWINCH,
-    ];
-    signals::watch(Signal::SIGWINCH);
-    let mut block = SigSet::empty();
-    for s in watched {
-        block.add(s);
-    }
-    let mut old = SigSet::empty();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&block), Some(&mut old))
-        .ctx("sigprocmask", "SIG_BLOCK")?;
-    let _unblock = Unblock(block);
-    let pidfd = pidfd_open(pid);
-    let stdin = std::io::stdin();
-    let stdin_tty = nix::unistd::isatty(stdin.as_fd()).unwrap_or(false);
-    let mut relay_stdin = master.is_some() && interactive;
-    let mut master_open = master.is_some();
-    let mut forwarded = 0;
-    let mut buf = [0u8; 8192];
-    loop {
-        for sig in signals::take_all() {
-            if sig == libc::SIGWINCH {
-                if let (Some(m), Some(ws)) = (master, pty::window_size(stdin.as_fd())) {
-                    pty::set_window_size(m.as_fd(), &ws);
-                }
-                continue;
-            }
-            let name = crate::error::signal_name(sig);
-            // pid_namespaces(7): PID 1 only receives the signals it has a handler for
-            // (SigCgt in /proc/<pid>/status); the kernel drops the others.
-            let dropped = pid_ns && !catches(pid, sig);
-            if dropped && forwarded > 0 {
-                note(
-                    raw,
-                    &format!("{name} again: sending SIGKILL to the container (host PID {pid})"),
-                );
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                continue;
-            }
-            forwarded += 1;
-            let _ = kill(
-                Pid::from_raw(pid),
-                Signal::try_from(sig).unwrap_or(Signal::SIGTERM),
-            );
-            if dropped {
-                note(raw, &format!("forwarded {name} to the container's PID 1 (host PID {pid}), which has no handler for it (SigCgt in /proc/{pid}/status), so the kernel drops it (see nsx lesson init); send it again to SIGKILL the container"));
-            }
-        }
-        if let Some(status) = child.try_wait()? {
-            if let Some(m) = master {
-                drain(m);
-            }
-            return Ok(status);
-        }
-        let mut fds: Vec<PollFd> = Vec::new();
-        let pidfd_slot = pidfd.as_ref().map(|p| {
-            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
-            fds.len() - 1
-        });
-        let stdin_slot = relay_stdin.then(|| {
-            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
-            fds.len() - 1
-        });
-        let master_slot = match master {
-            Some(m) if master_open => {
-                fds.push(PollFd::new(m.as_fd(), PollFlags::POLLIN));
-                Some(fds.len() - 1)
-            }
-            _ => None,
-        };
-        // Without a pidfd (kernel < 5.3) wake up now and then to try waitpid.
-        let timeout = pidfd
-            .is_none()
-            .then(|| nix::sys::time::TimeSpec::from(std::time::Duration::from_millis(20)));
-        match nix::poll::ppoll(&mut fds, timeout, Some(old)) {
-            Ok(_) => {}
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(sys("ppoll", "the container's terminal", e)),
-        }
-        let ready = |slot: Option<usize>| {
-            slot.and_then(|i| fds[i].revents())
-                .is_some_and(|r| !r.is_empty())
-        };
-        let (stdin_ready, master_ready, _exited) =
-            (ready(stdin_slot), ready(master_slot), ready(pidfd_slot));
-        drop(fds);
-        if master_ready {
-            if let Some(m) = master {
-                match read_fd(m.as_fd(), &mut buf) {
-                    Ok(0) | Err(_) => master_open = false, // EIO: every slave fd closed
-                    Ok(n) => write_all(libc::STDOUT_FILENO, &buf[..n]),
-                }
-            }
-        }
-        if stdin_ready {
-            if let Some(m) = master {
-                match read_fd(stdin.as_fd(), &mut buf) {
-                    Ok(0) | Err(_) => {
-                        relay_stdin = false;
-                        if !stdin_tty {
-                            // Input ended: an end-of-file character (VEOF, Ctrl-D) tells
-                            // the container's line discipline the same.
-                            write_all(m.as_raw_fd(), &[4]);
-                        }
-                    }
-                    Ok(n) => write_all(m.as_raw_fd(), &buf[..n]),
-                }
-            }
-        }
-    }
 }
 
 /// True when `pid` has a handler for `sig`: its bit in the SigCgt mask of
@@ -512,68 +480,6 @@ pub fn catches(pid: i32, sig: i32) -> bool {
             u64::from_str_radix(&mask, 16).ok()
         })
         .is_some_and(|m| sig >= 1 && m & (1 << (sig - 1)) != 0)
-}
-
-/// Unblocks the signals `relay` blocked, however it returns.
-struct Unblock(SigSet);
-
-impl Drop for Unblock {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&self.0), None);
-    }
-}
-
-fn note(raw: bool, text: &str) {
-    // In raw mode the terminal does not turn \n into \r\n.
-    let end = if raw { "\r\n" } else { "\n" };
-    write_all(libc::STDERR_FILENO, format!("nsx: {text}{end}").as_bytes());
-}
-
-/// Reads what the container wrote before it exited.
-fn drain(master: &OwnedFd) {
-    let _ = nix::fcntl::fcntl(
-        master,
-        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
-    );
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = read_fd(master.as_fd(), &mut buf) {
-        if n == 0 {
-            break;
-        }
-        write_all(libc::STDOUT_FILENO, &buf[..n]);
-    }
-}
-
-fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> nix::Result<usize> {
-    loop {
-        match nix::unistd::read(fd, buf) {
-            Err(Errno::EINTR) => continue,
-            other => return other,
-        }
-    }
-}
-
-fn write_all(fd: libc::c_int, mut data: &[u8]) {
-    while !data.is_empty() {
-        // SAFETY: writing from a valid buffer to an fd nsx holds.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            if Errno::last() == Errno::EINTR {
-                continue;
-            }
-            return;
-        }
-        data = &data[n as usize..];
-    }
-}
-
-/// pidfd_open(2): an fd that polls readable when the process exits. `None` on kernels
-/// before 5.3.
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: a new descriptor owned by nobody else.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// The child, after `go`: the rest of the container's setup, then execve. Returns only
@@ -604,12 +510,14 @@ fn container_main(
                 "internal: refusing to mount outside a private mount namespace".into(),
             ));
         }
-        enter_rootfs(
-            root,
-            plan.clone_ns.contains(CloneFlags::CLONE_NEWPID),
-            plan.mount_sys,
-            slave_path,
-        )?;
+        // plan() refused --rootfs without a PID namespace: the procfs mounted below
+        // must show the container's processes only.
+        if !plan.clone_ns.contains(CloneFlags::CLONE_NEWPID) {
+            return Err(Error::Other(
+                "internal: refusing a rootfs without a PID namespace".into(),
+            ));
+        }
+        enter_rootfs(root, plan.mount_sys, slave_path)?;
     }
     if let Some(fd) = slave {
         pty::become_controlling(fd).ctx("setsid + TIOCSCTTY", "the container's pty")?;
@@ -623,6 +531,10 @@ fn container_main(
     // signal(7): dispositions set to "ignore" survive execve; Rust ignores SIGPIPE.
     // SAFETY: restoring the default disposition has no preconditions.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    if plan.drop_caps {
+        // Last, since mounting and pivot_root above needed CAP_SYS_ADMIN.
+        privileges::drop_capabilities(crate::caps::DOCKER_DEFAULT)?;
+    }
     let err = match &plan.env {
         Some(env) => nix::unistd::execve(&plan.exe, &plan.argv, env),
         None => nix::unistd::execv(&plan.exe, &plan.argv),
@@ -632,7 +544,7 @@ fn container_main(
 }
 
 /// pivot_root(2) into `root`, with /proc, /dev (and /sys) mounted first.
-fn enter_rootfs(root: &Path, pid_ns: bool, mount_sys: bool, console: Option<&Path>) -> Result<()> {
+fn enter_rootfs(root: &Path, mount_sys: bool, console: Option<&Path>) -> Result<()> {
     let none = None::<&str>;
     // pivot_root(2): new_root must be a mount point. Binding the directory onto itself
     // makes it one (MS_REC keeps mounts below it).
@@ -644,35 +556,28 @@ fn enter_rootfs(root: &Path, pid_ns: bool, mount_sys: bool, console: Option<&Pat
         none,
     )
     .ctx("mount --rbind", root.display())?;
+    // Before anything is mounted on top: the image's own files (and mounts) only. A
+    // device node in the image cannot be opened, a setuid program does not change ids.
+    privileges::nosuid_nodev(root)?;
     let proc = root.join("proc");
-    if pid_ns {
-        // proc(5): a procfs shows the PID namespace of the process that mounts it.
-        mount(
-            Some("proc"),
-            &proc,
-            Some("proc"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            none,
-        )
-        .ctx("mount proc", proc.display())?;
-    } else {
-        // Same PID namespace as the host: its procfs, bound (mounting a new one needs
-        // to own the PID namespace, which a rootless run does not).
-        mount(
-            Some("/proc"),
-            &proc,
-            none,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            none,
-        )
-        .ctx("mount --rbind /proc", proc.display())?;
-    }
+    // proc(5): a procfs shows the PID namespace of the process that mounts it.
+    mount(
+        Some("proc"),
+        &proc,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        none,
+    )
+    .ctx("mount proc", proc.display())?;
     let dev = root.join("dev");
+    // nodev too: the container's root keeps CAP_MKNOD (Docker's default set), and a
+    // node it makes here must not open the host's disk. The devices below are bind
+    // mounts, each with the flags of the host's /dev, so they still open.
     mount(
         Some("nsx-dev"),
         &dev,
         Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV,
         Some("mode=755,size=64k"),
     )
     .ctx("mount tmpfs", dev.display())?;
@@ -877,15 +782,71 @@ mod tests {
         let r = root.path();
         assert_eq!(
             resolve_command(r, Path::new("sh"), CONTAINER_PATH).unwrap(),
-            Some(PathBuf::from("/bin/sh"))
+            Found::Exe(PathBuf::from("/bin/sh"))
         );
         assert_eq!(
             resolve_command(r, Path::new("/bin/sh"), CONTAINER_PATH).unwrap(),
-            Some(PathBuf::from("/bin/sh"))
+            Found::Exe(PathBuf::from("/bin/sh"))
         );
         assert_eq!(
             resolve_command(r, Path::new("ls"), CONTAINER_PATH).unwrap(),
-            None
+            Found::NotFound
         );
+    }
+
+    /// A fake file system for [`search`]: each candidate's answer.
+    fn lookup(answers: &[(&str, std::result::Result<bool, Errno>)]) -> Result<Found> {
+        let candidates = answers.iter().map(|(p, _)| PathBuf::from(p));
+        search(candidates, |c| {
+            let (_, answer) = answers.iter().find(|(p, _)| Path::new(p) == c).unwrap();
+            answer.map_err(|e| sys("openat2 (RESOLVE_IN_ROOT)", c.display(), e))
+        })
+    }
+
+    #[test]
+    fn path_search_follows_execvp() {
+        // execvp(3): EACCES is remembered and the search goes on.
+        assert_eq!(
+            lookup(&[
+                ("/locked/true", Err(Errno::EACCES)),
+                ("/bin/true", Ok(true))
+            ])
+            .unwrap(),
+            Found::Exe("/bin/true".into())
+        );
+        // ... and reported only if nothing else is found.
+        assert_eq!(
+            lookup(&[
+                ("/gone/x", Err(Errno::ENOENT)),
+                ("/locked/x", Err(Errno::EACCES)),
+                ("/other/x", Err(Errno::EACCES)),
+                ("/bin/x", Ok(false)),
+            ])
+            .unwrap(),
+            Found::Denied("/locked/x".into())
+        );
+        // Missing directories are skipped silently.
+        assert_eq!(
+            lookup(&[("/a/x", Err(Errno::ENOTDIR)), ("/b/x", Err(Errno::ESTALE))]).unwrap(),
+            Found::NotFound
+        );
+        // Anything else ends the search.
+        let e = lookup(&[("/a/x", Err(Errno::EIO)), ("/bin/x", Ok(true))]).unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::EIO));
+    }
+
+    #[test]
+    fn a_rootfs_needs_a_pid_namespace_and_root_drops_capabilities() {
+        let root = tempfile::tempdir().unwrap();
+        for d in ["proc", "dev", "bin"] {
+            std::fs::create_dir_all(root.path().join(d)).unwrap();
+        }
+        let mut o = opts(CloneFlags::CLONE_NEWNS, &["/bin/sh"]);
+        o.rootfs = Some(root.path().into());
+        let e = plan(&o).err().unwrap();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--rootfs needs --pid"), "{e}");
+        let p = plan(&opts(CloneFlags::CLONE_NEWPID, &["true"])).unwrap();
+        assert_eq!(p.drop_caps, nix::unistd::geteuid().is_root());
     }
 }

@@ -408,12 +408,21 @@ fn run_refuses_bad_input_and_creates_nothing() {
             "--mount",
         ),
         (
-            vec!["run", "--mount", "--rootfs", "/nonexistent-nsx", "--", "sh"],
+            vec![
+                "run",
+                "--pid",
+                "--mount",
+                "--rootfs",
+                "/nonexistent-nsx",
+                "--",
+                "sh",
+            ],
             "no such directory",
         ),
         (
             vec![
                 "run",
+                "--pid",
                 "--mount",
                 "--rootfs",
                 file.to_str().unwrap(),
@@ -425,6 +434,7 @@ fn run_refuses_bad_input_and_creates_nothing() {
         (
             vec![
                 "run",
+                "--pid",
                 "--mount",
                 "--rootfs",
                 empty.to_str().unwrap(),
@@ -436,6 +446,7 @@ fn run_refuses_bad_input_and_creates_nothing() {
         (
             vec![
                 "run",
+                "--pid",
                 "--mount",
                 "--rootfs",
                 d.path().to_str().unwrap(),

@@ -14,5 +14,6 @@ mod limits;
 mod manual;
 mod matrix;
 mod rootless;
+mod run_safety;
 mod signals;
 mod tour;
