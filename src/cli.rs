@@ -109,18 +109,26 @@ pub enum RootfsCommand {
         after_help = "Example:\n  nsx rootfs busybox /tmp/bb && sudo nsx run --all --rootfs /tmp/bb -it -- sh"
     )]
     Busybox {
-        /// A new or empty directory.
+        /// A new directory (nsx creates it), or an empty one you own.
         dir: PathBuf,
     },
     /// Unpack a rootfs tarball (e.g. from docker export) without writing outside DIR.
     #[command(
-        after_help = "Example:\n  docker export $(docker create alpine) > alpine.tar\n  sudo nsx rootfs import alpine.tar /tmp/alpine"
+        after_help = "Example:\n  docker export $(docker create alpine) > alpine.tar\n  sudo nsx rootfs import alpine.tar /tmp/alpine\n\nThe archive is unpacked into a private directory next to DIR and renamed to DIR once complete: a failed import leaves nothing. Device nodes are skipped and setuid/setgid bits cleared unless --keep-devices / --keep-setid say otherwise. A compressed archive (gzip, bzip2, xz, zstd, lz4) is refused with the command that decompresses it."
     )]
     Import {
-        /// A plain (uncompressed) tar archive, or - for standard input.
+        /// A plain (uncompressed) tar archive, or - for standard input (a pipe).
         tar: PathBuf,
-        /// A new or empty directory.
+        /// A new directory (nsx creates it), or an empty one you own.
         dir: PathBuf,
+        /// Create the archive's device nodes (as root). By default they are skipped: a
+        /// device node gives whoever can open it the device itself.
+        #[arg(long)]
+        keep_devices: bool,
+        /// Keep set-user-ID and set-group-ID bits on files. By default they are cleared:
+        /// an archive's setuid-root program would make any user root.
+        #[arg(long)]
+        keep_setid: bool,
     },
 }
 

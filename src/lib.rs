@@ -13,6 +13,7 @@ pub mod cli;
 pub mod diag;
 pub mod doctor;
 pub mod error;
+pub mod fsat;
 pub mod inspect;
 pub mod lessons;
 pub mod limits;
@@ -24,5 +25,6 @@ pub mod report;
 pub mod rootfs;
 pub mod run;
 pub mod sandbox;
+pub mod tmp;
 
 pub use error::{Error, Result};

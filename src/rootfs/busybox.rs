@@ -10,13 +10,13 @@
 //! The binary must be static: after pivot_root there is no host /lib to load a dynamic
 //! one from. Debian ships it as `busybox-static`.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Serialize;
 
 use crate::error::{Context, Error, Result};
+use crate::fsat::Dir;
 
 /// Where Debian and others install busybox.
 const CANDIDATES: [&str; 4] = [
@@ -132,25 +132,48 @@ pub fn link_target(applet: &Path) -> PathBuf {
     t.join("bin/busybox")
 }
 
-/// Builds the rootfs in `dir` (created if missing; it must be empty).
+/// Builds the rootfs at `dir`, which nsx creates (see [`super::Staging`]: a new
+/// directory, or an existing empty one the caller owns), and puts in place only once
+/// complete.
 pub fn build(dir: &Path) -> Result<Built> {
     let busybox = find()?;
-    super::prepare_empty_dir(dir)?;
-    build_from(&busybox, dir)
+    let staging = super::Staging::new(dir, "busybox")?;
+    let built = build_into(&busybox, staging.dir())?;
+    if staging.is_new() {
+        // The private 0700 of the build, opened up for the container's users.
+        staging.dir().chmod(0o755)?;
+    }
+    staging.commit()?;
+    Ok(built)
 }
 
-/// Builds into the existing empty directory `dir` from the busybox at `busybox`.
+/// Builds into the existing empty directory `dir` (opened once, not a symlink) from the
+/// busybox at `busybox`.
 pub fn build_from(busybox: &Path, dir: &Path) -> Result<Built> {
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    let name = dir
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{}: not a directory name", dir.display())))?;
+    let root = Dir::open(parent)?.open_dir(name)?;
+    build_into(busybox, &root)
+}
+
+/// Builds the rootfs into `root`, through its descriptor: every directory is made with
+/// mkdirat(2) and opened with O_NOFOLLOW, every file created with O_CREAT|O_EXCL, every
+/// link made with symlinkat(2), so no path below `root` is ever followed.
+pub fn build_into(busybox: &Path, root: &Dir) -> Result<Built> {
     for (d, mode) in DIRS {
-        let p = dir.join(d);
-        std::fs::create_dir_all(&p).ctx("mkdir", p.display())?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-            .ctx("chmod", p.display())?;
+        let dir = root.mkdir_all(Path::new(d), 0o755)?;
+        // fchmod(2) on the directory's descriptor: the exact mode, umask aside.
+        dir.chmod(mode)?;
     }
-    let bin = dir.join("bin/busybox");
-    std::fs::copy(busybox, &bin).ctx("copy busybox to", bin.display())?;
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))
-        .ctx("chmod", bin.display())?;
+    let bin = root.open_dir("bin")?;
+    let mut src = std::fs::File::open(busybox).ctx("open", busybox.display())?;
+    let mut dst = bin.create("busybox", 0o700)?;
+    std::io::copy(&mut src, &mut dst).ctx("copy busybox to", bin.child("busybox").display())?;
+    nix::sys::stat::fchmod(&dst, nix::sys::stat::Mode::from_bits_truncate(0o755))
+        .ctx("fchmod", bin.child("busybox").display())?;
+    drop(dst);
     // `busybox --list-full` names every applet with its install path (bin/sh, usr/bin/awk).
     let out = Command::new(busybox)
         .arg("--list-full")
@@ -171,21 +194,17 @@ pub fn build_from(busybox: &Path, dir: &Path) -> Result<Built> {
         if rel.as_os_str().is_empty() || rel == Path::new("bin/busybox") {
             continue;
         }
-        let link = dir.join(&rel);
-        if let Some(parent) = link.parent() {
-            std::fs::create_dir_all(parent).ctx("mkdir", parent.display())?;
-        }
-        match std::os::unix::fs::symlink(link_target(&rel), &link) {
-            Ok(()) => applets += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).ctx("symlink", link.display()),
+        let (Some(parent), Some(leaf)) = (rel.parent(), rel.file_name()) else {
+            continue;
+        };
+        let dir = root.mkdir_all(parent, 0o755)?;
+        if dir.symlink(&link_target(&rel), leaf)? {
+            applets += 1;
         }
     }
-    for (file, text, mode) in [("etc/passwd", PASSWD, 0o644), ("etc/group", GROUP, 0o644)] {
-        let p = dir.join(file);
-        std::fs::write(&p, text).ctx("write", p.display())?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
-            .ctx("chmod", p.display())?;
+    let etc = root.open_dir("etc")?;
+    for (file, text, mode) in [("passwd", PASSWD, 0o644), ("group", GROUP, 0o644)] {
+        etc.write_new(file, text.as_bytes(), mode)?;
     }
     Ok(Built {
         busybox: busybox.to_path_buf(),

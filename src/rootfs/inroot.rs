@@ -16,6 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use nix::errno::Errno;
 
 use crate::error::{sys, Error, Result};
+use crate::fsat::printable_path as shown;
 
 /// `struct open_how` of openat2(2) (libc's is non-exhaustive).
 #[repr(C)]
@@ -87,9 +88,17 @@ pub fn clean(path: &Path) -> std::result::Result<PathBuf, String> {
             Component::RootDir | Component::CurDir => {}
             Component::Normal(n) => out.push(n),
             Component::ParentDir => {
-                return Err(format!("{}: contains '..'", path.display()));
+                return Err(format!(
+                    "{}: contains '..'",
+                    crate::fsat::printable_path(path)
+                ));
             }
-            Component::Prefix(_) => return Err(format!("{}: not a Unix path", path.display())),
+            Component::Prefix(_) => {
+                return Err(format!(
+                    "{}: not a Unix path",
+                    crate::fsat::printable_path(path)
+                ))
+            }
         }
     }
     Ok(out)
@@ -109,19 +118,19 @@ pub fn ensure_dir(root: BorrowedFd<'_>, rel: &Path, mode: libc::mode_t) -> Resul
     match open_in_root(root, dir_or_dot(rel), flags, 0) {
         Ok(fd) => return Ok(fd),
         Err(Errno::ENOENT) => {}
-        Err(e) => return Err(sys("openat2 (RESOLVE_IN_ROOT)", rel.display(), e)),
+        Err(e) => return Err(sys("openat2 (RESOLVE_IN_ROOT)", shown(rel), e)),
     }
     let mut so_far = PathBuf::new();
     for comp in rel.components() {
         let parent = ensure_existing(root, &so_far)?;
         so_far.push(comp);
         let name = CString::new(comp.as_os_str().as_bytes())
-            .map_err(|_| Error::Other(format!("{}: NUL in path", rel.display())))?;
+            .map_err(|_| Error::Other(format!("{}: NUL in path", shown(rel))))?;
         // mkdirat(2) never follows a symlink in its last component: EEXIST instead.
         // SAFETY: a valid dirfd and a NUL-terminated name.
         let r = unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), mode) };
         if r != 0 && Errno::last() != Errno::EEXIST {
-            return Err(sys("mkdirat", so_far.display(), Errno::last()));
+            return Err(sys("mkdirat", shown(&so_far), Errno::last()));
         }
     }
     ensure_existing(root, rel)
@@ -129,7 +138,7 @@ pub fn ensure_dir(root: BorrowedFd<'_>, rel: &Path, mode: libc::mode_t) -> Resul
 
 fn ensure_existing(root: BorrowedFd<'_>, rel: &Path) -> Result<OwnedFd> {
     open_in_root(root, dir_or_dot(rel), libc::O_PATH | libc::O_DIRECTORY, 0)
-        .map_err(|e| sys("openat2 (RESOLVE_IN_ROOT)", rel.display(), e))
+        .map_err(|e| sys("openat2 (RESOLVE_IN_ROOT)", shown(rel), e))
 }
 
 fn dir_or_dot(rel: &Path) -> &Path {

@@ -1,96 +1,56 @@
 //! Trees nsx made: removing them, and fingerprinting them to prove one did not change.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{sys, Context, Error, Result};
+use crate::fsat::Dir;
 
-/// Removes the tree at `path` that nsx created. It never follows a symlink (a link is
-/// removed, not its target) and refuses to cross into another file system: a mount below
-/// `path` would mean something is still using it, and nsx does not delete what it did not
-/// make. Directories without write or search permission (overlayfs leaves `work/work`
-/// as d---------) are opened up first.
+/// Removes the tree at `path`, through descriptors: the parent of `path` is opened once
+/// and everything below is reached from it ([`Dir::remove`]): a symlink is removed, not
+/// followed, and a mount below `path` stops the removal.
 pub fn remove_tree(path: &Path) -> Result<()> {
-    let top = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).ctx("lstat", path.display()),
-    };
-    if !top.is_dir() {
-        return std::fs::remove_file(path).ctx("unlink", path.display());
-    }
-    remove_dir(path, top.dev())
-}
-
-fn remove_dir(dir: &Path, dev: u64) -> Result<()> {
-    let meta = std::fs::symlink_metadata(dir).ctx("lstat", dir.display())?;
-    if meta.dev() != dev {
-        return Err(Error::Other(format!(
-            "{} is on another file system (a mount?): not removing it",
-            dir.display()
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::Usage(format!(
+            "{}: not a directory nsx can remove",
+            path.display()
         )));
-    }
-    if meta.permissions().mode() & 0o700 != 0o700 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .ctx("chmod", dir.display())?;
-    }
-    for entry in std::fs::read_dir(dir).ctx("readdir", dir.display())? {
-        let entry = entry.ctx("readdir", dir.display())?;
-        let path = entry.path();
-        let kind = entry.file_type().ctx("lstat", path.display())?;
-        if kind.is_dir() {
-            remove_dir(&path, dev)?;
-        } else {
-            std::fs::remove_file(&path).ctx("unlink", path.display())?;
-        }
-    }
-    std::fs::remove_dir(dir).ctx("rmdir", dir.display())
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    Dir::open(parent)?.remove(name)
 }
 
-/// A tree nsx created for one run (a rootfs, overlay upper and work dirs), removed on drop.
-/// Named `nsx-<pid>-<what>` in the temp dir, so a leftover of a killed run is recognised
-/// by [`sweep_trees`].
-pub struct OwnedTree {
-    path: PathBuf,
-}
+/// A tree nsx created for one run (a rootfs, overlay upper and work dirs) in the temp dir,
+/// private (0700) and named after the run with a random part
+/// (`nsx-<pid>-<start>-<what>-<random>`), removed on drop; a leftover of a killed run is
+/// recognised by [`sweep_trees`].
+pub struct OwnedTree(crate::tmp::TempDir);
 
 impl OwnedTree {
     pub fn new(what: &str) -> Result<Self> {
-        let path = std::env::temp_dir().join(format!("nsx-{}-{what}", std::process::id()));
-        std::fs::create_dir(&path).ctx("mkdir", path.display())?;
-        Ok(OwnedTree { path })
+        crate::tmp::TempDir::tree(what).map(OwnedTree)
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
+    }
+
+    pub fn dir(&self) -> &Dir {
+        self.0.dir()
     }
 }
 
-impl Drop for OwnedTree {
-    fn drop(&mut self) {
-        if let Err(e) = remove_tree(&self.path) {
-            crate::warn!("nsx: could not remove {}: {e}", self.path.display());
-        }
-    }
-}
-
-/// Removes `nsx-<pid>-<what>` trees in the temp dir whose nsx process is gone (a run
-/// killed by SIGKILL had no chance to clean up).
+/// Removes `nsx-<run>-<what>-*` trees in the temp dir whose run is gone (a run killed by
+/// SIGKILL had no chance to clean up); only directories owned by the user nsx runs as, on
+/// the temp dir's own mount, walked through descriptors (see [`crate::tmp`]).
 pub fn sweep_trees(what: &str) {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = crate::sandbox::leftover_owner(&name) else {
-            continue;
-        };
-        if name.ends_with(&format!("-{what}")) && !crate::sandbox::is_nsx_process(pid) {
-            let _ = remove_tree(&entry.path());
-        }
-    }
+    crate::tmp::sweep_trees(what);
 }
 
 /// A fingerprint of a tree: every entry's path, type, mode and size, and one hash over
@@ -104,42 +64,76 @@ pub struct Digest {
 }
 
 pub fn digest(root: &Path) -> Result<Digest> {
-    let mut paths = Vec::new();
-    collect(root, Path::new(""), &mut paths)?;
-    paths.sort();
+    let top = Dir::open(root)?;
+    let mut found = Vec::new();
+    collect(&top, Path::new(""), &mut found)?;
+    found.sort_by(|a, b| a.0.cmp(&b.0));
     let mut h = Fnv::new();
     let mut bytes = 0;
-    for rel in &paths {
-        let path = root.join(rel);
-        let meta = std::fs::symlink_metadata(&path).ctx("lstat", path.display())?;
+    for (rel, dir, name) in &found {
+        let shown = root.join(rel);
+        // fstatat(2) with AT_SYMLINK_NOFOLLOW in the directory already open.
+        let st = dir
+            .stat_at(name)?
+            .ok_or_else(|| sys("fstatat", shown.display(), nix::errno::Errno::ENOENT))?;
         h.write(rel.as_os_str().as_encoded_bytes());
-        h.write(&meta.mode().to_le_bytes());
-        if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&path).ctx("readlink", path.display())?;
-            h.write(target.as_os_str().as_encoded_bytes());
-        } else if meta.is_file() {
-            let data = std::fs::read(&path).ctx("read", path.display())?;
-            bytes += data.len() as u64;
-            h.write(&(data.len() as u64).to_le_bytes());
-            h.write(&data);
+        h.write(&st.st_mode.to_le_bytes());
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFLNK => {
+                // readlinkat(2): the link's own text.
+                let target = nix::fcntl::readlinkat(dir.fd(), name.as_os_str())
+                    .ctx("readlinkat", shown.display())?;
+                h.write(target.as_encoded_bytes());
+            }
+            libc::S_IFREG => {
+                // openat(2) with O_NOFOLLOW: the file itself, never a link swapped in.
+                let fd = nix::fcntl::openat(
+                    dir.fd(),
+                    name.as_os_str(),
+                    nix::fcntl::OFlag::O_RDONLY
+                        | nix::fcntl::OFlag::O_NOFOLLOW
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .ctx("openat", shown.display())?;
+                let mut data = Vec::new();
+                std::fs::File::from(fd)
+                    .read_to_end(&mut data)
+                    .ctx("read", shown.display())?;
+                bytes += data.len() as u64;
+                h.write(&(data.len() as u64).to_le_bytes());
+                h.write(&data);
+            }
+            _ => {}
         }
     }
     Ok(Digest {
-        entries: paths.len(),
+        entries: found.len(),
         bytes,
         hash: format!("{:016x}", h.0),
     })
 }
 
-fn collect(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let dir = root.join(rel);
-    for entry in std::fs::read_dir(&dir).ctx("readdir", dir.display())? {
-        let entry = entry.ctx("readdir", dir.display())?;
-        let child = rel.join(entry.file_name());
-        if entry.file_type().ctx("lstat", child.display())?.is_dir() {
-            collect(root, &child, out)?;
+/// Every entry below `dir` (at `rel` in the tree): its path, its directory (open) and name.
+fn collect(
+    dir: &Dir,
+    rel: &Path,
+    out: &mut Vec<(PathBuf, std::rc::Rc<Dir>, PathBuf)>,
+) -> Result<()> {
+    let here = std::rc::Rc::new(dir.try_clone()?);
+    for (name, kind) in dir.entries()? {
+        let child = rel.join(&name);
+        let is_dir = match kind {
+            Some(k) => k == nix::dir::Type::Directory,
+            // DT_UNKNOWN (some file systems): ask fstatat(2).
+            None => dir
+                .stat_at(&name)?
+                .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR),
+        };
+        if is_dir {
+            collect(&dir.open_dir(&name)?, &child, out)?;
         }
-        out.push(child);
+        out.push((child, here.clone(), PathBuf::from(name)));
     }
     Ok(())
 }
@@ -160,9 +154,10 @@ impl Fnv {
 
 /// Names in `dir`, sorted (the `ls` a lesson shows).
 pub fn list(dir: &Path) -> Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .ctx("readdir", dir.display())?
-        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+    let mut names: Vec<String> = Dir::open(dir)?
+        .entries()?
+        .into_iter()
+        .map(|(n, _)| n.to_string_lossy().into_owned())
         .collect();
     names.sort();
     Ok(names)
@@ -171,6 +166,7 @@ pub fn list(dir: &Path) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn remove_tree_does_not_follow_symlinks() {

@@ -662,22 +662,58 @@ fn root_is_initramfs() -> bool {
 /// namespace (nsx made it private at clone), and the host never sees it.
 fn give_root_a_parent() -> Result<()> {
     let none = None::<&str>;
-    let dir = Path::new("/tmp").join(format!("nsx-{}-newroot", std::process::id()));
-    std::fs::create_dir_all(&dir).ctx("mkdir", dir.display())?;
-    mount(
+    // The bind's way in: a directory of this run's own, with an unpredictable name (a
+    // name fixed in advance could be taken, or be a symlink, before nsx gets to it), made
+    // in /tmp with mkdirat(2) and opened O_NOFOLLOW (see fsat::Dir::make_temp).
+    let tmp = crate::fsat::Dir::open(Path::new("/tmp"))
+        .or_else(|_| crate::fsat::Dir::open(Path::new("/")))?;
+    let (name, made) = tmp.make_temp("newroot", 0o700)?;
+    let dir = tmp.child(&name);
+    // mount(2) onto /proc/self/fd/N: the target is the very directory the descriptor
+    // holds (proc(5): the magic link is not looked up by name).
+    let target = format!("/proc/self/fd/{}", made.fd().as_raw_fd());
+    let bound = mount(
         Some("/"),
-        &dir,
+        target.as_str(),
         none,
         MsFlags::MS_BIND | MsFlags::MS_REC,
         none,
-    )
-    .ctx("mount --rbind", "/ (the initramfs)")?;
-    nix::unistd::chdir(&dir).ctx("chdir", dir.display())?;
+    );
+    let bound = match bound {
+        // No /proc yet: the path, which only this run's 0700 directory can be.
+        Err(Errno::ENOENT) => mount(
+            Some("/"),
+            &dir,
+            none,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none,
+        ),
+        other => other,
+    };
+    bound.ctx("mount --rbind", "/ (the initramfs)")?;
+    drop(made);
+    // openat(2) of the name crosses into the mount just made on it (O_NOFOLLOW: never a
+    // link); check it is "/" itself before moving it.
+    let inside = tmp.open_dir(&name)?;
+    let (a, b) = (inside.stat()?, nix::sys::stat::stat("/").ctx("stat", "/")?);
+    if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+        return Err(Error::Other(format!(
+            "{}: the bind mount of / is not where nsx made it",
+            dir.display()
+        )));
+    }
+    nix::unistd::fchdir(inside.fd()).ctx("fchdir", dir.display())?;
+    drop(inside);
     mount(Some("."), "/", none, MsFlags::MS_MOVE, none).ctx("mount --move", "/")?;
     nix::unistd::chroot(".").ctx("chroot", ".")?;
     nix::unistd::chdir("/").ctx("chdir", "/")?;
-    // The directory was only the bind's way in; it is empty again.
-    let _ = std::fs::remove_dir(&dir);
+    // The directory was only the bind's way in; it is empty again. unlinkat(2) relative
+    // to the /tmp it was made in, opened before the move.
+    let _ = nix::unistd::unlinkat(
+        tmp.fd(),
+        name.as_str(),
+        nix::unistd::UnlinkatFlags::RemoveDir,
+    );
     Ok(())
 }
 

@@ -396,42 +396,9 @@ impl Inside {
     }
 }
 
-/// A directory nsx created, removed when dropped (it must be empty by then: nsx never
-/// deletes files recursively). Named `nsx-<pid>-<what>` so a leftover from a killed run
-/// is recognisable.
-pub struct TempDir {
-    path: std::path::PathBuf,
-}
-
-impl TempDir {
-    pub fn new(what: &str) -> Result<Self> {
-        let path = std::env::temp_dir().join(format!("nsx-{}-{what}", std::process::id()));
-        std::fs::create_dir(&path).ctx("mkdir", path.display())?;
-        Ok(TempDir { path })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-/// Removes `nsx-<pid>-*` directories in the temp dir left by nsx runs that were killed
-/// (SIGKILL gives no chance to clean up): only when `<pid>` is no longer an nsx process,
-/// and only empty ones (rmdir, never a recursive delete).
-pub fn sweep_temp_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = leftover_owner(&name.to_string_lossy()) else {
-            continue;
-        };
-        if !is_nsx_process(pid) {
-            let _ = std::fs::remove_dir(entry.path());
-        }
-    }
-}
+// The temporary directories of the lessons (made private and unpredictable, swept
+// through descriptors) live in `crate::tmp`; these names keep the lessons' imports.
+pub use crate::tmp::{sweep_temp_dirs, TempDir};
 
 /// `nsx-4242-mount` -> 4242
 pub fn leftover_owner(name: &str) -> Option<i32> {
@@ -446,12 +413,6 @@ pub fn leftover_owner(name: &str) -> Option<i32> {
 /// True when `pid` is alive and runs nsx (its comm starts with "nsx").
 pub fn is_nsx_process(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("nsx"))
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.path);
-    }
 }
 
 /// What the probe sends back: its result, or the error that stopped it.

@@ -196,6 +196,11 @@ pub fn stabilize_text(text: &str, numbers: &BTreeSet<u64>) -> String {
             ),
             (r"/proc/\d+", "/proc/[PID]"),
             (r"(clone\([^)]*\)) = \d+", "$1 = [PID]"),
+            // A temporary directory: the run (PID and start time) and a random part.
+            (
+                r"nsx-\d+-\d+-([a-z]+)-[a-z2-7]{8}\b",
+                "nsx-[RUN]-$1-[RANDOM]",
+            ),
             // What nsx names after its run: `nsx-<pid>-<start>-` (older: `nsx-<pid>-`).
             (r"nsx-\d+-(?:\d+-)?", "nsx-[PID]-"),
             (r"\(it was [^)]*\)", "(it was [HOST-PROPAGATION])"),
@@ -820,6 +825,7 @@ pub fn stable_human(text: &str) -> String {
     };
     // Column widths follow the widths of the real values; keep the words, not the padding.
     let s = regex_replace(&s, r"(\S)  +", "$1  ");
+    let s = realign_temp_dir_headers(&s);
     let s = renumber_peer_groups(&s);
     // Two host-dependent values read a moment apart (a process count) may differ or not:
     // whether such a row is marked ≠ is as volatile as the values themselves.
@@ -837,6 +843,39 @@ pub fn stable_human(text: &str) -> String {
         &format!(r"(?m)^([ ≠]*hostname  ){}\b", regex::escape(&hostname)),
         "$1[HOST]",
     )
+}
+
+/// The column header of a step whose row labels name a temporary directory
+/// (`nsx-[RUN]-<what>-[RANDOM]`) is indented by the width of the real, longer name (its
+/// PID, start time and random part): indent it by the width of the placeholder labels
+/// instead, as the renderer would have (4 + widest label + 2).
+fn realign_temp_dir_headers(text: &str) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    for (i, line) in lines.iter().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if indent < 4 || line.trim().is_empty() || i == 0 || !lines[i - 1].is_empty() {
+            continue;
+        }
+        let rows: Vec<&str> = lines[i + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("  ≠ ") || l.starts_with("    "))
+            .copied()
+            .collect();
+        if !rows.iter().any(|r| r.contains("nsx-[RUN]-")) {
+            continue;
+        }
+        let label_w = rows
+            .iter()
+            .map(|r| {
+                let body: String = r.chars().skip(4).collect();
+                body.split("  ").next().unwrap_or("").chars().count()
+            })
+            .max()
+            .unwrap_or(0);
+        out[i] = format!("{}{}", " ".repeat(4 + label_w + 2), line.trim_start());
+    }
+    out.join("\n")
 }
 
 /// A private copy of the binary, world-executable, for runs as another user or under a

@@ -15,5 +15,6 @@ mod manual;
 mod matrix;
 mod rootless;
 mod run_safety;
+mod safety;
 mod signals;
 mod tour;
