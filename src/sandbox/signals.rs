@@ -81,7 +81,12 @@ pub fn take_all() -> Vec<i32> {
 
 /// In a freshly cloned probe: back to the default dispositions, so a terminal's Ctrl-C
 /// reaches it like any process (a PID 1 still ignores it: that is a lesson of its own).
+/// A signal nsx recorded just before the clone is nsx's to act on, not the probe's: the
+/// probe's copy of the record is cleared, or it would report "interrupted" as a failure
+/// of its own while nsx cleans up as for an interruption.
 pub fn reset_in_child() {
+    PENDING.store(0, Ordering::SeqCst);
+    SEEN.store(0, Ordering::SeqCst);
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     for sig in HANDLED {
         // SAFETY: restoring the default disposition has no preconditions.
