@@ -118,3 +118,19 @@ pub fn wake_fd() -> Option<std::os::fd::BorrowedFd<'static>> {
     // SAFETY: the descriptor is opened once in install() and never closed.
     (fd >= 0).then(|| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_starts_with_no_recorded_signal() {
+        // As if SIGINT had landed in nsx just before the clone.
+        record(libc::SIGINT);
+        assert_eq!(pending(), Some(libc::SIGINT));
+        reset_in_child();
+        assert_eq!(pending(), None);
+        assert!(check().is_ok());
+        assert!(take_all().is_empty());
+    }
+}
