@@ -219,3 +219,30 @@ pub(super) fn removal_said_after_the_steps(j: &super::engine::Judged) {
         j.notes
     );
 }
+
+/// A projector at 80×24: in `--compact`, each step of the pid lesson (its header, tables,
+/// notes and takeaway) fits one screen, on every machine it was recorded on.
+#[test]
+fn each_pid_step_fits_one_80_by_24_screen_in_compact() {
+    colored::control::set_override(false);
+    let lesson = super::find("pid").unwrap();
+    let mut steps = 0;
+    for (machine, rec) in recordings(lesson.id) {
+        let file = Path::new("tests/fixtures/recordings")
+            .join(&machine)
+            .join("pid.json");
+        let report = super::engine::mark_replay((lesson.imp.judge)(&rec).unwrap(), &file, &rec);
+        let fmt = crate::render::text::Fmt::new(80, true);
+        for (i, step) in report.steps.iter().enumerate() {
+            let text = crate::render::human::step(step, i + 1, &fmt);
+            let rows = text.trim_matches('\n').lines().count();
+            assert!(
+                rows <= 24,
+                "pid on {machine}, step {}: {rows} rows at 80 columns:\n{text}",
+                i + 1
+            );
+            steps += 1;
+        }
+    }
+    assert!(steps >= 4);
+}
