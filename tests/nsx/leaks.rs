@@ -252,46 +252,7 @@ fn interrupted_ipc_and_cgroupns_runs_leave_nothing() {
         return;
     }
     let (_dir, exe) = copy_binary("nsx-interrupt");
-    let mut pids = BTreeSet::new();
-    let mut interrupted = 0;
-    for id in ["ipc", "cgroupns"] {
-        let start = std::time::Instant::now();
-        let out = spawn_lesson(&exe, &[id, "--format", "json"])
-            .wait_with_output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        let whole = start.elapsed();
-        for i in 0..20u32 {
-            let child = spawn_lesson(&exe, &[id, "--format", "json"]);
-            let pid = child.id();
-            pids.insert(pid);
-            std::thread::sleep(whole * i / 20);
-            // Only the nsx process this test started, by its PID.
-            signal(pid, libc::SIGTERM);
-            let out = child.wait_with_output().unwrap();
-            use std::os::unix::process::ExitStatusExt;
-            match (out.status.code(), out.status.signal()) {
-                (Some(0), _) => {}
-                (Some(143), _) => {
-                    interrupted += 1;
-                    assert!(
-                        stderr(&out).contains("interrupted by SIGTERM"),
-                        "{}",
-                        stderr(&out)
-                    );
-                }
-                // Before main installed its handler: nothing was created yet.
-                (None, Some(libc::SIGTERM)) => {}
-                other => panic!(
-                    "nsx lesson {id}: unexpected end {other:?}: {}",
-                    stderr(&out)
-                ),
-            }
-            // IPC objects, cgroups, temp dirs (and veth ends).
-            let left = leftovers_of(&BTreeSet::from([pid]));
-            assert!(left.is_empty(), "nsx lesson {id} left: {left:?}");
-        }
-    }
+    let interrupted = interrupt_each_at_points(&exe, &["ipc", "cgroupns"], 20);
     let running = processes_of(&exe);
     assert!(running.is_empty(), "nsx processes left: {running:?}");
     assert!(
@@ -863,38 +824,12 @@ fn caps_and_masks_leave_capabilities_mounts_dev_and_sysctls_as_they_were() {
 /// outlives nsx, and the host's capabilities, mounts, /dev and sysctls are unchanged.
 #[test]
 fn interrupted_caps_and_masks_runs_leave_nothing() {
-    use std::os::unix::process::ExitStatusExt;
     if !privileged("interrupted caps and masks") {
         return;
     }
     let (_dir, exe) = copy_binary("nsx-capsint");
     let before = guarded();
-    let mut pids = BTreeSet::new();
-    let mut interrupted = 0;
-    for id in ["caps", "masks"] {
-        let start = std::time::Instant::now();
-        let out = spawn_lesson(&exe, &[id, "--format", "json"])
-            .wait_with_output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        let whole = start.elapsed();
-        for i in 0..10u32 {
-            let child = spawn_lesson(&exe, &[id, "--format", "json"]);
-            let pid = child.id();
-            pids.insert(pid);
-            std::thread::sleep(whole * i / 10);
-            signal(pid, libc::SIGTERM);
-            let out = child.wait_with_output().unwrap();
-            match (out.status.code(), out.status.signal()) {
-                (Some(0), _) => {}
-                (Some(143), _) => interrupted += 1,
-                (None, Some(libc::SIGTERM)) => {}
-                other => panic!("nsx lesson {id}: {other:?}: {}", stderr(&out)),
-            }
-            let left = leftovers_of(&BTreeSet::from([pid]));
-            assert!(left.is_empty(), "nsx lesson {id} left: {left:?}");
-        }
-    }
+    let interrupted = interrupt_each_at_points(&exe, &["caps", "masks"], 10);
     // A probe dies with nsx (PR_SET_PDEATHSIG), and its helpers with its PID namespace.
     let running = wait_for_no_process_of(&exe, std::time::Duration::from_secs(5));
     assert!(running.is_empty(), "nsx processes left: {running:?}");
@@ -910,4 +845,48 @@ fn interrupted_caps_and_masks_runs_leave_nothing() {
         interrupted > 0,
         "no run was interrupted mid-way: the test proved nothing"
     );
+}
+
+/// Runs each lesson of `ids` once whole, then `points` times, each sent SIGTERM (only the
+/// nsx process this test started, by its PID) at a point spread over the time the whole
+/// run took; after each, nothing of that run is left (IPC objects, cgroups, temp dirs,
+/// veth ends). Returns how many runs were interrupted mid-way.
+fn interrupt_each_at_points(exe: &std::path::Path, ids: &[&str], points: u32) -> usize {
+    use std::os::unix::process::ExitStatusExt;
+    let mut interrupted = 0;
+    for id in ids {
+        let start = std::time::Instant::now();
+        let out = spawn_lesson(exe, &[id, "--format", "json"])
+            .wait_with_output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let whole = start.elapsed();
+        for i in 0..points {
+            let child = spawn_lesson(exe, &[id, "--format", "json"]);
+            let pid = child.id();
+            std::thread::sleep(whole * i / points);
+            signal(pid, libc::SIGTERM);
+            let out = child.wait_with_output().unwrap();
+            match (out.status.code(), out.status.signal()) {
+                (Some(0), _) => {}
+                (Some(143), _) => {
+                    interrupted += 1;
+                    assert!(
+                        stderr(&out).contains("interrupted by SIGTERM"),
+                        "{}",
+                        stderr(&out)
+                    );
+                }
+                // Before main installed its handler: nothing was created yet.
+                (None, Some(libc::SIGTERM)) => {}
+                other => panic!(
+                    "nsx lesson {id}: unexpected end {other:?}: {}",
+                    stderr(&out)
+                ),
+            }
+            let left = leftovers_of(&BTreeSet::from([pid]));
+            assert!(left.is_empty(), "nsx lesson {id} left: {left:?}");
+        }
+    }
+    interrupted
 }
