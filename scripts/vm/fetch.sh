@@ -18,13 +18,18 @@
 # Usage: scripts/vm/fetch.sh [--refresh]
 #   --refresh   forget the stamp: resolve the kernel again (a newer linux-image-amd64
 #               is fetched beside the old one) and re-check every package
-# Environment: NSX_VM_CACHE (default: <repo>/.cache/vm)
+# Environment: NSX_VM_CACHE (default: <repo>/.cache/vm); NSX_VM_KERNEL, the kernel's
+#   meta-package (default linux-image-amd64, Debian 12's 6.1; linux-image-6.12-amd64 is
+#   the 6.12 kernel of bookworm-security). Each kernel has its own stamp: ready.env for
+#   the default, ready-<meta-package>.env for another; kernels share the tree.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${NSX_VM_CACHE:-$repo/.cache/vm}
-stamp=$cache/ready.env
+kmeta=${NSX_VM_KERNEL:-linux-image-amd64}
+[[ $kmeta =~ ^linux-image-[a-z0-9.+-]+$ ]] || { printf 'fetch: error: NSX_VM_KERNEL=%s is not a linux-image package name\n' "$kmeta" >&2; exit 2; }
+if [[ $kmeta == linux-image-amd64 ]]; then stamp=$cache/ready.env; else stamp=$cache/ready-$kmeta.env; fi
 
 # Shared libraries qemu-system-x86_64 needs that a stock Debian 12 development
 # machine lacks, found by unpacking qemu and reading `ldd` until nothing was "not
@@ -74,15 +79,15 @@ rm -f "$stamp"
 # answers for the candidate version. Empty package lists (no `apt-get update` yet on
 # a fresh machine) make it fail: update once and retry.
 resolve_kernel() {
-  apt-cache depends linux-image-amd64 2>/dev/null |
+  apt-cache depends "$kmeta" 2>/dev/null |
     awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9].*-amd64$/ { print $2; exit }'
 }
 kpkg=$(resolve_kernel || true)
 if [[ -z $kpkg ]]; then
-  log "linux-image-amd64 unknown to apt; running apt-get update"
+  log "$kmeta unknown to apt; running apt-get update"
   apt-get update -qq >/dev/null || die "apt-get update failed"
   kpkg=$(resolve_kernel || true)
-  [[ -n $kpkg ]] || die "cannot resolve linux-image-amd64 to a versioned kernel package"
+  [[ -n $kpkg ]] || die "cannot resolve $kmeta to a versioned kernel package"
 fi
 kver=${kpkg#linux-image-}
 
