@@ -153,6 +153,67 @@ impl CapSet {
     }
 }
 
+/// A capability as `--cap-add` and `--cap-drop` take it (Docker's names): one
+/// capability, or `ALL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapArg {
+    All,
+    One(u32),
+}
+
+/// The number of a capability named as Docker takes it: case does not matter and the
+/// `CAP_` prefix is optional (`NET_ADMIN`, `cap_net_admin`, `net_admin`), as in moby's
+/// `NormalizeLegacyCapabilities`. An unknown name is a usage error that lists the known
+/// ones.
+pub fn parse_arg(text: &str) -> crate::Result<CapArg> {
+    let upper = text.trim().to_ascii_uppercase();
+    if upper == "ALL" {
+        return Ok(CapArg::All);
+    }
+    let bare = upper
+        .strip_prefix("CAP_")
+        .unwrap_or(&upper)
+        .to_ascii_lowercase();
+    match NAMES.iter().position(|n| *n == bare) {
+        Some(bit) => Ok(CapArg::One(bit as u32)),
+        None => Err(crate::Error::Usage(format!(
+            "unknown capability {text:?}: give one of ALL, {} (with or without CAP_, any case)",
+            NAMES
+                .iter()
+                .map(|n| n.to_ascii_uppercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The set a container gets from `base` (Docker's default set, [`DOCKER_DEFAULT`]) with
+/// `--cap-add`, `--cap-drop` and `--privileged`, as moby's `TweakCapabilities` computes
+/// it: `--privileged` is every capability (`all`: the kernel's, see
+/// [`crate::observe::IdLimits::full_caps`]); `--cap-add ALL` is every capability but the
+/// dropped ones; `--cap-drop ALL` is only the added ones; otherwise the base minus the
+/// dropped plus the added.
+pub fn tweak(base: u64, add: &[CapArg], drop: &[CapArg], privileged: bool, all: u64) -> u64 {
+    let mask = |args: &[CapArg]| {
+        args.iter().fold(0u64, |m, a| match a {
+            CapArg::All => m | all,
+            CapArg::One(bit) => m | (1u64 << bit),
+        })
+    };
+    if privileged {
+        return all;
+    }
+    let (adds, drops) = (mask(add), mask(drop));
+    let caps = if add.contains(&CapArg::All) {
+        all & !drops
+    } else if drop.contains(&CapArg::All) {
+        adds
+    } else {
+        (base & !drops) | adds
+    };
+    caps & all
+}
+
 /// Parses a status mask such as `000001ffffffffff`; `None` if it is not hex.
 pub fn parse_mask(text: &str) -> Option<u64> {
     let t = text.trim();
@@ -206,6 +267,62 @@ mod tests {
         assert_eq!(from_names, DOCKER_DEFAULT);
         assert_eq!(names(DOCKER_DEFAULT).len(), 14);
         assert!(!has(DOCKER_DEFAULT, SYS_ADMIN));
+    }
+
+    #[test]
+    fn docker_names_parse_in_any_case_with_or_without_the_prefix() {
+        assert_eq!(parse_arg("NET_ADMIN").unwrap(), CapArg::One(12));
+        assert_eq!(parse_arg("cap_net_admin").unwrap(), CapArg::One(12));
+        assert_eq!(parse_arg("Sys_Admin").unwrap(), CapArg::One(SYS_ADMIN));
+        assert_eq!(parse_arg("all").unwrap(), CapArg::All);
+        let e = parse_arg("CAP_FLY").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("\"CAP_FLY\"") && e.to_string().contains("NET_ADMIN"));
+        assert!(parse_arg("").is_err());
+    }
+
+    #[test]
+    fn cap_add_and_drop_follow_dockers_rules() {
+        let all = ALL;
+        let one = |n: &str| parse_arg(n).unwrap();
+        // Nothing asked: the base.
+        assert_eq!(tweak(DOCKER_DEFAULT, &[], &[], false, all), DOCKER_DEFAULT);
+        // --privileged: everything, whatever else was asked.
+        assert_eq!(tweak(DOCKER_DEFAULT, &[], &[CapArg::All], true, all), all);
+        // --cap-drop ALL --cap-add NET_BIND_SERVICE: that one only.
+        assert_eq!(
+            tweak(
+                DOCKER_DEFAULT,
+                &[one("NET_BIND_SERVICE")],
+                &[CapArg::All],
+                false,
+                all
+            ),
+            1 << 10
+        );
+        // --cap-add ALL --cap-drop SYS_ADMIN: all but that one.
+        assert_eq!(
+            tweak(
+                DOCKER_DEFAULT,
+                &[CapArg::All],
+                &[one("sys_admin")],
+                false,
+                all
+            ),
+            all & !(1 << SYS_ADMIN)
+        );
+        // --cap-add SYS_ADMIN --cap-drop CHOWN: the base, changed.
+        let t = tweak(
+            DOCKER_DEFAULT,
+            &[one("sys_admin")],
+            &[one("chown")],
+            false,
+            all,
+        );
+        assert!(has(t, SYS_ADMIN) && !has(t, 0));
+        assert_eq!(names(t).len(), 14);
+        // A kernel with fewer capabilities: never more than it has.
+        assert_eq!(tweak(0, &[CapArg::All], &[], false, 0xff), 0xff);
     }
 
     #[test]

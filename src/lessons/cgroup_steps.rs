@@ -116,6 +116,33 @@ pub fn shell(actions: &[Action]) -> Vec<String> {
     actions.iter().map(|a| a.to_string()).collect()
 }
 
+/// Where the removal of the lesson cgroup is shown: a note after the last step, since
+/// with --step that step is on screen (and the cgroup alive) before nsx removes it.
+/// `None` before the removal (a run shown while it pauses).
+pub fn teardown_note(teardown: &[Action]) -> Option<String> {
+    if teardown.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "after the last step nsx removed what it made: {}",
+        shell(teardown).join("; ")
+    ))
+}
+
+/// For a presenter's second terminal: `cat DIR/FILE` for each of `files` that `dir`
+/// holds (a file this kernel lacks, such as memory.peak before Linux 5.19, is left out).
+pub fn look(dir: Option<&Path>, files: &[&str]) -> Vec<String> {
+    let Some(dir) = dir else {
+        return Vec::new();
+    };
+    files
+        .iter()
+        .map(|f| dir.join(f))
+        .filter(|p| p.exists())
+        .map(|p| format!("cat {}", super::kit::shell_word(&p.display().to_string())))
+        .collect()
+}
+
 /// The path of `view`'s probe in the hierarchy that holds `controller`, as its
 /// /proc/…/cgroup shows it (`hierarchy-ID:controller-list:path`, cgroups(7)): on v1 the
 /// line naming the controller, on v2 the `0::` line. `None` when no line says.

@@ -114,9 +114,11 @@ pub struct Obs {
     /// from these), then the quota written.
     baseline: CpuStats,
     quota_set: Vec<Action>,
-    /// In the same cgroup, with the quota.
-    after: RunObs,
-    /// rmdir, once every observation of the after step was made.
+    /// In the same cgroup, with the quota (`None` while nsx pauses after the before step,
+    /// with --step: `quota_set` is then empty too).
+    after: Option<RunObs>,
+    /// rmdir, once every observation of the after step was made (empty while nsx pauses
+    /// after the after step, the cgroup still there).
     teardown: Vec<Action>,
 }
 
@@ -197,33 +199,53 @@ impl Def for Cpu {
             actions: cg.take_actions(),
         };
 
+        let version = cgroup.version;
         let cg = RefCell::new(cg);
         // before: the lesson cgroup, no quota yet.
         let before = run(m, &cg)?;
         // The counters start from a reading taken once the first probe is gone (its exit
         // is charged to the cgroup too), so the differences belong to the second alone.
-        let (baseline, quota_set) = {
-            let mut cg = cg.borrow_mut();
-            let baseline = cg.cpu_stats()?;
-            cg.set_cpu_quota(quota_us, period_us)?;
-            (baseline, cg.take_actions())
-        };
-        // after: the same cgroup, now with the quota.
-        let after = run(m, &cg)?;
-        let mut cg = cg.into_inner();
-        cg.remove()?;
-        let teardown = cg.take_actions();
-        cs::sweep(m);
-        Ok(Obs {
+        let baseline = cg.borrow_mut().cpu_stats()?;
+        let mut obs = Obs {
             cgroup,
             setup,
             weight,
             before,
             baseline,
-            quota_set,
-            after,
-            teardown,
-        })
+            quota_set: Vec::new(),
+            after: None,
+            teardown: Vec::new(),
+        };
+        // The probe is gone; its cgroup, with no quota yet, is there.
+        if m.pauses() {
+            let look = cs::look(
+                cg.borrow().dir(Controller::Cpu),
+                &[quota_file(version), version.cpu_weight_file(), "cpu.stat"],
+            );
+            m.pause(&obs, &look)?;
+        }
+        obs.quota_set = {
+            let mut cg = cg.borrow_mut();
+            cg.set_cpu_quota(quota_us, period_us)?;
+            cg.take_actions()
+        };
+        // after: the same cgroup, now with the quota.
+        obs.after = Some(run(m, &cg)?);
+        let mut cg = cg.into_inner();
+        // The probe is gone; the cgroup, with its quota and the throttling its cpu.stat
+        // counted, is there until nsx removes it.
+        if m.pauses() {
+            let files: &[&str] = match version {
+                Version::V1 => &["cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.stat"],
+                Version::V2 => &["cpu.max", "cpu.stat"],
+            };
+            let look = cs::look(cg.dir(Controller::Cpu), files);
+            m.pause(&obs, &look)?;
+        }
+        cg.remove()?;
+        obs.teardown = cg.take_actions();
+        cs::sweep(m);
+        Ok(obs)
     }
 
     fn judge(o: &Obs, opts: &Options, _env: &Env) -> Judged {
@@ -231,9 +253,43 @@ impl Def for Cpu {
         let (quota_us, period_us) = (cpus.quota_us(), CPU_PERIOD_US);
         let version = o.cgroup.version;
         let quota_file = quota_file(version);
-        let (b, a) = (&o.before, &o.after);
-        let (bs, as_) = (spun(&b.spin), spun(&a.spin));
+        let b = &o.before;
+        let bs = spun(&b.spin);
         let stats0 = b.spin.host_extra.stats;
+        let label = cs::cgroup_label(Controller::Cpu, version);
+
+        // ---- the before step: all a pause after it shows
+        let (weight_file, weight_value) = (version.cpu_weight_file(), o.weight.kept);
+        let mut before_actions = cs::shell(&o.setup);
+        before_actions.extend(weight_lines(&o.weight));
+        before_actions.extend(run_lines(b));
+        let before_step = cs::step(
+            "before",
+            format!(
+                "before: the probe spins for {} ms in the lesson cgroup, with no quota",
+                SPIN.as_millis()
+            ),
+            before_actions,
+            &b.spin.host,
+            &bs.view,
+            rows(b, &bs, &stats0, version, &label, false),
+        )
+        .note(format!(
+            "nsx gave the lesson cgroup the highest weight ({weight_file} = {weight_value}), for both runs: a weight decides how CPU time is shared among groups that want it at the same time, so other work on this machine barely slows the probe; the quota, next, is a cap no weight gets around"
+        ))
+        .note(conversion_note(version, o.weight.kept))
+        .takeaway(format!(
+            "with no quota the probe got {} of one CPU",
+            share(&bs)
+        ));
+
+        let Some(a) = &o.after else {
+            return Judged {
+                steps: vec![before_step],
+                ..Judged::default()
+            };
+        };
+        let as_ = spun(&a.spin);
         let stats = delta(&a.spin.host_extra.stats, &o.baseline);
 
         // ---- before
@@ -397,32 +453,7 @@ impl Def for Cpu {
         }
         facts.push(weight_fact(version, &o.weight));
 
-        // ---- steps
-        let label = cs::cgroup_label(Controller::Cpu, version);
-        let (weight_file, weight_value) = (version.cpu_weight_file(), o.weight.kept);
-        let mut before_actions = cs::shell(&o.setup);
-        before_actions.extend(weight_lines(&o.weight));
-        before_actions.extend(run_lines(b));
-        let before_step = cs::step(
-            "before",
-            format!(
-                "before: the probe spins for {} ms in the lesson cgroup, with no quota",
-                SPIN.as_millis()
-            ),
-            before_actions,
-            &b.spin.host,
-            &bs.view,
-            rows(b, &bs, &stats0, version, &label, false),
-        )
-        .note(format!(
-            "nsx gave the lesson cgroup the highest weight ({weight_file} = {weight_value}), for both runs: a weight decides how CPU time is shared among groups that want it at the same time, so other work on this machine barely slows the probe; the quota, next, is a cap no weight gets around"
-        ))
-        .note(conversion_note(version, o.weight.kept))
-        .takeaway(format!(
-            "with no quota the probe got {} of one CPU",
-            share(&bs)
-        ));
-
+        // ---- the after step
         let counters = format!(
             "cpu.stat nr_periods {}, nr_throttled {}, {} {}{}",
             stats.nr_periods,
@@ -436,7 +467,6 @@ impl Def for Cpu {
         );
         let mut after_actions = cs::shell(&o.quota_set);
         after_actions.extend(run_lines(a));
-        after_actions.extend(cs::shell(&o.teardown));
         let all: Vec<Action> = [
             &o.setup[..],
             &o.weight.actions,
@@ -445,7 +475,6 @@ impl Def for Cpu {
             &o.quota_set,
             &a.quota_read,
             &a.spin.host_extra.reads,
-            &o.teardown,
         ]
         .concat();
         let rosetta = cs::rosetta(Controller::Cpu, version, &all);
@@ -481,7 +510,7 @@ impl Def for Cpu {
         Judged {
             steps: vec![before_step, after_step],
             facts,
-            notes: Vec::new(),
+            notes: cs::teardown_note(&o.teardown).into_iter().collect(),
             takeaway: Some(format!(
                 "the probe spinning for {} ms got {} of a CPU without a quota and {} with {cpus} CPU: the quota is a cap, paid out per period",
                 SPIN.as_millis(),
@@ -494,6 +523,9 @@ impl Def for Cpu {
     #[cfg(test)]
     fn falsifiers() -> Vec<super::engine::Falsifier<Obs>> {
         use super::engine::Falsifier as F;
+        fn after(o: &mut Obs) -> &mut RunObs {
+            o.after.as_mut().expect("a recording has its after step")
+        }
         fn spun(o: &mut RunObs) -> &mut Spun {
             o.spin.inside.get_or_insert_with(Spun::default)
         }
@@ -521,7 +553,7 @@ impl Def for Cpu {
                 fact: "limited-near-the-quota",
                 what: "the limited probe got most of a CPU",
                 change: |o, _| {
-                    let s = spun(&mut o.after);
+                    let s = spun(after(o));
                     s.cpu_us = s.wall_us * 9 / 10;
                 },
             },
@@ -531,23 +563,23 @@ impl Def for Cpu {
                 change: |o, _| {
                     let w = spun(&mut o.before).wall_us;
                     spun(&mut o.before).cpu_us = w;
-                    spun(&mut o.after).cpu_us = w;
+                    spun(after(o)).cpu_us = w;
                 },
             },
             F {
                 fact: "quota-seen-inside",
                 what: "the probe read another quota",
-                change: |o, _| spun(&mut o.after).quota_seen = "max 100000".into(),
+                change: |o, _| spun(after(o)).quota_seen = "max 100000".into(),
             },
             F {
                 fact: "host-sees-throttling",
                 what: "cpu.stat counted no throttling of a probe that got most of a CPU",
                 change: |o, _| {
                     let base = o.baseline;
-                    let s = &mut o.after.spin.host_extra.stats;
+                    let s = &mut after(o).spin.host_extra.stats;
                     s.nr_throttled = base.nr_throttled;
                     s.throttled_usec = base.throttled_usec;
-                    let sp = spun(&mut o.after);
+                    let sp = spun(after(o));
                     sp.cpu_us = sp.wall_us * 9 / 10;
                 },
             },
@@ -555,7 +587,7 @@ impl Def for Cpu {
                 fact: "host-counts-the-cpu-time",
                 what: "the cgroup's account is far above the probe's whole CPU time",
                 change: |o, _| {
-                    if let Some(u) = o.after.spin.host_extra.stats.usage_usec.as_mut() {
+                    if let Some(u) = after(o).spin.host_extra.stats.usage_usec.as_mut() {
                         *u += 10_000_000;
                     }
                 },
@@ -935,6 +967,45 @@ pub fn shares_to_weight(shares: u64) -> (u64, u64, u64) {
 mod tests {
     use super::*;
 
+    use crate::lessons::fixture_tests::paused_runs_show_the_whole_runs_steps;
+
+    #[test]
+    fn a_run_paused_at_each_step_shows_the_steps_the_whole_run_shows() {
+        paused_runs_show_the_whole_runs_steps::<Cpu>(|o| {
+            let mut before = o.clone();
+            (before.quota_set, before.after, before.teardown) = (Vec::new(), None, Vec::new());
+            let mut after = o.clone();
+            after.teardown.clear();
+            vec![(before, 1), (after, 2)]
+        });
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/recordings/hybrid-root/cpu.json");
+        let rec = crate::lessons::engine::read_recording(&path).unwrap();
+        let o: Obs = serde_json::from_value(rec.observations).unwrap();
+        let opts: Options = serde_json::from_value(rec.options).unwrap();
+        removal_said_after_the_steps(&Cpu::judge(&o, &opts, &rec.env));
+    }
+
+    /// The lesson cgroup is removed once its last step is shown: no step says so (with
+    /// --step each was shown while the cgroup was there); a note after them does.
+    fn removal_said_after_the_steps(j: &Judged) {
+        for step in &j.steps {
+            assert!(
+                !step.actions.iter().any(|a| a.starts_with("rmdir ")),
+                "{}: {:?}",
+                step.id,
+                step.actions
+            );
+        }
+        assert!(
+            j.notes
+                .iter()
+                .any(|n| n.contains("removed what it made: rmdir /sys/fs/cgroup/")),
+            "{:?}",
+            j.notes
+        );
+    }
+
     #[test]
     fn the_tolerance_band() {
         let c = Cpus { millis: 200 };
@@ -1001,7 +1072,7 @@ mod tests {
             };
             starve(&mut o.before, &zero, 8);
             let base = o.baseline;
-            starve(&mut o.after, &base, 8);
+            starve(o.after.as_mut().unwrap(), &base, 8);
             let facts = Cpu::judge(&o, &opts, &env).facts;
             for id in [
                 "before-unlimited-exceeds-the-quota",
@@ -1018,7 +1089,7 @@ mod tests {
             assert!(facts.iter().all(|f| !f.fails()), "{machine}: {facts:#?}");
             // Just over quota × wall time, unthrottled, on a busy machine: the machine
             // gave it its quota's worth and no more, so the quota never had to cut.
-            let s = o.after.spin.inside.as_mut().unwrap();
+            let s = o.after.as_mut().unwrap().spin.inside.as_mut().unwrap();
             s.cpu_us = s.wall_us / 5 + 2_000;
             let facts = Cpu::judge(&o, &opts, &env).facts;
             let f = fact(&facts, "host-sees-throttling");
@@ -1033,8 +1104,8 @@ mod tests {
             // The limited probe got 90 % of a CPU and was never throttled: no waiting on a
             // busy machine can add CPU time, so this is a contradiction, not noise.
             let base = o.baseline;
-            starve(&mut o.after, &base, 1);
-            let s = o.after.spin.inside.as_mut().unwrap();
+            starve(o.after.as_mut().unwrap(), &base, 1);
+            let s = o.after.as_mut().unwrap().spin.inside.as_mut().unwrap();
             s.cpu_us = s.wall_us * 9 / 10;
             let facts = Cpu::judge(&o, &opts, &env).facts;
             for id in [

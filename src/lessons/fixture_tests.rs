@@ -138,3 +138,53 @@ fn replays_render_the_recorded_runs() {
         }
     }
 }
+
+/// A run's observations as they stand at a pause, and how many steps were made by then.
+pub(super) type Paused<O> = (O, usize);
+
+/// For a lesson that pauses while its mechanism is alive (`Measure::pause`): each run
+/// `cut` makes of a recording (its observations as they stand at a pause, with the number
+/// of steps made by then) is judged into exactly those steps, and each is the step the
+/// whole run's judge shows. With --step nsx shows a step from the run cut short and never
+/// again, so a step that changed once the run went on (a removal it came to claim, a
+/// count it came to hold) would be a step the presenter never saw.
+pub(super) fn paused_runs_show_the_whole_runs_steps<L: super::engine::Def>(
+    cut: fn(&L::Obs) -> Vec<Paused<L::Obs>>,
+) {
+    let mut checked = 0;
+    for (machine, rec) in recordings(L::ID) {
+        let obs: L::Obs = serde_json::from_value(rec.observations.clone()).unwrap();
+        let options: L::Options = serde_json::from_value(rec.options.clone()).unwrap();
+        let whole = serde_json::to_value(L::judge(&obs, &options, &rec.env).steps).unwrap();
+        let mut last = 0;
+        for (partial, made) in cut(&obs) {
+            // What Measure::pause hands the presenter: the observations as JSON, read
+            // back as the lesson's own.
+            let value = serde_json::to_value(&partial).unwrap();
+            let partial: L::Obs = serde_json::from_value(value).unwrap();
+            let steps = serde_json::to_value(L::judge(&partial, &options, &rec.env).steps).unwrap();
+            assert_eq!(
+                steps.as_array().unwrap().len(),
+                made,
+                "{} on {machine}: a run paused after {made} step(s)",
+                L::ID
+            );
+            assert_eq!(
+                steps.as_array().unwrap()[..],
+                whole.as_array().unwrap()[..made],
+                "{} on {machine}: at the pause after {made} step(s), the steps differ from the whole run's",
+                L::ID
+            );
+            assert!(made > last, "{}: the pauses go forward", L::ID);
+            last = made;
+            checked += 1;
+        }
+        assert_eq!(
+            last,
+            whole.as_array().unwrap().len(),
+            "{} on {machine}: the last pause shows the last step",
+            L::ID
+        );
+    }
+    assert!(checked > 0, "{}: no recording", L::ID);
+}

@@ -141,6 +141,17 @@ pub fn processes_val(view: &View) -> Val {
     }
 }
 
+/// `word` as one word of a shell command a student can paste: as it is when it holds
+/// only characters no shell treats specially, else in single quotes.
+pub fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+,:=@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +195,16 @@ mod tests {
         // The host reading another inode through /proc/<pid>/ns breaks it.
         let wrong = view("/proc/42", 3, 1);
         assert!(!ns_differs(Ns::Pid, &wrong, &inside, &base).holds);
+    }
+
+    #[test]
+    fn a_shell_word_is_quoted_only_when_a_shell_would_split_or_expand_it() {
+        assert_eq!(
+            shell_word("/sys/fs/cgroup/a.b/nsx-1-2-memory"),
+            "/sys/fs/cgroup/a.b/nsx-1-2-memory"
+        );
+        assert_eq!(shell_word("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_word("it's$x"), "'it'\\''s$x'");
+        assert_eq!(shell_word(""), "''");
     }
 }

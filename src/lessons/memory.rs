@@ -88,9 +88,11 @@ pub struct Obs {
     before: Ended<Wrote>,
     /// The probe's PID written into the lesson cgroup's cgroup.procs, before it ran.
     joined: Vec<Action>,
-    /// In the lesson cgroup, under the limit.
-    after: Ended<Wrote, Counters>,
-    /// rmdir, once every observation of the after step was made.
+    /// In the lesson cgroup, under the limit (`None` while nsx pauses after the before
+    /// step, with --step).
+    after: Option<Ended<Wrote, Counters>>,
+    /// rmdir, once every observation of the after step was made (empty while nsx pauses
+    /// after the after step, the cgroup still there).
     teardown: Vec<Action>,
 }
 
@@ -147,6 +149,19 @@ impl Def for Memory {
             move |i, side| allocate(i, asked, side),
             |_| Ok(()),
         )?;
+        let mut obs = Obs {
+            cgroup,
+            setup,
+            before,
+            joined: Vec::new(),
+            after: None,
+            teardown: Vec::new(),
+        };
+        // The probe is gone (reaped); the cgroup it ran in, nsx's own, is still there.
+        if m.pauses() {
+            let nsx = std::process::id();
+            m.pause(&obs, &[format!("cat /proc/{nsx}/cgroup")])?;
+        }
 
         // after: joined to the lesson cgroup before it runs. Its counters are read while
         // it lives after its report, or once it has died: every observation of this step
@@ -179,30 +194,68 @@ impl Def for Memory {
             },
         )?;
         let mut cg = cg.into_inner();
+        obs.joined = joined.into_inner();
+        obs.after = Some(after);
+        // The probe is dead; its cgroup, with the limit and the counters the step shows,
+        // is there until nsx removes it.
+        if m.pauses() {
+            let f = files(obs.cgroup.version);
+            let look = cs::look(cg.dir(Controller::Memory), &[f.limit, f.peak, f.events]);
+            m.pause(&obs, &look)?;
+        }
         cg.remove()?;
-        let teardown = cg.take_actions();
+        obs.teardown = cg.take_actions();
         cs::sweep(m);
-        Ok(Obs {
-            cgroup,
-            setup,
-            before,
-            joined: joined.into_inner(),
-            after,
-            teardown,
-        })
+        Ok(obs)
     }
 
     fn judge(o: &Obs, opts: &Options, _env: &Env) -> Judged {
         let (limit, asked) = (opts.memory, opts.alloc);
         let version = o.cgroup.version;
         let f = files(version);
-        let (b, a) = (&o.before, &o.after);
-        let stats = &a.host_extra.stats;
+        let b = &o.before;
         let bw = written(b);
-        let aw = written(a);
-        let (a_view, a_seen) = probe_view(a);
         let b_view = probe_view(b).0;
         let host_rss = b.host.probe.memory.map(|m| m.rss);
+
+        // ---- the before step: all a pause after it shows
+        let before_rows = vec![
+            Row::probe(
+                cs::cgroup_label(Controller::Memory, version),
+                "cgroup",
+                cs::path_val(&b.host, Controller::Memory, version),
+                cs::path_val(&b_view, Controller::Memory, version),
+            ),
+            rss_row(b, &b_view).key(),
+            hwm_row(b, &b_view),
+            end_row(b, asked),
+        ];
+        let before_step = cs::step(
+            "before",
+            format!(
+                "before: the probe writes {} in nsx's own cgroup, with no lesson limit",
+                format_memory(asked)
+            ),
+            actions(&[], b, &[]),
+            &b.host,
+            &b_view,
+            before_rows,
+        )
+        .takeaway(format!(
+            "nothing limits it: the host reads its VmRSS at {} after it wrote {}",
+            host_rss.map_or("an unknown size".into(), format_mib),
+            format_memory(asked)
+        ));
+
+        let Some(a) = &o.after else {
+            return Judged {
+                steps: vec![before_step],
+                ..Judged::default()
+            };
+        };
+        let stats = &a.host_extra.stats;
+        let aw = written(a);
+        let (a_view, a_seen) = probe_view(a);
 
         let before_fact = Fact::new(
             "before-allocation-succeeds",
@@ -294,35 +347,7 @@ impl Def for Memory {
             ));
         }
 
-        // ---- steps
-        let before_rows = vec![
-            Row::probe(
-                cs::cgroup_label(Controller::Memory, version),
-                "cgroup",
-                cs::path_val(&b.host, Controller::Memory, version),
-                cs::path_val(&b_view, Controller::Memory, version),
-            ),
-            rss_row(b, &b_view).key(),
-            hwm_row(b, &b_view),
-            end_row(b, asked),
-        ];
-        let before_step = cs::step(
-            "before",
-            format!(
-                "before: the probe writes {} in nsx's own cgroup, with no lesson limit",
-                format_memory(asked)
-            ),
-            actions(&[], b, &[], &[]),
-            &b.host,
-            &b_view,
-            before_rows,
-        )
-        .takeaway(format!(
-            "nothing limits it: the host reads its VmRSS at {} after it wrote {}",
-            host_rss.map_or("an unknown size".into(), format_mib),
-            format_memory(asked)
-        ));
-
+        // ---- the after step
         let mut after_rows = vec![Row::probe(
             cs::cgroup_label(Controller::Memory, version),
             "cgroup",
@@ -383,7 +408,7 @@ impl Def for Memory {
         }
         after_rows.push(end_row(a, asked));
 
-        let all: Vec<Action> = [&o.setup[..], &o.joined, &a.host_extra.reads, &o.teardown].concat();
+        let all: Vec<Action> = [&o.setup[..], &o.joined, &a.host_extra.reads].concat();
         let rosetta = cs::rosetta(Controller::Memory, version, &all);
         let mut after_step = cs::step(
             "after",
@@ -392,7 +417,7 @@ impl Def for Memory {
                 format_memory(asked),
                 format_memory(limit)
             ),
-            actions(&o.setup, a, &a.host_extra.reads, &o.teardown),
+            actions(&o.setup, a, &a.host_extra.reads),
             &a.host,
             &a_view,
             after_rows,
@@ -433,7 +458,7 @@ impl Def for Memory {
         Judged {
             steps: vec![before_step, after_step],
             facts,
-            notes: Vec::new(),
+            notes: cs::teardown_note(&o.teardown).into_iter().collect(),
             takeaway: Some(if killed {
                 format!(
                     "the same {} that ran freely in nsx's own cgroup was killed by SIGKILL in a cgroup limited to {}: a limit is a number in a file, enforced by the OOM killer",
@@ -454,6 +479,9 @@ impl Def for Memory {
     #[cfg(test)]
     fn falsifiers() -> Vec<super::engine::Falsifier<Obs>> {
         use super::engine::Falsifier as F;
+        fn after(o: &mut Obs) -> &mut Ended<Wrote, Counters> {
+            o.after.as_mut().expect("a recording has its after step")
+        }
         vec![
             F {
                 fact: "before-allocation-succeeds",
@@ -476,18 +504,18 @@ impl Def for Memory {
             F {
                 fact: "oom-killed",
                 what: "the limited probe exited normally",
-                change: |o, _| o.after.exit = Exit::Exited { code: 0 },
+                change: |o, _| after(o).exit = Exit::Exited { code: 0 },
             },
             F {
                 fact: "killed-at-the-limit",
                 what: "the probe said it wrote far past the limit",
-                change: |o, _| o.after.said.push_str(&".".repeat(4096)),
+                change: |o, _| after(o).said.push_str(&".".repeat(4096)),
             },
             F {
                 fact: "killed-at-the-limit",
                 what: "the cgroup's peak is half the limit",
                 change: |o, _| {
-                    if let Some(p) = o.after.host_extra.stats.peak_bytes.as_mut() {
+                    if let Some(p) = after(o).host_extra.stats.peak_bytes.as_mut() {
                         *p /= 4;
                     }
                 },
@@ -495,13 +523,13 @@ impl Def for Memory {
             F {
                 fact: "host-sees-the-kill",
                 what: "the cgroup counted no kill",
-                change: |o, _| o.after.host_extra.stats.oom_kill = 0,
+                change: |o, _| after(o).host_extra.stats.oom_kill = 0,
             },
             F {
                 fact: "oom-state-and-count",
                 what: "v1 under_oom still 1 after the kill, v2 memory.events oom 0",
                 change: |o, _| {
-                    let s = &mut o.after.host_extra.stats;
+                    let s = &mut after(o).host_extra.stats;
                     if s.under_oom.is_some() {
                         s.under_oom = Some(true);
                     }
@@ -667,12 +695,7 @@ fn end_row(run: &Ended<Wrote, impl Sized>, asked: u64) -> Row {
 /// The step's actions in the order they happened: the cgroup's setup, the probe's clone
 /// and join, the probe's own work, the host's reads, the cgroup's removal.
 /// (The join is among the probe's actions already, where it happened.)
-fn actions(
-    setup: &[Action],
-    run: &Ended<Wrote, impl Sized>,
-    reads: &[Action],
-    teardown: &[Action],
-) -> Vec<String> {
+fn actions(setup: &[Action], run: &Ended<Wrote, impl Sized>, reads: &[Action]) -> Vec<String> {
     let mut lines = cs::shell(setup);
     lines.extend(run.actions.iter().cloned());
     if run.inside.is_none() && parse_side(&run.said).0.is_some() {
@@ -682,7 +705,6 @@ fn actions(
         );
     }
     lines.extend(cs::shell(reads));
-    lines.extend(cs::shell(teardown));
     lines
 }
 
@@ -692,6 +714,8 @@ struct Files {
     hits: &'static str,
     kills: &'static str,
     limit: &'static str,
+    /// The file that counts the kills, whole.
+    events: &'static str,
 }
 
 fn files(version: Version) -> Files {
@@ -701,12 +725,14 @@ fn files(version: Version) -> Files {
             hits: "memory.failcnt",
             kills: "memory.oom_control oom_kill",
             limit: "memory.limit_in_bytes",
+            events: "memory.oom_control",
         },
         Version::V2 => Files {
             peak: "memory.peak",
             hits: "memory.events max",
             kills: "memory.events oom_kill",
             limit: "memory.max",
+            events: "memory.events",
         },
     }
 }
@@ -753,6 +779,41 @@ fn oom_state_fact(version: Version, s: &MemoryStats) -> Fact {
 mod tests {
     use super::*;
 
+    use crate::lessons::fixture_tests::paused_runs_show_the_whole_runs_steps;
+
+    #[test]
+    fn a_run_paused_at_each_step_shows_the_steps_the_whole_run_shows() {
+        paused_runs_show_the_whole_runs_steps::<Memory>(|o| {
+            let mut before = o.clone();
+            (before.joined, before.after, before.teardown) = (Vec::new(), None, Vec::new());
+            let mut after = o.clone();
+            after.teardown.clear();
+            vec![(before, 1), (after, 2)]
+        });
+        let (o, opts, env) = within_limit();
+        removal_said_after_the_steps(&Memory::judge(&o, &opts, &env));
+    }
+
+    /// The lesson cgroup is removed once its last step is shown: no step says so (with
+    /// --step each was shown while the cgroup was there); a note after them does.
+    fn removal_said_after_the_steps(j: &Judged) {
+        for step in &j.steps {
+            assert!(
+                !step.actions.iter().any(|a| a.starts_with("rmdir ")),
+                "{}: {:?}",
+                step.id,
+                step.actions
+            );
+        }
+        assert!(
+            j.notes
+                .iter()
+                .any(|n| n.contains("removed what it made: rmdir /sys/fs/cgroup/")),
+            "{:?}",
+            j.notes
+        );
+    }
+
     #[test]
     fn the_side_channel_gives_the_view_and_a_lower_bound() {
         let view = View {
@@ -786,9 +847,10 @@ mod tests {
         let mut report = o.before.inside.clone().unwrap();
         (report.asked, report.written) = (opts.alloc, opts.alloc);
         o.before.inside = Some(report.clone());
-        o.after.inside = Some(report);
-        o.after.exit = Exit::Exited { code: 0 };
-        let stats = &mut o.after.host_extra.stats;
+        let after = o.after.as_mut().unwrap();
+        after.inside = Some(report);
+        after.exit = Exit::Exited { code: 0 };
+        let stats = &mut after.host_extra.stats;
         (stats.oom_kill, stats.peak_bytes) = (0, Some(17 << 20));
         (o, opts, rec.env)
     }
@@ -812,16 +874,16 @@ mod tests {
             ]
         );
         let mut killed = o.clone();
-        killed.after.inside = None;
-        killed.after.exit = Exit::Killed {
+        killed.after.as_mut().unwrap().inside = None;
+        killed.after.as_mut().unwrap().exit = Exit::Killed {
             signal: "SIGKILL".into(),
         };
         assert!(!judge(&killed, &opts, &env)[1].1);
         let mut counted = o.clone();
-        counted.after.host_extra.stats.oom_kill = 1;
+        counted.after.as_mut().unwrap().host_extra.stats.oom_kill = 1;
         assert!(!judge(&counted, &opts, &env)[2].1);
         let mut over = o;
-        over.after.host_extra.stats.peak_bytes = Some(DEFAULT_LIMIT + 4096);
+        over.after.as_mut().unwrap().host_extra.stats.peak_bytes = Some(DEFAULT_LIMIT + 4096);
         assert!(!judge(&over, &opts, &env)[2].1);
     }
 

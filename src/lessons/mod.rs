@@ -3,6 +3,7 @@
 //! A lesson runs probes through the sandbox, turns what both sides saw into steps and
 //! facts, and never prints: the renderer does, as each step arrives.
 
+pub mod caps;
 pub mod cgroup_steps;
 pub mod cgroupns;
 pub mod cost;
@@ -11,6 +12,7 @@ pub mod engine;
 pub mod init;
 pub mod ipc;
 pub mod kit;
+pub mod masks;
 pub mod memory;
 pub mod mount;
 pub mod needs;
@@ -79,6 +81,8 @@ pub static LESSONS: &[Lesson] = &[
     rootfs::LESSON,
     init::LESSON,
     pod::LESSON,
+    caps::LESSON,
+    masks::LESSON,
     seccomp::LESSON,
     cost::LESSON,
 ];
@@ -384,7 +388,7 @@ mod tests {
             ids(),
             [
                 "pid", "mount", "uts", "ipc", "net", "user", "cgroupns", "time", "memory", "cpu",
-                "pids", "rootfs", "init", "pod", "seccomp", "cost"
+                "pids", "rootfs", "init", "pod", "caps", "masks", "seccomp", "cost"
             ]
         );
     }

@@ -59,6 +59,16 @@ fn table(id: &str) -> Option<&'static [Need]> {
         // The container step mounts in a mount namespace of its own; its control makes a
         // user namespace to show that one needs no capability.
         "seccomp" => &[Namespace("mnt"), Namespace("user")],
+        // Each probe tries its calls in mount, UTS and network namespaces of its own; the
+        // setuid steps (as root) run in new mount and PID namespaces.
+        "caps" => &[
+            Namespace("mnt"),
+            Namespace("uts"),
+            Namespace("net"),
+            Namespace("pid"),
+        ],
+        // A container's /proc and sysfs: new PID, mount and network namespaces.
+        "masks" => &[Namespace("mnt"), Namespace("pid"), Namespace("net")],
         // Times creating every namespace type (time only where the kernel has it, and
         // the cgroup only when one can be made, so neither is a need).
         "cost" => &[
@@ -111,7 +121,7 @@ mod tests {
     fn namespace_needs_name_real_namespace_types() {
         let ids = [
             "pid", "mount", "uts", "ipc", "net", "user", "cgroupns", "time", "memory", "cpu",
-            "pids", "rootfs", "init", "pod", "cost",
+            "pids", "rootfs", "init", "pod", "caps", "masks", "cost",
         ];
         for id in ids {
             assert!(declared(id), "{id}");

@@ -113,10 +113,12 @@ pub struct VethRun {
     host_client: Leg,
     host_server: Leg,
     host_port: u16,
-    /// `/proc/<pid>/net/dev` of the probe, read after nsx deleted the host end.
-    probe_after_delete: Vec<String>,
-    /// The host's own view (interfaces, routes) after the lesson removed everything.
-    after: View,
+    /// `/proc/<pid>/net/dev` of the probe, read after nsx deleted the host end (`None`
+    /// while nsx pauses at the veth step, with --step: the pair is still there).
+    probe_after_delete: Option<Vec<String>>,
+    /// The host's own view (interfaces, routes) after the lesson removed everything
+    /// (`None` while nsx pauses at the veth step).
+    after: Option<View>,
 }
 
 /// Whether the veth step ran, and what it saw.
@@ -137,8 +139,10 @@ pub struct Obs {
     /// come and go on the host while this one runs.
     nsx_pid: u32,
     before: Run<View>,
-    after: Run<View>,
-    veth: VethStep,
+    /// `None` while nsx pauses after the before step, with --step.
+    after: Option<Run<View>>,
+    /// `None` while nsx pauses after the after step, with --step.
+    veth: Option<VethStep>,
 }
 
 const NET_FACTS: [&str; 6] = [
@@ -212,40 +216,61 @@ impl Def for Net {
     }
 
     fn measure(m: &mut Measure, options: &NetOptions) -> Result<Obs> {
-        // The after probe's namespace holds only what the kernel gives a new one: the two
-        // run side by side.
-        let [before, after] = m.probes_n(
-            [
-                Spec::new(CloneFlags::empty()),
-                Spec::new(CloneFlags::CLONE_NEWNET),
-            ],
-            |_, i| i.observe(),
-            |_, _| Ok(()),
-        )?;
-        let veth = if m.rootless() {
-            VethStep::Skipped {
-                why: "creating a veth pair in the host's network namespace needs CAP_NET_ADMIN there, and nsx is root only inside its own user namespace (run it with sudo to see the veth step)".into(),
-            }
-        } else if options.no_veth {
-            VethStep::Skipped {
-                why: "--no-veth".into(),
-            }
-        } else {
-            VethStep::Ran(veth_step(m, options.veth_net)?)
+        let nsx_pid = std::process::id();
+        // Each probe lives until the presenter has looked at it (with --step), one at a
+        // time: the after probe's namespace holds only what the kernel gives a new one.
+        let mut before = m.start(&Spec::new(CloneFlags::empty()), |_| Ok(()), |i| i.observe())?;
+        let mut obs = Obs {
+            nsx_pid,
+            before: before.report(|_| Ok(()))?,
+            after: None,
+            veth: None,
         };
-        Ok(Obs {
-            nsx_pid: std::process::id(),
-            before,
-            after,
-            veth,
-        })
+        if m.pauses() {
+            m.pause(&obs, &look_at_namespace(before.pid()))?;
+        }
+        before.finish()?;
+        let mut after = m.start(
+            &Spec::new(CloneFlags::CLONE_NEWNET),
+            |_| Ok(()),
+            |i| i.observe(),
+        )?;
+        obs.after = Some(after.report(|_| Ok(()))?);
+        if m.pauses() {
+            m.pause(&obs, &look_at_namespace(after.pid()))?;
+        }
+        after.finish()?;
+        if m.rootless() {
+            obs.veth = Some(VethStep::Skipped {
+                why: "creating a veth pair in the host's network namespace needs CAP_NET_ADMIN there, and nsx is root only inside its own user namespace (run it with sudo to see the veth step)".into(),
+            });
+        } else if options.no_veth {
+            obs.veth = Some(VethStep::Skipped {
+                why: "--no-veth".into(),
+            });
+        } else {
+            veth_step(m, options.veth_net, &mut obs)?;
+        }
+        Ok(obs)
     }
 
     fn judge(o: &Obs, _: &NetOptions, env: &Env) -> Judged {
         let base = &env.baseline;
         let ours = |names: &[String]| without_other_runs(names, o.nsx_pid);
+        let before_step = ns_step(
+            "before",
+            "before: the probe forked with no new namespace",
+            &o.before,
+            o.nsx_pid,
+        );
+        let Some(after) = &o.after else {
+            return Judged {
+                steps: vec![before_step],
+                ..Judged::default()
+            };
+        };
         let (b_in, b_host) = (&o.before.inside, &o.before.host);
-        let (a_in, a_host) = (&o.after.inside, &o.after.host);
+        let (a_in, a_host) = (&after.inside, &after.host);
         let inside_names = &a_in.probe.interfaces;
         let fallback: Vec<&str> = inside_names
             .iter()
@@ -341,7 +366,7 @@ impl Def for Net {
             kit::ns_differs(Ns::Net, a_host, a_in, base),
         ];
         let mut notes = Vec::new();
-        let mut after_step = ns_step("after", "after: clone(CLONE_NEWNET)", &o.after, o.nsx_pid)
+        let mut after_step = ns_step("after", "after: clone(CLONE_NEWNET)", after, o.nsx_pid)
             .note(format!(
                 "the host lists the probe's interfaces through {}/net/dev, but cannot ask their state: an ioctl answers for the caller's own namespace",
                 a_host.source
@@ -361,20 +386,19 @@ impl Def for Net {
         if !fallback.is_empty() {
             after_step = after_step.note(fallback_note(&fallback, a_host));
         }
-        let mut steps = vec![
-            ns_step(
-                "before",
-                "before: the probe forked with no new namespace",
-                &o.before,
-                o.nsx_pid,
-            ),
-            after_step,
-        ];
-        match &o.veth {
+        let mut steps = vec![before_step, after_step];
+        let Some(veth) = &o.veth else {
+            return Judged {
+                steps,
+                ..Judged::default()
+            };
+        };
+        match veth {
             VethStep::Ran(v) => {
-                let (step, veth_facts) = judge_veth(v, o.nsx_pid);
+                let (step, veth_facts, deleted) = judge_veth(v, o.nsx_pid);
                 steps.push(step);
                 facts.extend(veth_facts);
+                notes.extend(deleted);
             }
             VethStep::Skipped { why } => {
                 notes.push(format!("the veth step was skipped: {why}"));
@@ -389,7 +413,7 @@ impl Def for Net {
                 }));
             }
         }
-        let takeaway = match &o.veth {
+        let takeaway = match veth {
             VethStep::Ran(v) => format!(
                 "a new namespace starts with {} and no route; a veth pair on {} joined it to the host, and TCP crossed it both ways",
                 join(inside_names),
@@ -412,10 +436,13 @@ impl Def for Net {
     #[cfg(test)]
     fn falsifiers() -> Vec<super::engine::Falsifier<Obs>> {
         use super::engine::Falsifier as F;
+        fn after(o: &mut Obs) -> &mut Run<View> {
+            o.after.as_mut().expect("a recording has its after step")
+        }
         fn veth(o: &mut Obs) -> Option<&mut VethRun> {
             match &mut o.veth {
-                VethStep::Ran(v) => Some(v),
-                VethStep::Skipped { .. } => None,
+                Some(VethStep::Ran(v)) => Some(v),
+                _ => None,
             }
         }
         vec![
@@ -427,18 +454,18 @@ impl Def for Net {
             F {
                 fact: "only-lo",
                 what: "the new namespace holds one of the host's interfaces",
-                change: |o, _| o.after.inside.probe.interfaces.push("eth0".into()),
+                change: |o, _| after(o).inside.probe.interfaces.push("eth0".into()),
             },
             F {
                 fact: "only-lo",
                 what: "the new namespace has no lo",
-                change: |o, _| o.after.inside.probe.interfaces.retain(|n| n != "lo"),
+                change: |o, _| after(o).inside.probe.interfaces.retain(|n| n != "lo"),
             },
             F {
                 fact: "lo-down",
                 what: "lo is up inside",
                 change: |o, _| {
-                    if let Some(l) = o.after.inside.links.iter_mut().find(|l| l.name == "lo") {
+                    if let Some(l) = after(o).inside.links.iter_mut().find(|l| l.name == "lo") {
                         l.up = Some(true);
                     }
                 },
@@ -446,15 +473,15 @@ impl Def for Net {
             F {
                 fact: "host-reads-probe-net-dev",
                 what: "the host reads an interface through /proc/<pid>/net/dev the probe lacks",
-                change: |o, _| o.after.host.probe.interfaces.push("eth0".into()),
+                change: |o, _| after(o).host.probe.interfaces.push("eth0".into()),
             },
             F {
                 fact: "host-reads-probe-net-dev",
                 what: "the host reads its own routes through /proc/<pid>/net/route",
                 change: |o, _| {
-                    let own = o.after.host.routes.clone();
-                    o.after.host.probe.routes = own.or(Some(vec![]));
-                    o.after
+                    let own = after(o).host.routes.clone();
+                    after(o).host.probe.routes = own.or(Some(vec![]));
+                    after(o)
                         .host
                         .probe
                         .routes
@@ -471,28 +498,27 @@ impl Def for Net {
                 fact: "host-sees-other-interfaces",
                 what: "a host interface shows up in the probe's namespace",
                 change: |o, _| {
-                    let name = o
-                        .after
+                    let name = after(o)
                         .host
                         .link_names()
                         .into_iter()
                         .find(|n| n != "lo" && fallback_module(n).is_none())
                         .unwrap_or_else(|| "eth0".into());
-                    if o.after.host.link(&name).is_none() {
-                        o.after.host.links.push(Link {
+                    if after(o).host.link(&name).is_none() {
+                        after(o).host.links.push(Link {
                             name: name.clone(),
                             up: Some(true),
                             ipv4: None,
                         });
                     }
-                    o.after.inside.probe.interfaces.push(name);
+                    after(o).inside.probe.interfaces.push(name);
                 },
             },
             F {
                 fact: "host-sees-other-interfaces",
                 what: "the host's lo is as down as the probe's",
                 change: |o, _| {
-                    if let Some(l) = o.after.host.links.iter_mut().find(|l| l.name == "lo") {
+                    if let Some(l) = after(o).host.links.iter_mut().find(|l| l.name == "lo") {
                         l.up = Some(false);
                     }
                 },
@@ -502,7 +528,7 @@ impl Def for Net {
                 what: "the probe is in the host's net namespace",
                 change: |o, env| {
                     let host = env.baseline.own_ns["net"];
-                    o.after.inside.own_ns.insert("net".into(), host);
+                    after(o).inside.own_ns.insert("net".into(), host);
                 },
             },
             F {
@@ -611,7 +637,7 @@ impl Def for Net {
                 change: |o, _| {
                     if let Some(v) = veth(o) {
                         let peer = v.peer.clone();
-                        v.probe_after_delete.push(peer);
+                        v.probe_after_delete.get_or_insert_with(Vec::new).push(peer);
                     }
                 },
             },
@@ -621,7 +647,7 @@ impl Def for Net {
                 change: |o, _| {
                     if let Some(v) = veth(o) {
                         let host_end = v.host_end.clone();
-                        v.after.links.push(Link {
+                        v.after.get_or_insert_with(View::default).links.push(Link {
                             name: host_end,
                             up: Some(false),
                             ipv4: None,
@@ -793,6 +819,16 @@ fn ns_step(id: &str, title: &str, run: &Run<View>, ours: u32) -> Step {
     }
 }
 
+/// For a presenter's second terminal: the probe's network namespace beside the
+/// terminal's own (readlink(1) of both links), and its interfaces as `ip` lists them
+/// from inside it (nsenter(1) joins the namespace of `pid`).
+fn look_at_namespace(pid: i32) -> Vec<String> {
+    vec![
+        format!("readlink /proc/{pid}/ns/net /proc/self/ns/net"),
+        format!("nsenter -t {pid} -n ip link"),
+    ]
+}
+
 /// What the veth step's probe is given.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -858,11 +894,11 @@ fn wait_running(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The veth step: a pair made on the host, one end moved into a probe's new namespace,
-/// a /30 on it, a TCP round trip each way; then the host end deleted while the probe
-/// lives. Everything is owned by guards (the pair, the /30's claim, the probe) that
-/// remove it on every way out.
-fn veth_step(m: &mut Measure, wanted: Option<Subnet30>) -> Result<VethRun> {
+/// The veth step, into `obs`: a pair made on the host, one end moved into a probe's new
+/// namespace, a /30 on it, a TCP round trip each way; with --step, a pause while all of
+/// it is up; then the host end deleted while the probe lives. Everything is owned by
+/// guards (the pair, the /30's claim, the probe) that remove it on every way out.
+fn veth_step(m: &mut Measure, wanted: Option<Subnet30>, obs: &mut Obs) -> Result<()> {
     let before = own_view(Parts::ROUTES.with(Parts::NET_SYSCTLS))?;
     let mut rtnl = Rtnl::open()?;
     let swept = veth::sweep(&mut rtnl);
@@ -937,17 +973,10 @@ fn veth_step(m: &mut Measure, wanted: Option<Subnet30>) -> Result<VethRun> {
     let host_client = tcp::call(SocketAddr::from((subnet.container(), CONTAINER_PORT)))?;
     let host_server = tcp::serve_one(&listener)?;
     let run = probe.report(|_| Ok(()))?;
-
-    // Deleting the host end while the probe is alive shows the pair going together.
-    pair.remove(&mut rtnl)?;
-    let probe_after_delete = probe.observe()?.probe.interfaces;
-    probe.finish()?;
-    drop(claim);
-    let after = own_view(Parts::LINKS.with(Parts::ROUTES))?;
-    Ok(VethRun {
+    obs.veth = Some(VethStep::Ran(VethRun {
         subnet,
-        host_end,
-        peer,
+        host_end: host_end.clone(),
+        peer: peer.clone(),
         skipped,
         actions,
         before,
@@ -957,9 +986,33 @@ fn veth_step(m: &mut Measure, wanted: Option<Subnet30>) -> Result<VethRun> {
         host_client,
         host_server,
         host_port,
-        probe_after_delete,
-        after,
-    })
+        probe_after_delete: None,
+        after: None,
+    }));
+    // Both ends are up, with their addresses and routes, the probe alive in its namespace.
+    if m.pauses() {
+        let inside = format!("nsenter -t {pid} -n");
+        m.pause(
+            &*obs,
+            &[
+                format!("ip addr show dev {host_end}"),
+                format!("{inside} ip addr show dev {peer}"),
+                format!("{inside} ip route"),
+            ],
+        )?;
+    }
+
+    // Deleting the host end while the probe is alive shows the pair going together.
+    pair.remove(&mut rtnl)?;
+    let probe_after_delete = probe.observe()?.probe.interfaces;
+    probe.finish()?;
+    drop(claim);
+    let after = own_view(Parts::LINKS.with(Parts::ROUTES))?;
+    if let Some(VethStep::Ran(v)) = &mut obs.veth {
+        v.probe_after_delete = Some(probe_after_delete);
+        v.after = Some(after);
+    }
+    Ok(())
 }
 
 /// The routes of `routes` into `subnet` (a zeroconf 169.254.0.0/16 route is no route
@@ -1012,11 +1065,12 @@ fn list_text(routes: &[&Route]) -> String {
 }
 
 /// The veth step and its facts, from what was measured.
-fn judge_veth(v: &VethRun, ours: u32) -> (Step, Vec<Fact>) {
+/// The veth step, its facts, and what the deletion that followed it showed (`None`
+/// before nsx deleted the pair: with --step it shows the step first).
+fn judge_veth(v: &VethRun, ours: u32) -> (Step, Vec<Fact>, Option<String>) {
     let (host, seen) = (&v.run.host, &v.run.inside);
     let inside = &seen.view;
     let (subnet, host_end, peer) = (v.subnet, v.host_end.as_str(), v.peer.as_str());
-    let pid = v.run.pid;
     let route = |dev: &str| Route {
         dev: dev.to_string(),
         destination: subnet.network(),
@@ -1027,7 +1081,7 @@ fn judge_veth(v: &VethRun, ours: u32) -> (Step, Vec<Fact>) {
     let keep = |r: Option<&[Route]>| routes_without_other_runs(r.unwrap_or_default(), ours);
     let before = keep(v.before.routes.as_deref());
     let during = keep(host.routes.as_deref());
-    let after = keep(v.after.routes.as_deref());
+    let after = keep(v.after.as_ref().and_then(|a| a.routes.as_deref()));
     let added: Vec<&Route> = during.iter().filter(|r| !before.contains(r)).collect();
     let removed: Vec<&Route> = before.iter().filter(|r| !during.contains(r)).collect();
     let probe_routes = inside.routes.clone().unwrap_or_default();
@@ -1062,7 +1116,11 @@ fn judge_veth(v: &VethRun, ours: u32) -> (Step, Vec<Fact>) {
         .filter(|n| n.as_str() != peer)
         .cloned()
         .collect();
-    let host_end_gone = !v.after.links.iter().any(|l| l.name == host_end);
+    let host_end_gone = v
+        .after
+        .as_ref()
+        .is_some_and(|a| !a.links.iter().any(|l| l.name == host_end));
+    let deleted = v.probe_after_delete.as_deref();
     let facts = vec![
         Fact::new(
             "veth-ends-placed",
@@ -1136,22 +1194,27 @@ fn judge_veth(v: &VethRun, ours: u32) -> (Step, Vec<Fact>) {
         ),
         Fact::new(
             "pair-deleted-together",
-            format!(
-                "after nsx deleted {host_end}, {}/net/dev lists {}: deleting one end of a veth pair deletes both",
-                host.source,
-                join(&v.probe_after_delete)
-            ),
-            inside.probe.interfaces.iter().any(|n| n == peer)
-                && v.probe_after_delete == without_peer,
-            json!({ "probe_before_delete": inside.probe.interfaces, "probe_after_delete": v.probe_after_delete }),
+            match deleted {
+                Some(left) => format!(
+                    "after nsx deleted {host_end}, {}/net/dev lists {}: deleting one end of a veth pair deletes both",
+                    host.source,
+                    join(left)
+                ),
+                None => format!("not measured: nsx has not deleted {host_end} yet"),
+            },
+            inside.probe.interfaces.iter().any(|n| n == peer) && deleted == Some(&without_peer[..]),
+            json!({ "probe_before_delete": inside.probe.interfaces, "probe_after_delete": deleted }),
         ),
         Fact::new(
             "host-end-gone",
-            format!(
-                "after the lesson {host_end} {} and the host's routes are {}",
-                if host_end_gone { "is gone" } else { "still exists" },
-                if after == before { "as before" } else { "different" }
-            ),
+            match &v.after {
+                Some(_) => format!(
+                    "after the lesson {host_end} {} and the host's routes are {}",
+                    if host_end_gone { "is gone" } else { "still exists" },
+                    if after == before { "as before" } else { "different" }
+                ),
+                None => format!("not measured: nsx has not deleted {host_end} yet"),
+            },
             host_end_gone && after == before,
             json!({ "gone": host_end_gone, "routes_before": before, "routes_after": after }),
         ),
@@ -1233,9 +1296,6 @@ fn judge_veth(v: &VethRun, ours: u32) -> (Step, Vec<Fact>) {
             forward_text(fwd_before),
             forward_text(fwd_during)
         ))
-        .note(format!(
-            "nsx then deleted {host_end}; the kernel deleted {peer} with it, inside the probe's namespace (PID {pid})"
-        ))
         .takeaway(format!(
             "one cable between two namespaces: the host reached {}:{CONTAINER_PORT} and the probe reached {}, over {host_end} and {peer}",
             subnet.container(),
@@ -1248,7 +1308,14 @@ fn judge_veth(v: &VethRun, ours: u32) -> (Step, Vec<Fact>) {
             "host_to_container": { "client": v.host_client, "server": seen.server },
             "container_to_host": { "client": seen.client, "server": v.host_server },
         }));
-    (step, facts)
+    let deletion = deleted.map(|left| {
+        format!(
+            "after the veth step nsx deleted {host_end}; the kernel deleted {peer} with it, inside the probe's namespace: {}/net/dev then listed {}",
+            host.source,
+            join(left)
+        )
+    });
+    (step, facts, deletion)
 }
 
 fn leg_label(verb: &str, leg: &Leg) -> String {
@@ -1274,6 +1341,48 @@ fn host_of(addr: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::lessons::fixture_tests::paused_runs_show_the_whole_runs_steps;
+
+    #[test]
+    fn a_run_paused_at_each_step_shows_the_steps_the_whole_run_shows() {
+        paused_runs_show_the_whole_runs_steps::<Net>(|o| {
+            let mut before = o.clone();
+            (before.after, before.veth) = (None, None);
+            let mut after = o.clone();
+            after.veth = None;
+            let mut veth = o.clone();
+            match &mut veth.veth {
+                // The pause of the veth step: the pair is up, not deleted yet.
+                Some(VethStep::Ran(v)) => {
+                    (v.probe_after_delete, v.after) = (None, None);
+                    vec![(before, 1), (after, 2), (veth, 3)]
+                }
+                _ => vec![(before, 1), (after, 2)],
+            }
+        });
+    }
+
+    /// At the veth step's pause the pair is up: the step does not say it was deleted
+    /// (issue 14); the deletion, measured once the presenter moved on, is said after it.
+    #[test]
+    fn the_deletion_is_said_after_the_veth_step_not_in_it() {
+        let (o, options, env) = recorded();
+        let j = Net::judge(&o, &options, &env);
+        let veth = j.steps.iter().find(|s| s.id == "veth").unwrap();
+        assert!(
+            !veth.notes.iter().any(|n| n.contains("deleted")),
+            "{:?}",
+            veth.notes
+        );
+        assert!(
+            j.notes
+                .iter()
+                .any(|n| n.starts_with("after the veth step nsx deleted nsx")),
+            "{:?}",
+            j.notes
+        );
+    }
 
     #[test]
     fn other_runs_veths_are_left_out() {
@@ -1323,26 +1432,27 @@ mod tests {
         assert!(fact(&plain, "only-lo").holds);
         assert!(!after_notes(&plain).contains("fallback tunnel"));
 
+        let after = o.after.as_mut().unwrap();
         for name in ["tunl0@NONE", "sit0"] {
-            o.after.inside.probe.interfaces.push(name.into());
-            o.after.host.probe.interfaces.push(name.into());
-            o.after.inside.links.push(Link {
+            after.inside.probe.interfaces.push(name.into());
+            after.host.probe.interfaces.push(name.into());
+            after.inside.links.push(Link {
                 name: device(name).into(),
                 up: Some(false),
                 ipv4: None,
             });
-            o.after.host.links.push(Link {
+            after.host.links.push(Link {
                 name: device(name).into(),
                 up: Some(false),
                 ipv4: None,
             });
         }
-        o.after
+        after
             .host
             .net_sysctls
             .get_or_insert_with(Default::default)
             .fb_tunnels_only_for_init_net = Some(0);
-        env.baseline.links = o.after.host.links.clone();
+        env.baseline.links = after.host.links.clone();
         let j = Net::judge(&o, &options, &env);
         for id in NET_FACTS {
             assert!(fact(&j, id).holds, "{id}: {}", fact(&j, id).claim);
@@ -1362,7 +1472,13 @@ mod tests {
         assert!(notes.contains("(0 on this host;"), "{notes}");
 
         // A device of the host's own is still a failure, tunnels or not.
-        o.after.inside.probe.interfaces.push("eth0".into());
+        o.after
+            .as_mut()
+            .unwrap()
+            .inside
+            .probe
+            .interfaces
+            .push("eth0".into());
         let j = Net::judge(&o, &options, &env);
         assert!(!fact(&j, "only-lo").holds);
     }
@@ -1377,7 +1493,15 @@ mod tests {
         let rec = super::super::engine::read_recording(&path).unwrap();
         let o: Obs = serde_json::from_value(rec.observations).unwrap();
         let options: NetOptions = serde_json::from_value(rec.options).unwrap();
-        assert!(o.after.inside.probe.interfaces.iter().any(|n| n == "tunl0"));
+        assert!(o
+            .after
+            .as_ref()
+            .unwrap()
+            .inside
+            .probe
+            .interfaces
+            .iter()
+            .any(|n| n == "tunl0"));
         let j = Net::judge(&o, &options, &rec.env);
         for f in &j.facts {
             assert!(f.holds, "{}: {}", f.id, f.claim);

@@ -93,9 +93,11 @@ pub struct Obs {
     setup: Vec<Action>,
     /// In nsx's own cgroup, no lesson limit.
     before: RunObs<()>,
-    /// In the lesson cgroup, under pids.max.
-    after: RunObs<Counters>,
-    /// rmdir, once every observation of the after step was made.
+    /// In the lesson cgroup, under pids.max (`None` while nsx pauses after the before
+    /// step, with --step).
+    after: Option<RunObs<Counters>>,
+    /// rmdir, once every observation of the after step was made (empty while nsx pauses
+    /// after the after step, the cgroup still there).
     teardown: Vec<Action>,
 }
 
@@ -147,6 +149,19 @@ impl Def for Pids {
             left: left_after(&run),
             run,
         };
+        let mut obs = Obs {
+            cgroup,
+            setup,
+            before,
+            after: None,
+            teardown: Vec::new(),
+        };
+        // The probe and its children are gone; the cgroup they ran in, nsx's own, is
+        // still there.
+        if m.pauses() {
+            let nsx = std::process::id();
+            m.pause(&obs, &[format!("cat /proc/{nsx}/cgroup")])?;
+        }
 
         // after: joined to the lesson cgroup before its first fork; the host reads the
         // cgroup's files while the children live, before the cgroup is removed.
@@ -171,31 +186,75 @@ impl Def for Pids {
                 })
             },
         )?;
-        let after = RunObs {
+        obs.after = Some(RunObs {
             left: left_after(&run),
             run,
-        };
+        });
         let mut cg = cg.into_inner();
+        // The probe and its children are gone (pids.current is back to 0); the cgroup,
+        // with its limit and its count of refused forks, is there until nsx removes it.
+        if m.pauses() {
+            let look = cs::look(
+                cg.dir(Controller::Pids),
+                &["pids.max", "pids.events", "pids.current"],
+            );
+            m.pause(&obs, &look)?;
+        }
         cg.remove()?;
-        let teardown = cg.take_actions();
+        obs.teardown = cg.take_actions();
         cs::sweep(m);
-        Ok(Obs {
-            cgroup,
-            setup,
-            before,
-            after,
-            teardown,
-        })
+        Ok(obs)
     }
 
     fn judge(o: &Obs, opts: &Options, _env: &Env) -> Judged {
         let max = opts.pids;
         let cap = max + BEYOND;
         let version = o.cgroup.version;
-        let (b, a) = (&o.before, &o.after);
-        let (bf, af) = (forked(&b.run), forked(&a.run));
-        let stats = &a.run.host_extra.stats;
+        let b = &o.before;
+        let bf = forked(&b.run);
         let b_children = children(&b.run.host);
+        let label = cs::cgroup_label(Controller::Pids, version);
+
+        // ---- the before step: all a pause after it shows
+        let before_step = cs::step(
+            "before",
+            format!(
+                "before: the probe, PID 1 of a new PID namespace, forks up to {cap} children in nsx's own cgroup"
+            ),
+            b.run.actions.clone(),
+            &b.run.host,
+            &bf.view,
+            vec![
+                Row::probe(
+                    label.clone(),
+                    "cgroup",
+                    cs::path_val(&b.run.host, Controller::Pids, version),
+                    cs::path_val(&bf.view, Controller::Pids, version),
+                ),
+                children_row(&b.run, &bf).key(),
+                threads_row(&b.run, &bf),
+                end_row(&b.run, &bf),
+            ],
+        )
+        .note(format!(
+            "the probe (PID 1 of its namespace) {}; the moment waitpid() returned, /proc listed {} of its {} children",
+            b.run.exit,
+            b.left.len(),
+            b_children.len()
+        ))
+        .takeaway(format!(
+            "nothing limits it: {} forks, all succeeded",
+            bf.ok
+        ));
+
+        let Some(a) = &o.after else {
+            return Judged {
+                steps: vec![before_step],
+                ..Judged::default()
+            };
+        };
+        let af = forked(&a.run);
+        let stats = &a.run.host_extra.stats;
         let a_children = children(&a.run.host);
 
         let before_fact = Fact::new(
@@ -271,39 +330,7 @@ impl Def for Pids {
             ),
         ];
 
-        // ---- steps
-        let label = cs::cgroup_label(Controller::Pids, version);
-        let before_step = cs::step(
-            "before",
-            format!(
-                "before: the probe, PID 1 of a new PID namespace, forks up to {cap} children in nsx's own cgroup"
-            ),
-            b.run.actions.clone(),
-            &b.run.host,
-            &bf.view,
-            vec![
-                Row::probe(
-                    label.clone(),
-                    "cgroup",
-                    cs::path_val(&b.run.host, Controller::Pids, version),
-                    cs::path_val(&bf.view, Controller::Pids, version),
-                ),
-                children_row(&b.run, &bf).key(),
-                threads_row(&b.run, &bf),
-                end_row(&b.run, &bf),
-            ],
-        )
-        .note(format!(
-            "the probe (PID 1 of its namespace) {}; the moment waitpid() returned, /proc listed {} of its {} children",
-            b.run.exit,
-            b.left.len(),
-            b_children.len()
-        ))
-        .takeaway(format!(
-            "nothing limits it: {} forks, all succeeded",
-            bf.ok
-        ));
-
+        // ---- the after step
         let mut rows = vec![
             Row::probe(
                 label,
@@ -350,8 +377,7 @@ impl Def for Pids {
         let mut after_actions = cs::shell(&o.setup);
         after_actions.extend(a.run.actions.iter().cloned());
         after_actions.extend(cs::shell(&a.run.host_extra.reads));
-        after_actions.extend(cs::shell(&o.teardown));
-        let all: Vec<Action> = [&o.setup[..], &a.run.host_extra.reads, &o.teardown].concat();
+        let all: Vec<Action> = [&o.setup[..], &a.run.host_extra.reads].concat();
         let rosetta = cs::rosetta(Controller::Pids, version, &all);
         let mut after_step = cs::step(
             "after",
@@ -386,7 +412,7 @@ impl Def for Pids {
         Judged {
             steps: vec![before_step, after_step],
             facts,
-            notes: Vec::new(),
+            notes: cs::teardown_note(&o.teardown).into_iter().collect(),
             takeaway: Some(format!(
                 "{} forks went through with no limit; under pids.max = {max} the probe got {} children before fork failed with {}",
                 bf.ok,
@@ -399,6 +425,9 @@ impl Def for Pids {
     #[cfg(test)]
     fn falsifiers() -> Vec<super::engine::Falsifier<Obs>> {
         use super::engine::Falsifier as F;
+        fn after(o: &mut Obs) -> &mut RunObs<Counters> {
+            o.after.as_mut().expect("a recording has its after step")
+        }
         fn report<H>(r: &mut RunObs<H>) -> &mut Forked {
             r.run.inside.get_or_insert_with(Forked::default)
         }
@@ -420,29 +449,29 @@ impl Def for Pids {
             F {
                 fact: "fork-fails-with-eagain",
                 what: "fork failed with ENOMEM",
-                change: |o, _| report(&mut o.after).errno = Some("ENOMEM".into()),
+                change: |o, _| report(after(o)).errno = Some("ENOMEM".into()),
             },
             F {
                 fact: "fails-at-the-limit-not-before",
                 what: "fork failed one task early",
-                change: |o, _| report(&mut o.after).ok -= 1,
+                change: |o, _| report(after(o)).ok -= 1,
             },
             F {
                 fact: "host-sees-the-limit",
                 what: "pids.current one under pids.max",
-                change: |o, _| o.after.run.host_extra.stats.current -= 1,
+                change: |o, _| after(o).run.host_extra.stats.current -= 1,
             },
             F {
                 fact: "host-sees-the-limit",
                 what: "pids.events counted no refusal",
-                change: |o, _| o.after.run.host_extra.stats.max_events = 0,
+                change: |o, _| after(o).run.host_extra.stats.max_events = 0,
             },
             F {
                 fact: "children-die-with-pid-1",
                 what: "a child was still listed after waitpid returned",
                 change: |o, _| {
-                    let first = children(&o.after.run.host).first().copied().unwrap_or(2);
-                    o.after.left.push(first);
+                    let first = children(&after(o).run.host).first().copied().unwrap_or(2);
+                    after(o).left.push(first);
                 },
             },
         ]
@@ -592,6 +621,45 @@ fn end_row<H>(run: &Ended<Forked, H>, f: &Forked) -> Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::lessons::fixture_tests::paused_runs_show_the_whole_runs_steps;
+
+    #[test]
+    fn a_run_paused_at_each_step_shows_the_steps_the_whole_run_shows() {
+        paused_runs_show_the_whole_runs_steps::<Pids>(|o| {
+            let mut before = o.clone();
+            (before.after, before.teardown) = (None, Vec::new());
+            let mut after = o.clone();
+            after.teardown.clear();
+            vec![(before, 1), (after, 2)]
+        });
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/recordings/hybrid-root/pids.json");
+        let rec = crate::lessons::engine::read_recording(&path).unwrap();
+        let o: Obs = serde_json::from_value(rec.observations).unwrap();
+        let opts: Options = serde_json::from_value(rec.options).unwrap();
+        removal_said_after_the_steps(&Pids::judge(&o, &opts, &rec.env));
+    }
+
+    /// The lesson cgroup is removed once its last step is shown: no step says so (with
+    /// --step each was shown while the cgroup was there); a note after them does.
+    fn removal_said_after_the_steps(j: &Judged) {
+        for step in &j.steps {
+            assert!(
+                !step.actions.iter().any(|a| a.starts_with("rmdir ")),
+                "{}: {:?}",
+                step.id,
+                step.actions
+            );
+        }
+        assert!(
+            j.notes
+                .iter()
+                .any(|n| n.contains("removed what it made: rmdir /sys/fs/cgroup/")),
+            "{:?}",
+            j.notes
+        );
+    }
 
     #[test]
     fn limits_above_the_lessons_range_are_usage_errors() {

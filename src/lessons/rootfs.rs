@@ -123,17 +123,18 @@ pub struct Upper {
 pub struct Obs {
     image: Image,
     chroot: Run<Seen>,
-    escape: Run<Seen>,
-    pivot: Run<Seen>,
+    // Each of the rest is `None` while nsx pauses at a step before it, with --step.
+    escape: Option<Run<Seen>>,
+    pivot: Option<Run<Seen>>,
     /// A second pivot_root probe that detaches "/" and re-enters its mount namespace.
-    pivot_reenter: Run<Seen>,
-    no_pivot: Run<Seen>,
-    overlay: Run<Seen, Upper>,
-    lower_before: Digest,
-    lower_after: Digest,
+    pivot_reenter: Option<Run<Seen>>,
+    no_pivot: Option<Run<Seen>>,
+    overlay: Option<Run<Seen, Upper>>,
+    lower_before: Option<Digest>,
+    lower_after: Option<Digest>,
     /// The image's own /tmp after the escapes, as the host lists it: each escape made
     /// its directory in a scratch tmpfs mounted over it in the probe's namespace.
-    image_tmp: Vec<String>,
+    image_tmp: Option<Vec<String>>,
 }
 
 const ESCAPE_DIR: &str = "/tmp/nsx-escape";
@@ -198,21 +199,54 @@ impl Def for Rootfs {
         };
         let climb = image.climb;
         let pid_mnt = Spec::new(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID);
-        // Each probe changes only its own mount namespace: these run side by side.
-        let [chroot, escape, no_pivot] = m.probes_n(
-            [pid_mnt.clone(), pid_mnt.clone(), pid_mnt.clone()],
-            |k, i| match k {
-                0 => chroot_probe(i, &img),
-                1 => escape_probe(i, &img, climb),
-                _ => no_pivot_probe(i, &img, climb),
-            },
-            |_, _| Ok(()),
-        )?;
+        // One probe per step, in the order the steps are shown, each alive until the
+        // presenter has looked at it (with --step): each changes only its own mount
+        // namespace.
+        let mut probe = m.start(&pid_mnt, |_| Ok(()), |i| chroot_probe(i, &img))?;
+        let mut obs = Obs {
+            image,
+            chroot: probe.report(|_| Ok(()))?,
+            escape: None,
+            pivot: None,
+            pivot_reenter: None,
+            no_pivot: None,
+            overlay: None,
+            lower_before: None,
+            lower_after: None,
+            image_tmp: None,
+        };
+        if m.pauses() {
+            m.pause(&obs, &look_at_root(probe.pid(), false))?;
+        }
+        probe.finish()?;
+
+        let mut probe = m.start(&pid_mnt, |_| Ok(()), |i| escape_probe(i, &img, climb))?;
+        obs.escape = Some(probe.report(|_| Ok(()))?);
+        if m.pauses() {
+            m.pause(&obs, &look_at_root(probe.pid(), false))?;
+        }
+        probe.finish()?;
+
         // The pivot_root probes one at a time: on an initramfs root, nsx's way round
-        // EINVAL (crate::run::pivot) uses a directory in the shared /tmp.
-        let pivot = m.probe(&pid_mnt, |i| pivot_probe(i, &img, climb, false), |_| Ok(()))?;
-        let pivot_reenter = m.probe(&pid_mnt, |i| pivot_probe(i, &img, climb, true), |_| Ok(()))?;
-        let image_tmp = tree::list(&img.join("tmp"))?;
+        // EINVAL (crate::run::pivot) uses a directory in the shared /tmp. The one that
+        // re-enters its namespace first, so that the one the step shows is alive at its
+        // pause.
+        obs.pivot_reenter =
+            Some(m.probe(&pid_mnt, |i| pivot_probe(i, &img, climb, true), |_| Ok(()))?);
+        let mut probe = m.start(&pid_mnt, |_| Ok(()), |i| pivot_probe(i, &img, climb, false))?;
+        obs.pivot = Some(probe.report(|_| Ok(()))?);
+        if m.pauses() {
+            m.pause(&obs, &look_at_root(probe.pid(), true))?;
+        }
+        probe.finish()?;
+
+        let mut probe = m.start(&pid_mnt, |_| Ok(()), |i| no_pivot_probe(i, &img, climb))?;
+        obs.no_pivot = Some(probe.report(|_| Ok(()))?);
+        if m.pauses() {
+            m.pause(&obs, &look_at_root(probe.pid(), true))?;
+        }
+        probe.finish()?;
+        obs.image_tmp = Some(tree::list(&img.join("tmp"))?);
 
         // overlayfs: its own probe, between two digests of the image.
         let (upper, workdir, merged) = (
@@ -223,31 +257,36 @@ impl Def for Rootfs {
         for d in [&upper, &workdir, &merged] {
             std::fs::create_dir(d).ctx("mkdir", d.display())?;
         }
-        let lower_before = tree::digest(&img)?;
+        obs.lower_before = Some(tree::digest(&img)?);
         let rootless = m.rootless();
-        let overlay = m.probe(
+        let mut probe = m.start(
             &pid_mnt,
+            |_| Ok(()),
             |i| overlay_probe(i, &img, &upper, &workdir, &merged, rootless),
-            |_| upper_seen(&upper, &img),
         )?;
-        let lower_after = tree::digest(&img)?;
+        obs.overlay = Some(probe.report(|_| upper_seen(&upper, &img))?);
+        obs.lower_after = Some(tree::digest(&img)?);
+        // The overlay is mounted in the probe's namespace while it lives; upper is on
+        // the host's file system until nsx removes WORK.
+        if m.pauses() {
+            let pid = probe.pid();
+            let upper = kit::shell_word(&upper.display().to_string());
+            m.pause(
+                &obs,
+                &[
+                    format!("grep nsx-overlay /proc/{pid}/mountinfo"),
+                    format!("ls -lR {upper}"),
+                    format!("cat /proc/{pid}/root/root/hello.txt"),
+                ],
+            )?;
+        }
+        probe.finish()?;
         m.note(format!(
             "the image: {} ({} applets linked to /bin/busybox) built in IMAGE",
-            image.busybox, image.applets
+            obs.image.busybox, obs.image.applets
         ));
         drop(work);
-        Ok(Obs {
-            image,
-            chroot,
-            escape,
-            pivot,
-            pivot_reenter,
-            no_pivot,
-            overlay,
-            lower_before,
-            lower_after,
-            image_tmp,
-        })
+        Ok(obs)
     }
 
     fn judge(o: &Obs, _: &NoOptions, env: &Env) -> Judged {
@@ -261,38 +300,188 @@ impl Def for Rootfs {
         let probe_root = |r: &Run<Seen>| r.inside.view.probe.root.clone().unwrap_or_default();
         let host_reads = |r: &Run<Seen>| r.host.probe.root.clone().unwrap_or_default();
         let sh = |p: &str| shorten(p, img);
+        // Every step says where IMAGE and WORK are; a run paused midway (with --step)
+        // shows the steps it has made.
+        let with_dirs = |steps: Vec<Step>| -> Vec<Step> {
+            steps
+                .into_iter()
+                .map(|s| {
+                    s.note(format!(
+                        "IMAGE is {}, WORK is {}, made for this run",
+                        img.path, img.work
+                    ))
+                })
+                .collect()
+        };
+        let so_far = |steps: Vec<Step>| Judged {
+            steps: with_dirs(steps),
+            ..Judged::default()
+        };
 
         // chroot
         let (c_in, c_host) = (probe_root(&o.chroot), host_reads(&o.chroot));
+        let mut steps = vec![root_step(
+            "chroot",
+            "chroot: / becomes the image directory",
+            &o.chroot,
+            img,
+            base,
+            Vec::new(),
+            Vec::new(),
+        )
+        .takeaway(format!(
+            "the host reads the probe's root as {}: a directory of its own tree, not a mount",
+            sh(&c_host.link)
+        ))];
+
         // the escape
-        let e_out = probe_root(&o.escape);
-        let e_host = host_reads(&o.escape);
+        let Some(escape) = &o.escape else {
+            return so_far(steps);
+        };
+        let e_out = probe_root(escape);
+        let e_host = host_reads(escape);
+        steps.push(
+            root_step(
+                "chroot-escape",
+                "a root process leaves a chroot (contained in a throwaway mount namespace)",
+                escape,
+                img,
+                base,
+                vec![Row::own(
+                    "ls before the escape",
+                    "root/",
+                    Val::Names(host_own.listing.clone()),
+                    names(escape.inside.before.as_ref()),
+                )],
+                Vec::new(),
+            )
+            .takeaway("chroot is a view, not a wall: with CAP_SYS_CHROOT the probe walked back to the host's /"),
+        );
+
         // pivot_root
-        let p_in = probe_root(&o.pivot);
-        let p_host = host_reads(&o.pivot);
-        let p_mounts = o.pivot.inside.view.mounts.count;
-        let attempt = o.pivot.inside.pivot.clone().unwrap_or_default();
+        let (Some(pivot), Some(pivot_reenter)) = (&o.pivot, &o.pivot_reenter) else {
+            return so_far(steps);
+        };
+        let p_in = probe_root(pivot);
+        let p_host = host_reads(pivot);
+        let p_mounts = pivot.inside.view.mounts.count;
+        let attempt = pivot.inside.pivot.clone().unwrap_or_default();
         let host_is_initramfs = host_own
             .mount
             .as_ref()
             .is_some_and(|m| m.fstype == "rootfs");
-        let landing = o.pivot_reenter.inside.reentered.clone().unwrap_or_default();
+        let landing = pivot_reenter.inside.reentered.clone().unwrap_or_default();
         let landed_on_host = is_host(landing.dev, landing.ino, &landing.listing);
+        steps.push(
+            root_step(
+                "pivot-root",
+                "pivot_root: the image becomes the mount namespace's root, the old one is detached",
+                pivot,
+                img,
+                base,
+                vec![Row::probe(
+                    "pivot_root(\".\", \".\")",
+                    "a system call",
+                    Val::None("only the probe can call it".into()),
+                    Val::text(attempt.clone()),
+                )],
+                vec![Row::own(
+                    "ls after umount+setns",
+                    "readdir /",
+                    Val::Names(host_own.listing.clone()),
+                    Val::Names(landing.listing.clone()),
+                )],
+            )
+            .note(format!(
+                "the host's {}/root says \"{}\", the path of the probe's root in the probe's own mount tree, where it is now the top; listing through the link still finds the image. A second probe pivoted the same way, then tried to detach / (umount2(\"/\", MNT_DETACH) = {}) and re-entered its own mount namespace with setns(2), which puts it on whatever is stacked at the namespace's bottom mount: {}",
+                pivot.host.source,
+                p_host.link,
+                pivot_reenter.inside.umount.as_deref().unwrap_or("not tried"),
+                if landed_on_host {
+                    "this machine's / itself, the initramfs, which no pivot_root can take away"
+                } else if pivot_reenter.inside.umount.as_deref() == Some("0") {
+                    "the initial ramfs beneath the host's /, not the host's tree"
+                } else {
+                    "the image, still: in a mount namespace owned by a user namespace, the new root took the old root's lock (mount_namespaces(7)) and cannot be unmounted"
+                }
+            ))
+            .takeaway("the host's readlink says \"/\" but its ls finds the image: the probe's root is the top of its own mount tree"),
+        );
+
         // no-pivot
-        let np = &o.no_pivot.inside;
+        let Some(no_pivot) = &o.no_pivot else {
+            return so_far(steps);
+        };
+        let np = &no_pivot.inside;
         let np_dotdot = np.dotdot.clone().unwrap_or_default();
-        let np_out = probe_root(&o.no_pivot);
-        let np_host = host_reads(&o.no_pivot);
+        let np_out = probe_root(no_pivot);
+        let np_host = host_reads(no_pivot);
+        steps.push(
+            root_step(
+                "no-pivot",
+                "runc --no-pivot: mount --move the image onto /, chroot (contained)",
+                no_pivot,
+                img,
+                base,
+                vec![
+                    Row::own(
+                        "ls after move+chroot",
+                        "root/",
+                        Val::Names(host_own.listing.clone()),
+                        names(np.before.as_ref()),
+                    ),
+                    Row::own(
+                        "ls after the .. escape",
+                        "root/",
+                        Val::Names(host_own.listing.clone()),
+                        Val::Names(np_dotdot.listing.clone()),
+                    ),
+                ],
+                Vec::new(),
+            )
+            .note("runc uses this where pivot_root cannot work (a root that is the initramfs: runc --no-pivot). The .. escape fails as after pivot_root, because the image is a mount stacked on the old root. But nothing was detached: a process with CAP_SYS_ADMIN (and CAP_SYS_CHROOT, for setns(2)) that unmounts / and re-enters its mount namespace stands on the host's tree again, as the probe did here, and a full /proc of the host stays in the namespace (why runc masks /proc and /sys mounts first)")
+            .takeaway(if landed_on_host {
+                "MS_MOVE + chroot hides the old root; on this initramfs root, pivot_root cannot remove it either"
+            } else {
+                "MS_MOVE + chroot hides the old root; pivot_root + MNT_DETACH removes it"
+            }),
+        );
+
         // overlay
-        let up = &o.overlay.host_extra;
-        let ov_in = o.overlay.inside.view.probe.root.clone().unwrap_or_default();
+        let Some(overlay) = &o.overlay else {
+            return so_far(steps);
+        };
+        let up = &overlay.host_extra;
+        let ov_in = overlay.inside.view.probe.root.clone().unwrap_or_default();
+        steps.push(
+            root_step(
+                "overlay",
+                "overlayfs: the image stays read-only, the container's writes land in upper",
+                overlay,
+                img,
+                base,
+                Vec::new(),
+                Vec::new(),
+            )
+            .note(format!(
+                "the host lists the upper directory WORK/upper: {}",
+                up.entries.join(", ")
+            ))
+            .takeaway("the image is shared read-only; each container's changes are files in its own upper directory"),
+        );
+        let (Some(lower_before), Some(lower_after), Some(image_tmp)) =
+            (&o.lower_before, &o.lower_after, &o.image_tmp)
+        else {
+            return so_far(steps);
+        };
+
         let during = [
             ("chroot", &o.chroot.host),
-            ("chroot-escape", &o.escape.host),
-            ("pivot-root", &o.pivot.host),
-            ("pivot-root (re-enter)", &o.pivot_reenter.host),
-            ("no-pivot", &o.no_pivot.host),
-            ("overlay", &o.overlay.host),
+            ("chroot-escape", &escape.host),
+            ("pivot-root", &pivot.host),
+            ("pivot-root (re-enter)", &pivot_reenter.host),
+            ("no-pivot", &no_pivot.host),
+            ("overlay", &overlay.host),
         ];
         let changed: Vec<&str> = during
             .iter()
@@ -338,13 +527,13 @@ impl Def for Rootfs {
                 "escape-contained",
                 format!(
                     "every escape happened in the probe's own mount namespace: the host's mount table is unchanged, and the image's own /tmp, which the host lists, is {}",
-                    if o.image_tmp.is_empty() { "empty".to_string() } else { o.image_tmp.join(" ") }
+                    if image_tmp.is_empty() { "empty".to_string() } else { image_tmp.join(" ") }
                 ),
-                [&o.escape, &o.pivot, &o.no_pivot]
+                [escape, pivot, no_pivot]
                     .iter()
                     .all(|r| r.host.mounts == base.mounts)
-                    && o.image_tmp.is_empty(),
-                json!({ "image_tmp": o.image_tmp, "host_mounts": o.escape.host.mounts.count }),
+                    && image_tmp.is_empty(),
+                json!({ "image_tmp": image_tmp, "host_mounts": escape.host.mounts.count }),
             ),
             Fact::new(
                 "pivot-root-escape-fails",
@@ -369,7 +558,7 @@ impl Def for Rootfs {
                 "host-readlink-root-is-slash",
                 format!(
                     "after pivot_root the host's readlink of {}/root says {:?}, yet listing through it finds the image ({}), not the host's own / ({} entries): the link's text is a path in the probe's mount tree, whose top is now the probe's root; the link itself still leads there",
-                    o.pivot.host.source,
+                    pivot.host.source,
                     p_host.link,
                     Val::Names(p_host.listing.clone()),
                     host_own.listing.len()
@@ -379,7 +568,7 @@ impl Def for Rootfs {
             ),
             machine_fact(
                 &attempt,
-                o.pivot_reenter.inside.umount.as_deref().unwrap_or("not tried"),
+                pivot_reenter.inside.umount.as_deref().unwrap_or("not tried"),
                 host_is_initramfs,
                 &host_own,
                 &landing,
@@ -401,7 +590,7 @@ impl Def for Rootfs {
                     "but the old root is still attached beneath the image: after umount2(\"/\", MNT_DETACH) and setns(2) into its own mount namespace the probe's / is the host's own (device {}, {} entries), and the host reads the same through {}/root",
                     devino(np_out.dev, np_out.ino),
                     np_out.listing.len(),
-                    o.no_pivot.host.source
+                    no_pivot.host.source
                 ),
                 is_host(np_out.dev, np_out.ino, &np_out.listing)
                     && np_host.listing == host_own.listing,
@@ -442,10 +631,10 @@ impl Def for Rootfs {
                 "overlay-lower-unchanged",
                 format!(
                     "the image (lower) is unchanged: {} entries, {} bytes, checksum {} before and {} after",
-                    o.lower_after.entries, o.lower_after.bytes, o.lower_before.hash, o.lower_after.hash
+                    lower_after.entries, lower_after.bytes, lower_before.hash, lower_after.hash
                 ),
-                o.lower_before == o.lower_after,
-                json!({ "before": o.lower_before.hash, "after": o.lower_after.hash }),
+                lower_before == lower_after,
+                json!({ "before": lower_before.hash, "after": lower_after.hash }),
             ),
             Fact::new(
                 "host-mounts-unchanged",
@@ -458,115 +647,8 @@ impl Def for Rootfs {
                 json!({ "host_mounts": base.mounts.count, "changed_during": changed }),
             ),
         ];
-
-        let steps = vec![
-            root_step("chroot", "chroot: / becomes the image directory", &o.chroot, img, base, Vec::new(), Vec::new())
-                .takeaway(format!(
-                    "the host reads the probe's root as {}: a directory of its own tree, not a mount",
-                    sh(&c_host.link)
-                )),
-            root_step(
-                "chroot-escape",
-                "a root process leaves a chroot (contained in a throwaway mount namespace)",
-                &o.escape,
-                img,
-                base,
-                vec![Row::own(
-                    "ls before the escape",
-                    "root/",
-                    Val::Names(host_own.listing.clone()),
-                    names(o.escape.inside.before.as_ref()),
-                )],
-                Vec::new(),
-            )
-            .takeaway("chroot is a view, not a wall: with CAP_SYS_CHROOT the probe walked back to the host's /"),
-            root_step(
-                "pivot-root",
-                "pivot_root: the image becomes the mount namespace's root, the old one is detached",
-                &o.pivot,
-                img,
-                base,
-                vec![Row::probe(
-                    "pivot_root(\".\", \".\")",
-                    "a system call",
-                    Val::None("only the probe can call it".into()),
-                    Val::text(attempt.clone()),
-                )],
-                vec![Row::own(
-                    "ls after umount+setns",
-                    "readdir /",
-                    Val::Names(host_own.listing.clone()),
-                    Val::Names(landing.listing.clone()),
-                )],
-            )
-            .note(format!(
-                "the host's {}/root says \"{}\", the path of the probe's root in the probe's own mount tree, where it is now the top; listing through the link still finds the image. A second probe pivoted the same way, then tried to detach / (umount2(\"/\", MNT_DETACH) = {}) and re-entered its own mount namespace with setns(2), which puts it on whatever is stacked at the namespace's bottom mount: {}",
-                o.pivot.host.source,
-                p_host.link,
-                o.pivot_reenter.inside.umount.as_deref().unwrap_or("not tried"),
-                if landed_on_host {
-                    "this machine's / itself, the initramfs, which no pivot_root can take away"
-                } else if o.pivot_reenter.inside.umount.as_deref() == Some("0") {
-                    "the initial ramfs beneath the host's /, not the host's tree"
-                } else {
-                    "the image, still: in a mount namespace owned by a user namespace, the new root took the old root's lock (mount_namespaces(7)) and cannot be unmounted"
-                }
-            ))
-            .takeaway("the host's readlink says \"/\" but its ls finds the image: the probe's root is the top of its own mount tree"),
-            root_step(
-                "no-pivot",
-                "runc --no-pivot: mount --move the image onto /, chroot (contained)",
-                &o.no_pivot,
-                img,
-                base,
-                vec![
-                    Row::own(
-                        "ls after move+chroot",
-                        "root/",
-                        Val::Names(host_own.listing.clone()),
-                        names(np.before.as_ref()),
-                    ),
-                    Row::own(
-                        "ls after the .. escape",
-                        "root/",
-                        Val::Names(host_own.listing.clone()),
-                        Val::Names(np_dotdot.listing.clone()),
-                    ),
-                ],
-                Vec::new(),
-            )
-            .note("runc uses this where pivot_root cannot work (a root that is the initramfs: runc --no-pivot). The .. escape fails as after pivot_root, because the image is a mount stacked on the old root. But nothing was detached: a process with CAP_SYS_ADMIN (and CAP_SYS_CHROOT, for setns(2)) that unmounts / and re-enters its mount namespace stands on the host's tree again, as the probe did here, and a full /proc of the host stays in the namespace (why runc masks /proc and /sys mounts first)")
-            .takeaway(if landed_on_host {
-                "MS_MOVE + chroot hides the old root; on this initramfs root, pivot_root cannot remove it either"
-            } else {
-                "MS_MOVE + chroot hides the old root; pivot_root + MNT_DETACH removes it"
-            }),
-            root_step(
-                "overlay",
-                "overlayfs: the image stays read-only, the container's writes land in upper",
-                &o.overlay,
-                img,
-                base,
-                Vec::new(),
-                Vec::new(),
-            )
-            .note(format!(
-                "the host lists the upper directory WORK/upper: {}",
-                up.entries.join(", ")
-            ))
-            .takeaway("the image is shared read-only; each container's changes are files in its own upper directory"),
-        ];
-        let steps = steps
-            .into_iter()
-            .map(|s| {
-                s.note(format!(
-                    "IMAGE is {}, WORK is {}, made for this run",
-                    img.path, img.work
-                ))
-            })
-            .collect();
         Judged {
-            steps,
+            steps: with_dirs(steps),
             facts,
             notes: Vec::new(),
             takeaway: Some(format!(
@@ -580,6 +662,9 @@ impl Def for Rootfs {
     #[cfg(test)]
     fn falsifiers() -> Vec<super::engine::Falsifier<Obs>> {
         use super::engine::Falsifier as F;
+        fn made<T>(step: &mut Option<T>) -> &mut T {
+            step.as_mut().expect("a recording has every step")
+        }
         fn root_of(r: &mut Run<Seen>) -> &mut Root {
             r.inside.view.probe.root.as_mut().expect("a recorded root")
         }
@@ -605,50 +690,53 @@ impl Def for Rootfs {
             F {
                 fact: "chroot-escape-reaches-host",
                 what: "the escaped probe's / is another inode",
-                change: |o, _| root_of(&mut o.escape).ino += 1,
+                change: |o, _| root_of(made(&mut o.escape)).ino += 1,
             },
             F {
                 fact: "escape-contained",
                 what: "the escape's directory is in the image's own /tmp",
-                change: |o, _| o.image_tmp.push("nsx-escape".into()),
+                change: |o, _| made(&mut o.image_tmp).push("nsx-escape".into()),
             },
             F {
                 fact: "escape-contained",
                 what: "the host's table gained a mount during the escape",
-                change: |o, _| o.escape.host.mounts.count += 1,
+                change: |o, _| made(&mut o.escape).host.mounts.count += 1,
             },
             F {
                 fact: "pivot-root-escape-fails",
                 what: "after pivot_root the escape reached the host's root",
                 change: |o, env| {
                     let host = env.baseline.root.clone().expect("a recorded root");
-                    let r = root_of(&mut o.pivot);
+                    let r = root_of(made(&mut o.pivot));
                     (r.dev, r.ino, r.listing) = (host.dev, host.ino, host.listing);
                 },
             },
             F {
                 fact: "old-root-detached",
                 what: "the host's mounts are still listed inside",
-                change: |o, _| o.pivot.inside.view.mounts.count = 20,
+                change: |o, _| made(&mut o.pivot).inside.view.mounts.count = 20,
             },
             F {
                 fact: "host-readlink-root-is-slash",
                 what: "the host's ls through /proc/<pid>/root finds its own /",
                 change: |o, env| {
                     let host = env.baseline.root.clone().expect("a recorded root");
-                    host_root_of(&mut o.pivot).listing = host.listing;
+                    host_root_of(made(&mut o.pivot)).listing = host.listing;
                 },
             },
             F {
                 fact: "host-readlink-root-is-slash",
                 what: "the host's readlink gives the image's path",
-                change: |o, _| host_root_of(&mut o.pivot).link = o.image.path.clone(),
+                change: |o, _| host_root_of(made(&mut o.pivot)).link = o.image.path.clone(),
             },
             F {
                 fact: "pivot-root-on-this-machine",
                 what: "the first pivot_root had the other result",
                 change: |o, _| {
-                    let p = o.pivot.inside.pivot.get_or_insert_with(String::new);
+                    let p = made(&mut o.pivot)
+                        .inside
+                        .pivot
+                        .get_or_insert_with(String::new);
                     *p = if p == "0" {
                         "EINVAL".into()
                     } else {
@@ -661,8 +749,7 @@ impl Def for Rootfs {
                 what: "re-entering the namespace landed elsewhere",
                 change: |o, env| {
                     let host = env.baseline.root.clone().expect("a recorded root");
-                    let d = o
-                        .pivot_reenter
+                    let d = made(&mut o.pivot_reenter)
                         .inside
                         .reentered
                         .get_or_insert_with(Dir::default);
@@ -677,7 +764,7 @@ impl Def for Rootfs {
                 fact: "no-pivot-dotdot-stays",
                 what: "the .. escape after mount --move reached another directory",
                 change: |o, _| {
-                    if let Some(r) = o.no_pivot.inside.dotdot.as_mut() {
+                    if let Some(r) = made(&mut o.no_pivot).inside.dotdot.as_mut() {
                         r.ino += 1;
                     }
                 },
@@ -686,7 +773,7 @@ impl Def for Rootfs {
                 fact: "no-pivot-old-root-attached",
                 what: "re-entering the namespace did not reach the host's /",
                 change: |o, _| {
-                    root_of(&mut o.no_pivot)
+                    root_of(made(&mut o.no_pivot))
                         .listing
                         .pop()
                         .map(|_| ())
@@ -696,27 +783,32 @@ impl Def for Rootfs {
             F {
                 fact: "overlay-write-lands-in-upper",
                 what: "upper has no hello.txt",
-                change: |o, _| o.overlay.host_extra.hello = None,
+                change: |o, _| made(&mut o.overlay).host_extra.hello = None,
             },
             F {
                 fact: "overlay-copy-up",
                 what: "the image's passwd has the new line",
-                change: |o, _| o.overlay.host_extra.passwd_image.push_str(APP_LINE),
+                change: |o, _| {
+                    made(&mut o.overlay)
+                        .host_extra
+                        .passwd_image
+                        .push_str(APP_LINE)
+                },
             },
             F {
                 fact: "overlay-whiteout",
                 what: "upper's linuxrc is a plain file",
-                change: |o, _| o.overlay.host_extra.linuxrc_upper = Some("file".into()),
+                change: |o, _| made(&mut o.overlay).host_extra.linuxrc_upper = Some("file".into()),
             },
             F {
                 fact: "overlay-lower-unchanged",
                 what: "the image's checksum changed",
-                change: |o, _| o.lower_after.hash = "0".repeat(16),
+                change: |o, _| made(&mut o.lower_after).hash = "0".repeat(16),
             },
             F {
                 fact: "host-mounts-unchanged",
                 what: "the host's table gained a mount during the overlay step",
-                change: |o, _| o.overlay.host.mounts.count += 1,
+                change: |o, _| made(&mut o.overlay).host.mounts.count += 1,
             },
         ]
     }
@@ -763,6 +855,20 @@ fn machine_fact(
         holds,
         json!({ "root_fstype": fstype, "pivot_root": attempt, "umount": umount, "reentered": landing.listing, "landed_on_host": landed_on_host }),
     )
+}
+
+/// For a presenter's second terminal: where the host reads the probe's root to be
+/// (readlink(1) of /proc/PID/root, proc(5)), what listing through that link finds, and
+/// with `mounts` the probe's mount table.
+fn look_at_root(pid: i32, mounts: bool) -> Vec<String> {
+    let mut look = vec![
+        format!("readlink /proc/{pid}/root"),
+        format!("ls /proc/{pid}/root/"),
+    ];
+    if mounts {
+        look.push(format!("cat /proc/{pid}/mountinfo"));
+    }
+    look
 }
 
 fn names(r: Option<&Root>) -> Val {
@@ -1212,4 +1318,32 @@ fn upper_entries(upper: &Path) -> Result<Vec<String>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lessons::fixture_tests::paused_runs_show_the_whole_runs_steps;
+
+    #[test]
+    fn a_run_paused_at_each_step_shows_the_steps_the_whole_run_shows() {
+        paused_runs_show_the_whole_runs_steps::<Rootfs>(|o| {
+            let mut cuts = Vec::new();
+            let mut cut = o.clone();
+            cut.lower_before = None;
+            cut.lower_after = None;
+            cut.image_tmp = None;
+            cut.overlay = None;
+            cuts.push((cut.clone(), 4));
+            cut.no_pivot = None;
+            cuts.push((cut.clone(), 3));
+            (cut.pivot, cut.pivot_reenter) = (None, None);
+            cuts.push((cut.clone(), 2));
+            cut.escape = None;
+            cuts.push((cut, 1));
+            cuts.reverse();
+            cuts.push((o.clone(), 5));
+            cuts
+        });
+    }
 }

@@ -343,7 +343,7 @@ impl Def for Seccomp {
                     why: "not tried".into(),
                 })
         };
-        let sec = |v: &View| v.probe.security.unwrap_or_default();
+        let sec = |v: &View| v.probe.security.clone().unwrap_or_default();
         let b = &o.before.inside;
         let f = &o.filter.inside;
         let bh = sec(&o.before.host);
@@ -998,7 +998,7 @@ fn container_calls(
 /// The status rows of a probe (read two ways), then one row per call.
 fn calls_step(id: &str, title: &str, run: &Run<Seen>) -> Step {
     let (host, inside) = (&run.host, &run.inside.view);
-    let sec = |v: &View| v.probe.security.unwrap_or_default();
+    let sec = |v: &View| v.probe.security.clone().unwrap_or_default();
     let (h, p) = (sec(host), sec(inside));
     let num = |v: Option<u32>| match v {
         Some(n) => Val::Num(i64::from(n)),
@@ -1048,7 +1048,7 @@ fn calls_step(id: &str, title: &str, run: &Run<Seen>) -> Step {
 
 fn nnp_step(run: &Run<NnpSeen>) -> Step {
     let (host, inside) = (&run.host, &run.inside.view);
-    let sec = |v: &View| v.probe.security.unwrap_or_default();
+    let sec = |v: &View| v.probe.security.clone().unwrap_or_default();
     let (h, p) = (sec(host), sec(inside));
     let n = &run.inside;
     let flag_val = |v: Option<bool>| match v {

@@ -21,9 +21,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::{sys, Context, Error, Result};
 
 pub mod cgroup;
+pub mod kernel;
 pub mod process;
 pub mod root;
+pub mod security;
 pub mod sysvipc;
+
+pub use kernel::{KernelFiles, KernelMount};
+pub use security::{Attr, Security};
 
 pub use process::{Signals, Stat};
 pub use root::{Root, RootMount};
@@ -156,6 +161,11 @@ pub struct View {
     /// which answers for the reader's namespace). `None` when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_sysctls: Option<NetSysctls>,
+    /// What the observer reads of the kernel's files a runtime masks or makes read-only,
+    /// of its /dev and of /sys, in its own mount namespace ([`Parts::KERNEL_FILES`],
+    /// [`Parts::DEV`]). `None` when neither is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelFiles>,
 }
 
 /// Sysctls that say which ids and capabilities a kernel can name (proc(5),
@@ -241,8 +251,8 @@ pub struct Proc {
     /// Its threads and children ([`Parts::TASKS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Tasks>,
-    /// The privileges status shows (capability sets, no_new_privs, seccomp): `None` when
-    /// not read ([`Parts::SECURITY`]).
+    /// `<dir>/status` credentials, capability sets, no_new_privs and seccomp mode, and the
+    /// LSM labels in `<dir>/attr`: `None` when not read ([`Parts::SECURITY`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<Security>,
     /// More of status: what `nsx inspect` and `nsx doctor` show. Host-specific and not
@@ -301,15 +311,16 @@ pub struct ProcExtra {
     pub euid: u32,
     /// The saved set-user-ID (the third field of `Uid:`).
     pub suid: u32,
+    /// The file system user ID (the fourth field of `Uid:`).
+    pub fsuid: u32,
     pub egid: u32,
-    /// The file-system uid and gid (the fourth fields of `Uid:` and `Gid:`): what
-    /// permission checks on files use (credentials(7)).
-    pub fsuid: Option<u32>,
-    pub fsgid: Option<u32>,
+    /// The file system group ID (the fourth field of `Gid:`).
+    pub fsgid: u32,
     /// `Groups:`: the supplementary groups.
     pub groups: Vec<u32>,
-    /// `CapPrm:`, `CapEff:`, `CapBnd:` and `CapAmb:` as bit masks (capabilities(7));
-    /// the last two are absent on very old kernels.
+    /// `CapInh:`, `CapPrm:`, `CapEff:`, `CapBnd:` and `CapAmb:` as bit masks
+    /// (capabilities(7)); the last two are absent on very old kernels.
+    pub cap_inh: u64,
     pub cap_prm: u64,
     pub cap_eff: u64,
     pub cap_bnd: Option<u64>,
@@ -317,47 +328,10 @@ pub struct ProcExtra {
     /// `Seccomp:`: 0 disabled, 1 strict, 2 filter (seccomp(2)); absent without
     /// CONFIG_SECCOMP.
     pub seccomp: Option<u32>,
+    /// `Seccomp_filters:`: how many filters are attached (Linux 5.9).
+    pub seccomp_filters: Option<u32>,
     /// `NoNewPrivs:` (prctl(2) PR_SET_NO_NEW_PRIVS).
     pub no_new_privs: Option<bool>,
-    /// `Seccomp_filters:`: how many seccomp filters the process has; absent without
-    /// CONFIG_SECCOMP_FILTER and on kernels before the field existed.
-    pub seccomp_filters: Option<u32>,
-}
-
-/// What keeps a process's privileges in check, as `<dir>/status` shows it (proc(5)):
-/// its capability sets (capabilities(7)), no_new_privs (prctl(2)) and seccomp (seccomp(2)).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Security {
-    /// `CapEff:`, `CapPrm:`, `CapBnd:`, `CapAmb:` as masks: bit N is capability N.
-    pub cap_eff: u64,
-    pub cap_prm: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cap_bnd: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cap_amb: Option<u64>,
-    /// `NoNewPrivs:`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub no_new_privs: Option<bool>,
-    /// `Seccomp:`: 0 disabled, 1 strict, 2 filter.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp: Option<u32>,
-    /// `Seccomp_filters:`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seccomp_filters: Option<u32>,
-}
-
-impl Security {
-    fn of(x: &ProcExtra) -> Security {
-        Security {
-            cap_eff: x.cap_eff,
-            cap_prm: x.cap_prm,
-            cap_bnd: x.cap_bnd,
-            cap_amb: x.cap_amb,
-            no_new_privs: x.no_new_privs,
-            seccomp: x.seccomp,
-            seccomp_filters: x.seccomp_filters,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,6 +357,10 @@ pub struct Mounts {
     pub root_propagation: String,
     /// Mounts whose source or mount point names nsx: the ones nsx made.
     pub nsx: Vec<Mount>,
+    /// The mounts on /proc, /sys and /dev and below them: the kernel's file systems as
+    /// the table has them, masks included ([`Parts::KERNEL_MOUNTS`]; empty when not read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel: Vec<KernelMount>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -518,9 +496,17 @@ impl Parts {
     pub const CPU_TIME: Parts = Parts(1 << 27);
     /// Threads of `<dir>/status`, and its children (the `<proc>/*/stat` naming it parent).
     pub const TASKS: Parts = Parts(1 << 28);
-    /// The capability sets, no_new_privs and seccomp lines of `<dir>/status`
-    /// ([`Security`]).
+    /// `<dir>/status` credentials, capability sets, NoNewPrivs and Seccomp, and
+    /// `<dir>/attr/current` and `<dir>/attr/apparmor/current` ([`Security`]).
     pub const SECURITY: Parts = Parts(1 << 15);
+    /// The observer's own reads of the files runtimes mask or make read-only
+    /// ([`KernelFiles::paths`]).
+    pub const KERNEL_FILES: Parts = Parts(1 << 29);
+    /// The observer's own /dev entries and whether its /sys is read-only
+    /// ([`KernelFiles::dev`], [`KernelFiles::sys_ro`]).
+    pub const DEV: Parts = Parts(1 << 31);
+    /// The mounts on /proc, /sys and /dev in both tables ([`Mounts::kernel`]).
+    pub const KERNEL_MOUNTS: Parts = Parts(1 << 30);
     /// Every namespace link: `<dir>/ns/*` of the probe and `<proc>/self/ns/*` of the
     /// observer. [`Parts::ns`] names one type.
     pub const NS: Parts = Parts(((1 << NS_TYPES.len()) - 1) << 16);
@@ -615,7 +601,7 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
         (Some(m), Subject::SelfProcess) => m.clone(),
         _ if parts.has(Parts::MOUNTS) => {
             root.read("self/mountinfo", &mut buf)?;
-            parse_mounts(&buf, &root.path("self/mountinfo"))?
+            parse_mounts(&buf, &root.path("self/mountinfo"), parts)?
         }
         _ => Mounts::default(),
     };
@@ -684,6 +670,17 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
     } else {
         None
     };
+    // The observer's own world: the paths below its procfs's parent, "/" for /proc.
+    let (files, dev) = (parts.has(Parts::KERNEL_FILES), parts.has(Parts::DEV));
+    let kernel = if files || dev {
+        Some(kernel::read_kernel_files(
+            proc.parent().unwrap_or(Path::new("/")),
+            files,
+            dev,
+        )?)
+    } else {
+        None
+    };
     Ok(View {
         source: dir.display().to_string(),
         probe,
@@ -699,6 +696,7 @@ pub fn observe_parts(proc: &Path, subject: Subject, parts: Parts) -> Result<View
         uptime_cs,
         routes,
         net_sysctls,
+        kernel,
     })
 }
 
@@ -758,7 +756,7 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
     };
     // Always there in a real procfs; captured fixtures may leave it out.
     let mounts = if parts.has(Parts::MOUNTS) && d.read_if_present("mountinfo", buf)? {
-        Some(parse_mounts(buf, &d.path("mountinfo"))?)
+        Some(parse_mounts(buf, &d.path("mountinfo"), parts)?)
     } else {
         None
     };
@@ -823,9 +821,11 @@ fn read_proc_parts(dir: &Path, parts: Parts, buf: &mut Vec<u8>) -> Result<Proc> 
         memory,
         cpu,
         tasks,
-        security: parts
-            .has(Parts::SECURITY)
-            .then(|| Security::of(&status.extra)),
+        security: if parts.has(Parts::SECURITY) {
+            Some(security::read_security(&d, status.uid, &status.extra)?)
+        } else {
+            None
+        },
         extra: status.extra,
     })
 }
@@ -952,22 +952,23 @@ fn parse_status(text: &str) -> std::result::Result<StatusFields, String> {
                 s.uid = first(key, v)?;
                 s.extra.euid = num(key, v.split_whitespace().nth(1).unwrap_or(""))?;
                 s.extra.suid = num(key, v.split_whitespace().nth(2).unwrap_or(""))?;
-                s.extra.fsuid = v.split_whitespace().nth(3).and_then(|f| f.parse().ok());
+                s.extra.fsuid = num(key, v.split_whitespace().nth(3).unwrap_or(""))?;
                 seen |= 4;
             }
             "Gid" => {
                 s.gid = first(key, v)?;
                 s.extra.egid = num(key, v.split_whitespace().nth(1).unwrap_or(""))?;
-                s.extra.fsgid = v.split_whitespace().nth(3).and_then(|f| f.parse().ok());
+                s.extra.fsgid = num(key, v.split_whitespace().nth(3).unwrap_or(""))?;
                 seen |= 8;
             }
+            "CapInh" => s.extra.cap_inh = mask(key, v)?,
             "CapPrm" => s.extra.cap_prm = mask(key, v)?,
             "CapEff" => (s.extra.cap_eff, seen) = (mask(key, v)?, seen | 16),
             "CapBnd" => s.extra.cap_bnd = Some(mask(key, v)?),
             "CapAmb" => s.extra.cap_amb = Some(mask(key, v)?),
             "Seccomp" => s.extra.seccomp = Some(num(key, v)?),
-            "NoNewPrivs" => s.extra.no_new_privs = Some(num::<u8>(key, v)? != 0),
             "Seccomp_filters" => s.extra.seccomp_filters = Some(num(key, v)?),
+            "NoNewPrivs" => s.extra.no_new_privs = Some(num::<u8>(key, v)? != 0),
             "Groups" => {
                 s.extra.groups = v
                     .split_whitespace()
@@ -1172,10 +1173,15 @@ fn read_processes(proc: &Path) -> Result<Processes> {
     Ok(Processes { count, first: pids })
 }
 
-/// A mountinfo file's bytes, summarised; errors name `path`.
-fn parse_mounts(bytes: &[u8], path: &Path) -> Result<Mounts> {
+/// A mountinfo file's bytes, summarised (with the kernel's mounts when `parts` asks);
+/// errors name `path`.
+fn parse_mounts(bytes: &[u8], path: &Path, parts: Parts) -> Result<Mounts> {
     let infos = MountInfos::from_read(bytes).map_err(|e| parse_error(path, e))?;
-    Ok(summarize_mounts(&infos))
+    let mut mounts = summarize_mounts(&infos);
+    if parts.has(Parts::KERNEL_MOUNTS) {
+        mounts.kernel = kernel::kernel_mounts(&infos);
+    }
+    Ok(mounts)
 }
 
 /// Reduces a mount table to what the lessons compare: size, "/"'s propagation, and the

@@ -51,7 +51,7 @@ proptest! {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("mountinfo");
         std::fs::write(&path, &text).unwrap();
-        if let Err(e) = parse_mounts(&std::fs::read(&path).unwrap(), &path) {
+        if let Err(e) = parse_mounts(&std::fs::read(&path).unwrap(), &path, Parts::ALL) {
             prop_assert!(e.to_string().contains("mountinfo"), "{}", e);
         }
     }

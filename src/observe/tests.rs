@@ -405,10 +405,13 @@ fn the_security_lines_of_status_are_typed_when_asked_for() {
         CapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n\
         CapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t3\n";
     let s = parse_status(text).unwrap();
-    let sec = Security::of(&s.extra);
-    assert_eq!(sec.cap_eff, crate::caps::DOCKER_DEFAULT);
+    assert_eq!(s.extra.cap_eff, crate::caps::DOCKER_DEFAULT);
     assert_eq!(
-        (sec.no_new_privs, sec.seccomp, sec.seccomp_filters),
+        (
+            s.extra.no_new_privs,
+            s.extra.seccomp,
+            s.extra.seccomp_filters
+        ),
         (Some(true), Some(2), Some(3))
     );
     // Without the line (an older kernel): unknown, not 0.
@@ -418,7 +421,77 @@ fn the_security_lines_of_status_are_typed_when_asked_for() {
     let me = Path::new("/proc/self");
     assert_eq!(read_proc_with(me, Parts::NONE).unwrap().security, None);
     let p = read_proc_with(me, Parts::SECURITY).unwrap();
-    assert_eq!(p.security, Some(Security::of(&p.extra)));
+    let sec = p.security.as_ref().unwrap();
+    assert_eq!(
+        (sec.cap_eff, sec.no_new_privs, sec.seccomp_filters),
+        (
+            p.extra.cap_eff,
+            p.extra.no_new_privs,
+            p.extra.seccomp_filters
+        )
+    );
     let json = serde_json::to_value(&p).unwrap();
     assert!(json["security"]["cap_eff"].is_u64(), "{json}");
+}
+
+#[test]
+fn security_reads_the_credentials_caps_and_labels_of_status_and_attr() {
+    let view = observe_parts(&fixture(), Subject::Pid(4242), Parts::SECURITY).unwrap();
+    let s = view.probe.security.expect("read");
+    assert_eq!(s.uid, [1000; 4]);
+    assert_eq!((s.cap_inh, s.cap_prm, s.cap_eff), (0, 0, 0));
+    assert_eq!((s.cap_bnd, s.cap_amb), (Some(0x1ff_ffff_ffff), Some(0)));
+    assert_eq!(
+        (s.no_new_privs, s.seccomp, s.seccomp_filters),
+        (Some(false), Some(0), Some(0))
+    );
+    // The fixture has no attr directory.
+    assert_eq!((s.label, s.apparmor), (Attr::Absent, Attr::Absent));
+    // Not asked for, not read.
+    let plain = observe_parts(&fixture(), Subject::Pid(4242), Parts::NONE).unwrap();
+    assert!(plain.probe.security.is_none());
+}
+
+#[test]
+fn this_process_labels_read_like_the_kernel_answers() {
+    let view = observe_parts(Path::new("/proc"), Subject::SelfProcess, Parts::SECURITY).unwrap();
+    let s = view.probe.security.unwrap();
+    match std::fs::read("/proc/self/attr/current") {
+        Ok(bytes) => assert_eq!(
+            s.label.label(),
+            Some(String::from_utf8_lossy(&bytes).trim_end_matches(['\n', '\0']))
+        ),
+        Err(e) => assert_eq!(
+            s.label,
+            Attr::Error(format!(
+                "{:?}",
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap())
+            ))
+        ),
+    }
+    assert_eq!(s.uid[1], nix::unistd::geteuid().as_raw());
+}
+
+#[test]
+fn kernel_files_and_mounts_are_read_only_when_asked() {
+    let view = observe_parts(&fixture(), Subject::Pid(4242), Parts::MOUNTS).unwrap();
+    assert!(view.kernel.is_none() && view.mounts.kernel.is_empty());
+    let parts = Parts::MOUNTS
+        .with(Parts::KERNEL_FILES)
+        .with(Parts::DEV)
+        .with(Parts::KERNEL_MOUNTS);
+    let view = observe_parts(&fixture(), Subject::Pid(4242), parts).unwrap();
+    // The fixture's root (tests/fixtures) has a proc directory and nothing masked in it.
+    let k = view.kernel.expect("read");
+    assert!(k
+        .paths
+        .iter()
+        .all(|p| p.kind == kernel::Kind::Absent || p.path.starts_with("/proc/sys")));
+    let points: Vec<&str> = view
+        .mounts
+        .kernel
+        .iter()
+        .map(|m| m.mount_point.as_str())
+        .collect();
+    assert_eq!(points, ["/proc", "/sys"]);
 }

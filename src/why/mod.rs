@@ -109,7 +109,7 @@ pub fn gather(proc: &Path, pid: i32) -> Result<Process> {
     let parts = Parts::SECURITY.with(Parts::ID_MAPS).with(Ns::User.part());
     let p = observe::read_proc_with(&dir, parts)?;
     let me = observe::read_proc_with(&proc.join("self"), Ns::User.part())?;
-    let sec = p.security.unwrap_or_default();
+    let sec = p.security.clone().unwrap_or_default();
     let x = &p.extra;
     let mut owners = BTreeMap::new();
     for ns in ["mnt", "uts", "net", "ipc", "pid", "cgroup", "time"] {
@@ -121,8 +121,8 @@ pub fn gather(proc: &Path, pid: i32) -> Result<Process> {
         pid,
         name: x.name.clone(),
         euid: x.euid,
-        fsuid: x.fsuid.unwrap_or(x.euid),
-        fsgid: x.fsgid.unwrap_or(x.egid),
+        fsuid: x.fsuid,
+        fsgid: x.fsgid,
         groups: x.groups.clone(),
         cap_eff: sec.cap_eff,
         cap_bnd: sec.cap_bnd,

@@ -131,3 +131,16 @@ fn every_chapter_is_in_the_summary_and_every_image_exists() {
         }
     }
 }
+
+/// The README's lesson table lists every lesson, in curriculum order: it is written by
+/// hand, so a test holds it to the registry (`nsx lessons`).
+#[test]
+fn the_readme_table_lists_every_lesson_in_order() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let row = regex::Regex::new(r"(?m)^\| `([a-z]+)` \|").unwrap();
+    let table: Vec<String> = row
+        .captures_iter(&readme)
+        .map(|c| c[1].to_string())
+        .collect();
+    assert_eq!(table, lesson_ids(), "README.md's lesson table");
+}

@@ -397,6 +397,12 @@ pub fn signal(pid: u32, sig: i32) {
 /// A pseudo-terminal for nsx's standard input, so that --step pauses: the master end
 /// (keep it open) and the slave end to hand to the child.
 pub fn pty() -> (std::fs::File, Stdio) {
+    let (master, slave) = pty_fds();
+    (master, Stdio::from(slave))
+}
+
+/// A pseudo-terminal: its master end and its slave end, both close-on-exec.
+pub fn pty_fds() -> (std::fs::File, std::os::fd::OwnedFd) {
     use std::os::fd::{FromRawFd, OwnedFd};
     let (mut master, mut slave) = (0, 0);
     // SAFETY: openpty fills two descriptors; the name, termios and winsize are optional.
@@ -420,9 +426,232 @@ pub fn pty() -> (std::fs::File, Stdio) {
     unsafe {
         (
             std::fs::File::from_raw_fd(master),
-            Stdio::from(OwnedFd::from_raw_fd(slave)),
+            OwnedFd::from_raw_fd(slave),
         )
     }
+}
+
+// ------------------------------------------------------------------ --step on a terminal
+
+/// What nsx prints when it waits at a --step pause, with the keys it takes.
+pub const PAUSE_PROMPT: &str = "[Enter: go on";
+
+/// Runs `exe lesson <id> --step` with the slave of a new pty as its standard input (and,
+/// with `all_on_terminal`, as its output and error too, as over SSH), optionally as its
+/// controlling terminal; returns once it waits at the first pause, with the master end.
+pub fn paused_on_a_terminal(
+    exe: &Path,
+    id: &str,
+    controlling: bool,
+    all_on_terminal: bool,
+) -> (std::process::Child, std::fs::File) {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    let (mut m, mut s) = (0, 0);
+    // SAFETY: openpty fills two descriptors; the name, termios and winsize are optional.
+    let r = unsafe {
+        libc::openpty(
+            &mut m,
+            &mut s,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    // SAFETY: two new descriptors owned here; close-on-exec so that processes other
+    // tests spawn meanwhile do not hold them.
+    let (mut master, slave) = unsafe {
+        libc::fcntl(m, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(s, libc::F_SETFD, libc::FD_CLOEXEC);
+        (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s))
+    };
+    let mut cmd = Command::new(exe);
+    cmd.args(["lesson", id, "--step"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::from(slave.try_clone().unwrap()));
+    if all_on_terminal {
+        cmd.stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave.try_clone().unwrap()));
+    } else {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    if controlling {
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = spawn(&mut cmd);
+    drop(slave);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let start = std::time::Instant::now();
+    let prompt = |seen: &[u8]| String::from_utf8_lossy(seen).contains(PAUSE_PROMPT);
+    while !prompt(&seen) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{id}: no pause: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        let n = if all_on_terminal {
+            let mut fds = [libc::pollfd {
+                fd: master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(fds.as_mut_ptr(), 1, 100) } <= 0 {
+                continue;
+            }
+            master.read(&mut buf).unwrap()
+        } else {
+            child.stdout.as_mut().unwrap().read(&mut buf).unwrap()
+        };
+        assert!(n > 0, "{id}: nsx ended before pausing");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    (child, master)
+}
+
+/// `nsx lesson ARGS --step` on a pseudo-terminal that is its standard input, output and
+/// error, as in a presenter's terminal, driven one pause at a time.
+pub struct Presented {
+    pub child: Child,
+    master: std::fs::File,
+    /// Everything printed so far, carriage returns removed.
+    pub text: String,
+    /// Where the text not yet handed out by [`Presented::next_pause`] begins.
+    from: usize,
+}
+
+impl Presented {
+    pub fn start(exe: &Path, args: &[&str]) -> Presented {
+        let (master, slave) = pty_fds();
+        let mut cmd = Command::new(exe);
+        cmd.arg("lesson")
+            .args(args)
+            .arg("--step")
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100")
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave.try_clone().unwrap()));
+        let child = spawn(&mut cmd);
+        // Only nsx holds the slave now: its end reads EIO once nsx has gone.
+        drop(slave);
+        Presented {
+            child,
+            master,
+            text: String::new(),
+            from: 0,
+        }
+    }
+
+    /// Reads what nsx prints for up to `ms`; false once nsx has gone (EOF or EIO on
+    /// the master, pty(7)).
+    fn read_some(&mut self, ms: i32) -> bool {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let mut fds = [libc::pollfd {
+            fd: self.master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 1, ms) } <= 0 {
+            return true;
+        }
+        let mut buf = [0u8; 4096];
+        match self.master.read(&mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.text
+                    .push_str(&String::from_utf8_lossy(&buf[..n]).replace('\r', ""));
+                true
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
+            Err(e) => panic!("read the terminal: {e}"),
+        }
+    }
+
+    /// Waits for the next pause: what nsx printed since the last one, up to and with its
+    /// prompt; `None` when nsx ended first.
+    pub fn next_pause(&mut self, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(at) = self.text[self.from..].find(PAUSE_PROMPT) {
+                let end = self.from + at + PAUSE_PROMPT.len();
+                let chunk = self.text[self.from..end].to_string();
+                self.from = end;
+                return Some(chunk);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no pause within {within:?}: {}",
+                &self.text[self.from..]
+            );
+            if !self.read_some(100) {
+                return None;
+            }
+        }
+    }
+
+    /// Presses `key` once nsx reads the terminal one key at a time (it has turned
+    /// ICANON off, termios(3); the master reports the slave's settings).
+    pub fn press(&mut self, key: u8) {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // SAFETY: tcgetattr fills a termios for a descriptor we own.
+            let raw = unsafe {
+                let mut t: libc::termios = std::mem::zeroed();
+                libc::tcgetattr(self.master.as_raw_fd(), &mut t) == 0
+                    && t.c_lflag & libc::ICANON == 0
+            };
+            if raw {
+                break;
+            }
+            assert!(Instant::now() < deadline, "nsx never waited for a key");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.master.write_all(&[key]).unwrap();
+    }
+
+    /// Reads to the end and waits for nsx: its exit status, and what it printed after
+    /// the last pause.
+    pub fn finish(mut self, within: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + within;
+        while self.read_some(100) {
+            assert!(
+                Instant::now() < deadline,
+                "nsx did not end within {within:?}: {}",
+                &self.text[self.from..]
+            );
+        }
+        let status = self.child.wait().unwrap();
+        (status, self.text[self.from..].to_string())
+    }
+}
+
+/// The commands a pause offers for a second terminal: the `    $ ` lines after "it is
+/// still there".
+pub fn look_commands(pause: &str) -> Vec<String> {
+    pause
+        .lines()
+        .skip_while(|l| !l.contains("it is still there: look at it from a second terminal"))
+        .skip(1)
+        .map_while(|l| l.strip_prefix("    $ "))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Spawns `exe lesson ARGS` with its standard output and error piped.

@@ -119,10 +119,9 @@ fn four_concurrent_runs_do_not_interfere() {
     assert!(processes_of(&exe).is_empty());
 }
 
-/// SIGINT while the veth pair exists: nsx ends with 130 and the pair is gone. The lesson
-/// measures first and prints after, so the moment is found by watching for the host end
-/// (/sys/class/net/nsx<pid>h) to appear; a run that ends before the signal lands is
-/// tried again.
+/// SIGINT while the veth pair exists: nsx ends with 130 and the pair is gone. With
+/// --step on a terminal nsx waits at the veth step's pause with the pair up: a
+/// deterministic moment.
 #[test]
 fn sigint_while_the_veth_is_up_removes_it() {
     if !privileged("net interrupted") {
@@ -130,47 +129,27 @@ fn sigint_while_the_veth_is_up_removes_it() {
     }
     let (_dir, exe) = copy_binary("nsx-sigint");
     let before = host_state();
-    let mut pids = BTreeSet::new();
-    let mut caught = None;
-    for _ in 0..20 {
-        let child = spawn_lesson(&exe, &["net", "--format", "json"]);
-        let pid = child.id();
-        pids.insert(pid);
-        let host_end = format!("/sys/class/net/nsx{pid}h");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let seen = loop {
-            if Path::new(&host_end).exists() {
-                break true;
-            }
-            if std::time::Instant::now() > deadline {
-                break false;
-            }
-            std::thread::sleep(std::time::Duration::from_micros(50));
-        };
-        if seen {
-            // Our child, not yet waited for: the PID is still its.
-            signal(pid, libc::SIGINT);
-        }
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            !Path::new(&host_end).exists(),
-            "{host_end} left behind: {}",
-            stderr(&out)
-        );
-        if seen && out.status.code() == Some(130) {
-            caught = Some(out);
-            break;
-        }
+    let mut run = Presented::start(&exe, &["net"]);
+    let pid = run.child.id();
+    let host_end = format!("/sys/class/net/nsx{pid}h");
+    let within = std::time::Duration::from_secs(60);
+    // Enter at the before and after steps' pauses; the third is the veth step's.
+    for _ in 0..2 {
+        run.next_pause(within).expect("a namespace step's pause");
+        run.press(b'\n');
     }
-    let out = caught.expect("no run was interrupted while its veth pair existed");
-    assert!(
-        stderr(&out).contains("interrupted by SIGINT"),
-        "{}",
-        stderr(&out)
-    );
+    let veth = run.next_pause(within).expect("the veth step's pause");
+    assert!(veth.contains("step 3 · veth"), "{veth}");
+    assert!(Path::new(&host_end).exists(), "{host_end} missing: {veth}");
+    // Our child, not yet waited for: the PID is still its.
+    signal(pid, libc::SIGINT);
+    let (status, rest) = run.finish(within);
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("interrupted by SIGINT"), "{rest}");
+    assert!(!Path::new(&host_end).exists(), "{host_end} left behind");
     let running = processes_of(&exe);
     assert!(running.is_empty(), "{running:?}");
-    assert_unchanged(before, &pids);
+    assert_unchanged(before, &BTreeSet::from([pid]));
 }
 
 /// SIGINT or SIGTERM spread over the time one run takes: whatever the net and pod
@@ -725,4 +704,210 @@ fn objects_created_in_advance_under_a_predictable_key_do_not_stop_a_run() {
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_ne!(report["steps"][2]["extra"]["ipc_key"], i64::from(key));
+}
+
+/// What the caps and masks lessons would change on the host if they were wrong: the
+/// capability sets of this test and of PID 1, the mount table, /dev, sysctls a
+/// container runtime guards, and the clock's tick.
+#[derive(Debug, PartialEq, Eq)]
+struct Guarded {
+    caps: Vec<String>,
+    mountinfo: String,
+    /// Name, mode and device number of each /dev entry.
+    dev: Vec<(String, u32, u64)>,
+    sysctls: Vec<(String, String)>,
+    /// adjtimex(2) with no mode bits: reads, changes nothing.
+    tick: i64,
+}
+
+fn guarded() -> Guarded {
+    use std::os::unix::fs::MetadataExt;
+    let caps = ["/proc/self/status", "/proc/1/status"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter(|l| l.starts_with("Cap") || l.starts_with("NoNewPrivs"))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut dev: Vec<(String, u32, u64)> = std::fs::read_dir("/dev")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let m = e.path().symlink_metadata().ok()?;
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                m.mode(),
+                m.rdev(),
+            ))
+        })
+        // pts entries come and go with other sessions; /dev/pts itself stays.
+        .collect();
+    dev.sort();
+    let sysctls = [
+        "kernel/hostname",
+        "kernel/domainname",
+        "kernel/sysrq",
+        "kernel/cap_last_cap",
+        "net/ipv4/ip_forward",
+        "net/ipv4/ip_unprivileged_port_start",
+        "user/max_user_namespaces",
+        "vm/overcommit_memory",
+    ]
+    .iter()
+    .filter_map(|k| {
+        let v = std::fs::read_to_string(Path::new("/proc/sys").join(k)).ok()?;
+        Some((k.to_string(), v))
+    })
+    .collect();
+    // SAFETY: a zeroed struct timex with modes 0 only reads the clock's parameters.
+    let mut t: libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid struct timex.
+    assert!(unsafe { libc::adjtimex(&mut t) } >= 0);
+    Guarded {
+        caps,
+        mountinfo: std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        dev,
+        sysctls,
+        tick: t.tick,
+    }
+}
+
+/// Processes running the lessons' setuid helper (`nsx-euid`) that no running probe of
+/// another test holds: each is the child of a probe (a clone of nsx, so its parent's
+/// executable is the test binary); one left by a run of `exe`, or orphaned, is a leak.
+fn helpers_left(exe: &Path) -> Vec<String> {
+    let shared = Path::new(env!("CARGO_BIN_EXE_nsx"));
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            if !comm.starts_with("nsx-euid") {
+                return None;
+            }
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .to_string();
+            let parent = std::fs::read_link(format!("/proc/{ppid}/exe")).ok();
+            let held = parent.as_deref() == Some(shared) && parent.as_deref() != Some(exe);
+            (!held).then(|| format!("{} ({comm:?}, parent {ppid})", e.path().display()))
+        })
+        .collect()
+}
+
+/// The directories caps and masks runs mount their own tmpfs on, as the host sees them:
+/// always empty (the setuid copy exists only in the probe's mount namespace).
+fn lesson_dirs_with_entries() -> Vec<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("nsx-") && (n.contains("-caps-") || n.contains("-masks-"))
+        })
+        .filter_map(|e| {
+            let entries: Vec<String> = std::fs::read_dir(e.path())
+                .ok()?
+                .flatten()
+                .map(|x| x.file_name().to_string_lossy().into_owned())
+                .collect();
+            (!entries.is_empty()).then(|| format!("{}: {entries:?}", e.path().display()))
+        })
+        .collect()
+}
+
+#[test]
+fn caps_and_masks_leave_capabilities_mounts_dev_and_sysctls_as_they_were() {
+    if !privileged("caps and masks leak test") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-capsleak");
+    let before = guarded();
+    // While the runs go on, the host's side of their directories stays empty.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                seen.extend(lesson_dirs_with_entries());
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            seen
+        })
+    };
+    let pids = lesson_runs_in_turn(&exe, &["caps", "masks"], 3);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = watcher.join().unwrap();
+    assert!(
+        seen.is_empty(),
+        "the host saw files in a lesson's directory: {seen:?}"
+    );
+    assert_eq!(before, guarded(), "caps/masks changed the host");
+    let running = processes_of(&exe);
+    assert!(running.is_empty(), "nsx processes left: {running:?}");
+    let helpers = helpers_left(&exe);
+    assert!(helpers.is_empty(), "helpers left: {helpers:?}");
+    let left = leftovers_of(&pids);
+    assert!(left.is_empty(), "left: {left:?}");
+}
+
+/// SIGTERM at points spread over a run of each: no probe, no helper, no temp dir
+/// outlives nsx, and the host's capabilities, mounts, /dev and sysctls are unchanged.
+#[test]
+fn interrupted_caps_and_masks_runs_leave_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    if !privileged("interrupted caps and masks") {
+        return;
+    }
+    let (_dir, exe) = copy_binary("nsx-capsint");
+    let before = guarded();
+    let mut pids = BTreeSet::new();
+    let mut interrupted = 0;
+    for id in ["caps", "masks"] {
+        let start = std::time::Instant::now();
+        let out = spawn_lesson(&exe, &[id, "--format", "json"])
+            .wait_with_output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let whole = start.elapsed();
+        for i in 0..10u32 {
+            let child = spawn_lesson(&exe, &[id, "--format", "json"]);
+            let pid = child.id();
+            pids.insert(pid);
+            std::thread::sleep(whole * i / 10);
+            signal(pid, libc::SIGTERM);
+            let out = child.wait_with_output().unwrap();
+            match (out.status.code(), out.status.signal()) {
+                (Some(0), _) => {}
+                (Some(143), _) => interrupted += 1,
+                (None, Some(libc::SIGTERM)) => {}
+                other => panic!("nsx lesson {id}: {other:?}: {}", stderr(&out)),
+            }
+            let left = leftovers_of(&BTreeSet::from([pid]));
+            assert!(left.is_empty(), "nsx lesson {id} left: {left:?}");
+        }
+    }
+    // A probe dies with nsx (PR_SET_PDEATHSIG), and its helpers with its PID namespace.
+    let running = wait_for_no_process_of(&exe, std::time::Duration::from_secs(5));
+    assert!(running.is_empty(), "nsx processes left: {running:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut helpers = helpers_left(&exe);
+    while !helpers.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        helpers = helpers_left(&exe);
+    }
+    assert!(helpers.is_empty(), "helpers left: {helpers:?}");
+    assert_eq!(before, guarded(), "an interrupted run changed the host");
+    assert!(
+        interrupted > 0,
+        "no run was interrupted mid-way: the test proved nothing"
+    );
 }

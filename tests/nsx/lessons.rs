@@ -664,6 +664,105 @@ fn net_steps_past_a_default_subnet_another_run_holds() {
 }
 
 #[test]
+fn caps() {
+    check(
+        "caps",
+        &[
+            "host-reads-cap-sets",
+            "every-cap-held",
+            "every-cap-allows",
+            "docker-default-set",
+            "docker-set-splits",
+            "no-caps-refuses-root",
+            "clock-never-changed",
+            "privileged-adds",
+            "setuid-gains-root",
+            "bounding-set-is-the-ceiling",
+            "no-new-privs-keeps-uid",
+            "ambient-survives-exec",
+        ],
+    );
+}
+
+/// Each call's row sets what the host reads of the probe's CapEff beside what the call
+/// returned; Docker's set splits the seven calls as its 14 names say.
+#[test]
+fn caps_as_root_splits_the_calls_as_dockers_set_says() {
+    use nsx::report::{Side, Val};
+    if !privileged("caps rows") {
+        return;
+    }
+    let report = typed_report(&lesson_json("caps", &[]));
+    let docker = step_of(&report, "docker");
+    let eff = row_of(docker, "effective", Side::Probe);
+    assert!(eff.host.starts_with("00000000a80425fb"), "{}", eff.host);
+    for (label, held, got) in [
+        ("mount a tmpfs", "no sys_admin", "EPERM"),
+        ("sethostname", "no sys_admin", "EPERM"),
+        ("chown to nobody", "chown held", "ok"),
+        ("mknod c 1 3", "mknod held", "ok"),
+        ("bind port 80", "net_bind_service held", "ok"),
+        ("adjtimex (tick 0)", "no sys_time", "EPERM"),
+        ("open_by_handle_at", "no dac_read_search", "EPERM"),
+    ] {
+        let row = row_of(docker, label, Side::Probe);
+        assert_eq!(
+            row.values,
+            [Val::text(held), Val::text(got)],
+            "docker step, {label}"
+        );
+    }
+    // The setuid copy, read from the host: nobody's real uid, root's effective one.
+    let setuid = step_of(&report, "setuid");
+    let uid = row_of(setuid, "setuid: Uid", Side::Probe);
+    assert_eq!(uid.host, "65534 0 0 0");
+    let nnp = row_of(setuid, "no_new_privs: Uid", Side::Probe);
+    assert_eq!(nnp.host, "65534 65534 65534 65534");
+}
+
+#[test]
+fn masks() {
+    check(
+        "masks",
+        &[
+            "masked-files-read-empty",
+            "masks-are-the-probes-mounts",
+            "host-still-reads-them",
+            "proc-paths-read-only",
+            "sys-read-only",
+            "minimal-dev",
+            "docker-caps-keep-masks",
+            "sys-admin-undoes-a-mask",
+            "capability-is-an-lsm",
+            "lsm-label-both-sides",
+            "landlock-denies-root",
+        ],
+    );
+}
+
+/// What the masked probe reads, checked against what this test reads itself: the host's
+/// /proc/interrupts has bytes, the probe's none; the probe's /dev/null is the host's.
+#[test]
+fn masks_hide_what_the_host_reads() {
+    use nsx::report::{Side, Val};
+    if !privileged("masks rows") {
+        return;
+    }
+    let report = typed_report(&lesson_json("masks", &[]));
+    let masked = step_of(&report, "masked");
+    let irq = row_of(masked, "/proc/interrupts", Side::Own);
+    assert_eq!(irq.values[1], Val::text("0 bytes"));
+    let here = std::fs::read("/proc/interrupts").unwrap().len();
+    assert!(here > 0 && irq.host.ends_with(" bytes") && irq.host != "0 bytes");
+    let k = masked.container.kernel.as_ref().expect("kernel files read");
+    let null = k.dev_entry("null").expect("/dev/null in the probe's /dev");
+    use std::os::unix::fs::MetadataExt;
+    let rdev = std::fs::metadata("/dev/null").unwrap().rdev();
+    assert_eq!(null.rdev, Some((libc::major(rdev), libc::minor(rdev))));
+    assert!(k.dev_entry("sda").is_none() && k.dev_entry("kmsg").is_none());
+}
+
+#[test]
 fn pod() {
     check(
         "pod",

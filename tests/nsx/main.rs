@@ -13,6 +13,7 @@ mod lessons;
 mod limits;
 mod manual;
 mod matrix;
+mod presenter;
 mod rootless;
 mod run_safety;
 mod safety;

@@ -282,3 +282,75 @@ fn after_the_pod_lesson_nsx_is_in_its_own_user_namespace() {
     let cost = &reports[1];
     assert_eq!(cost["steps"][0]["host"]["source"], "/proc/self", "{cost:#}");
 }
+
+/// Without root the caps lesson still shows the three sets and the calls (each counted in
+/// the user namespace nsx made), and says why the setuid and ambient steps cannot run:
+/// only uid 0 is mapped. Its facts about them are reported apart, not failed.
+#[test]
+fn caps_runs_rootless_and_says_what_it_cannot_show() {
+    let Some(json) = rootless_report("caps") else {
+        return;
+    };
+    let report = typed_report(&json);
+    assert_eq!(report.privilege, nsx::report::Privilege::Rootless);
+    assert!(report.ok, "{json:#}");
+    let apart: Vec<&str> = report.inconclusive.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(
+        apart,
+        [
+            "setuid-gains-root",
+            "bounding-set-is-the-ceiling",
+            "no-new-privs-keeps-uid",
+            "ambient-survives-exec"
+        ]
+    );
+    for f in &report.inconclusive {
+        let why = f.inconclusive.as_deref().unwrap();
+        assert!(why.contains("only uid 0 is mapped"), "{}: {why}", f.id);
+    }
+    assert!(report.facts.iter().any(|f| f.id == "every-cap-allows"));
+    let ids: Vec<&str> = report.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["every", "docker", "none"]);
+    // Every capability of its own namespace, yet no device node and no clock.
+    let every = step_of(&report, "every");
+    for label in ["mknod c 1 3", "adjtimex (tick 0)"] {
+        let row = row_of(every, label, nsx::report::Side::Probe);
+        assert!(
+            row.container.starts_with("EPERM"),
+            "{label}: {}",
+            row.container
+        );
+    }
+    let mount = row_of(every, "mount a tmpfs", nsx::report::Side::Probe);
+    assert_eq!(mount.container, "ok");
+}
+
+/// Without root the masks still apply (the probe's mount namespace belongs to its own
+/// user namespace), and Landlock still refuses; only the LSM list may be unreadable.
+#[test]
+fn masks_run_rootless() {
+    let Some(json) = rootless_report("masks") else {
+        return;
+    };
+    let report = typed_report(&json);
+    assert!(report.ok, "{json:#}");
+    for id in [
+        "masked-files-read-empty",
+        "masks-are-the-probes-mounts",
+        "proc-paths-read-only",
+        "sys-read-only",
+        "minimal-dev",
+        "docker-caps-keep-masks",
+        "sys-admin-undoes-a-mask",
+        "landlock-denies-root",
+    ] {
+        assert!(
+            report.facts.iter().any(|f| f.id == id && f.holds),
+            "{id} must be decided and hold rootless: {json:#}"
+        );
+    }
+    for f in &report.inconclusive {
+        assert_eq!(f.id, "capability-is-an-lsm", "{f:?}");
+        assert!(f.inconclusive.as_deref().unwrap().contains("securityfs"));
+    }
+}

@@ -142,7 +142,7 @@ fn paused_at_first_step(
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut seen = String::new();
     let mut line = String::new();
-    while !seen.contains("[press Enter") {
+    while !seen.contains(PAUSE_PROMPT) {
         line.clear();
         // The prompt has no newline: read what there is up to it.
         let buf = out.fill_buf().unwrap();
@@ -237,90 +237,6 @@ fn enter_moves_a_paused_lesson_on_to_the_end() {
         rest.contains("step 2") && rest.contains("facts hold"),
         "{rest}"
     );
-}
-
-/// Runs `exe lesson <id> --step` with the slave of a new pty as its standard input (and,
-/// with `all_on_terminal`, as its output and error too, as over SSH), optionally as its
-/// controlling terminal; returns once it waits at the first pause, with the master end.
-fn paused_on_a_terminal(
-    exe: &Path,
-    id: &str,
-    controlling: bool,
-    all_on_terminal: bool,
-) -> (std::process::Child, std::fs::File) {
-    use std::io::Read;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::process::CommandExt;
-    let (mut m, mut s) = (0, 0);
-    // SAFETY: openpty fills two descriptors; the name, termios and winsize are optional.
-    let r = unsafe {
-        libc::openpty(
-            &mut m,
-            &mut s,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(r, 0, "openpty");
-    // SAFETY: two new descriptors owned here; close-on-exec so that processes other
-    // tests spawn meanwhile do not hold them.
-    let (mut master, slave) = unsafe {
-        libc::fcntl(m, libc::F_SETFD, libc::FD_CLOEXEC);
-        libc::fcntl(s, libc::F_SETFD, libc::FD_CLOEXEC);
-        (std::fs::File::from_raw_fd(m), OwnedFd::from_raw_fd(s))
-    };
-    let mut cmd = Command::new(exe);
-    cmd.args(["lesson", id, "--step"])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::from(slave.try_clone().unwrap()));
-    if all_on_terminal {
-        cmd.stdout(Stdio::from(slave.try_clone().unwrap()))
-            .stderr(Stdio::from(slave.try_clone().unwrap()));
-    } else {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    }
-    if controlling {
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    let mut child = spawn(&mut cmd);
-    drop(slave);
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    let start = std::time::Instant::now();
-    let prompt = |seen: &[u8]| String::from_utf8_lossy(seen).contains("[press Enter");
-    while !prompt(&seen) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{id}: no pause: {}",
-            String::from_utf8_lossy(&seen)
-        );
-        let n = if all_on_terminal {
-            let mut fds = [libc::pollfd {
-                fd: master.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }];
-            // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(fds.as_mut_ptr(), 1, 100) } <= 0 {
-                continue;
-            }
-            master.read(&mut buf).unwrap()
-        } else {
-            child.stdout.as_mut().unwrap().read(&mut buf).unwrap()
-        };
-        assert!(n > 0, "{id}: nsx ended before pausing");
-        seen.extend_from_slice(&buf[..n]);
-    }
-    (child, master)
 }
 
 #[test]
