@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Err(e) => {
             if let Some(why) = unknown_lesson(&e).or_else(|| misplaced_lesson_flag(&e)) {
                 nsx::warn!("nsx: {why}");
+                usage_json(&e, &why);
                 return ExitCode::from(2);
             }
             return clap_exit(&e);
@@ -35,9 +36,80 @@ fn main() -> ExitCode {
         Err(Error::Quit) => ExitCode::SUCCESS,
         Err(e) => {
             nsx::warn!("nsx: {e}");
+            if cli.format == Format::Json {
+                // A script reading stdout learns why too (docs/json.md): a write that
+                // fails here changes nothing, the exit code below says it all.
+                let _ = out(&json(&e.json_outcome()));
+            }
             ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+/// Whether `--format json` (or `--format=json`) is on the command line, before any
+/// `--` (after it the words are `nsx run`'s command): clap's own usage errors come before
+/// there is a parsed [`Cli`] to ask.
+fn json_requested() -> bool {
+    json_in(std::env::args().skip(1))
+}
+
+fn json_in(args: impl Iterator<Item = String>) -> bool {
+    let mut format_next = false;
+    let mut json = false;
+    for a in args {
+        if a == "--" {
+            break;
+        }
+        if format_next {
+            json = a == "json";
+            format_next = false;
+        } else if a == "--format" {
+            format_next = true;
+        } else if let Some(v) = a.strip_prefix("--format=") {
+            json = v == "json";
+        }
+    }
+    json
+}
+
+/// A usage error (exit 2) as the JSON object a script reads with `--format json`: the
+/// reason, and as the fix the command whose `--help` names the valid arguments.
+fn usage_json(e: &clap::Error, reason: &str) {
+    if !json_requested() {
+        return;
+    }
+    let rendered = e.render().to_string();
+    // clap's text ends with "Usage: nsx tour [OPTIONS]": the command is what precedes
+    // the first placeholder.
+    let command = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|u| {
+            u.split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "nsx".to_string());
+    let err = Error::Usage(reason.to_string());
+    let mut v = err.json_outcome();
+    v["error"]["fix"] = format!("{command} --help lists the valid arguments").into();
+    let _ = out(&json(&v));
+}
+
+/// clap's message without its "error: " prefix and usage lines: what was wrong.
+fn clap_reason(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let body = text.split("\n\nUsage:").next().unwrap_or(&text);
+    let body = body
+        .split("\n\nFor more information")
+        .next()
+        .unwrap_or(body);
+    body.trim()
+        .strip_prefix("error: ")
+        .unwrap_or(body.trim())
+        .to_string()
 }
 
 /// `nsx lesson pdi`: a lesson that does not exist. Names the lessons it may mean (by
@@ -100,9 +172,13 @@ fn misplaced_lesson_flag(e: &clap::Error) -> Option<String> {
 fn clap_exit(e: &clap::Error) -> ExitCode {
     if let Some(text) = another_lessons_flag(e) {
         nsx::warn!("nsx: {text}");
+        usage_json(e, &text);
         return ExitCode::from(nsx::error::exit::USAGE as u8);
     }
     let code = e.exit_code();
+    if code == nsx::error::exit::USAGE {
+        usage_json(e, &clap_reason(e));
+    }
     let written = e.print().and_then(|()| {
         if code == 0 {
             std::io::stdout().flush()
@@ -149,7 +225,7 @@ fn out(text: &str) -> Result<()> {
             {
                 Error::Interrupted(libc::SIGHUP)
             }
-            _ => Error::Other(format!("write to standard output: {e}")),
+            _ => Error::Other(format!("{STDOUT_WRITE}: {e}")),
         })
 }
 
@@ -555,7 +631,11 @@ fn lesson(format: Format, fmt: &render::human::Fmt, args: &LessonArgs) -> Result
     Ok(if report.ok { 0 } else { 1 })
 }
 
-/// Every supported lesson in curriculum order, a recap after each, a summary at the end.
+/// Every lesson in curriculum order, a recap after each, a summary at the end. A lesson
+/// this machine cannot run is recorded as skipped, with the reason and the fix, whether
+/// the check before it refused it or the lesson itself found out while running; a lesson
+/// that fails with an error is recorded as failed and the tour goes on. Only an
+/// interruption (a signal, q at a pause, a closed output) ends it early.
 fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) -> Result<i32> {
     let pause = can_pause(args.step, format);
     let human = format == Format::Human;
@@ -571,42 +651,84 @@ fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) -> Result<i32
         .filter(|l| !args.skip.iter().any(|s| s == l.id))
         .filter(|l| args.only.is_empty() || args.only.iter().any(|s| s == l.id))
     {
-        if let lessons::Support::No { reason, fix } = lesson.support() {
-            if human {
-                out(&render::human::tour_skipped(lesson, &reason, &fix, fmt))?;
-            }
-            json.push(serde_json::json!({ "lesson": lesson.id, "skipped": true, "reason": reason, "fix": fix }));
-            rows.push(render::human::TourRow {
-                lesson,
-                report: None,
-                millis: 0.0,
-                skipped: Some(reason),
-            });
-            continue;
-        }
-        let started = std::time::Instant::now();
-        let report = run_one(
+        let mut row = render::human::TourRow {
             lesson,
-            lesson.default_options()?,
-            format,
-            fmt,
-            pause,
-            Source::Live { record: None },
-        )?;
-        let millis = started.elapsed().as_secs_f64() * 1000.0;
-        if human {
-            out(&render::human::recap(&report, fmt))?;
-            if pause {
-                pause_here("for the next lesson")?;
-            }
-        }
-        json.push(serde_json::to_value(&report).expect("serialisable"));
-        rows.push(render::human::TourRow {
-            lesson,
-            report: Some(report),
-            millis,
+            report: None,
+            millis: 0.0,
             skipped: None,
-        });
+            failed: None,
+        };
+        // The same check the lesson makes first (lessons::run): asked here too, so that a
+        // lesson refused up front prints no header.
+        let refused = match lesson.support() {
+            lessons::Support::No { reason, fix } => Some(("before", reason, fix)),
+            lessons::Support::Yes => None,
+        };
+        let outcome = match refused {
+            Some(r) => Err(r),
+            None => {
+                let started = std::time::Instant::now();
+                let ran = run_one(
+                    lesson,
+                    lesson.default_options()?,
+                    format,
+                    fmt,
+                    pause,
+                    Source::Live { record: None },
+                );
+                row.millis = started.elapsed().as_secs_f64() * 1000.0;
+                match tour_outcome(ran)? {
+                    TourOutcome::Ran(report) => Ok(report),
+                    TourOutcome::Refused { reason, fix } => Err(("during", reason, fix)),
+                    TourOutcome::Failed(e) => {
+                        // Recorded, said on standard error as for a lesson on its own,
+                        // and the tour goes on: the lessons after it may well run.
+                        nsx::warn!("nsx: lesson {}: {e}", lesson.id);
+                        if human {
+                            out(&render::human::tour_failed(lesson, &e.to_string(), fmt))?;
+                        }
+                        json.push(serde_json::json!({
+                            "lesson": lesson.id,
+                            "verdict": "failed",
+                            "ok": false,
+                            "error": e.json(),
+                        }));
+                        row.failed = Some(e.to_string());
+                        rows.push(row);
+                        continue;
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(report) => {
+                if human {
+                    out(&render::human::recap(&report, fmt))?;
+                    if pause {
+                        pause_here("for the next lesson")?;
+                    }
+                }
+                let mut value = serde_json::to_value(&report).expect("serialisable");
+                value["verdict"] = if report.ok { "held" } else { "failed" }.into();
+                json.push(value);
+                row.report = Some(report);
+            }
+            Err((when, reason, fix)) => {
+                if human {
+                    out(&render::human::tour_skipped(lesson, &reason, &fix, fmt))?;
+                }
+                json.push(serde_json::json!({
+                    "lesson": lesson.id,
+                    "verdict": "skipped",
+                    "skipped": true,
+                    "refused": when,
+                    "reason": reason,
+                    "fix": fix,
+                }));
+                row.skipped = Some(reason);
+            }
+        }
+        rows.push(row);
     }
     match format {
         Format::Human => out(&render::human::tour_summary(&rows, fmt))?,
@@ -615,10 +737,47 @@ fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) -> Result<i32
             serde_json::to_string_pretty(&json).expect("serialisable")
         ))?,
     }
+    Ok(tour_exit(&rows))
+}
+
+/// What became of one lesson of the tour that was started.
+#[derive(Debug)]
+enum TourOutcome {
+    Ran(nsx::report::Report),
+    /// The lesson found out while running that this machine cannot run it.
+    Refused {
+        reason: String,
+        fix: String,
+    },
+    /// It failed with an error: recorded, and the tour goes on.
+    Failed(Error),
+}
+
+/// Sorts a lesson's result for the tour. Only what ends the tour itself comes back as
+/// an error: a signal, q at a pause, standard output gone.
+fn tour_outcome(ran: Result<nsx::report::Report>) -> Result<TourOutcome> {
+    match ran {
+        Ok(report) => Ok(TourOutcome::Ran(report)),
+        Err(Error::Unsupported { reason, fix }) => Ok(TourOutcome::Refused { reason, fix }),
+        Err(e @ (Error::Interrupted(_) | Error::Quit | Error::BrokenPipe)) => Err(e),
+        Err(Error::Other(m)) if m.starts_with(STDOUT_WRITE) => Err(Error::Other(m)),
+        Err(e) => Ok(TourOutcome::Failed(e)),
+    }
+}
+
+/// How a failed write to standard output begins ([`out`]): the tour cannot go on.
+const STDOUT_WRITE: &str = "write to standard output";
+
+/// 0 when every lesson that ran held (skipped ones aside), 1 otherwise.
+fn tour_exit(rows: &[render::human::TourRow]) -> i32 {
     let all_ok = rows
         .iter()
-        .all(|r| r.report.as_ref().is_none_or(|rep| rep.ok));
-    Ok(if all_ok { 0 } else { 1 })
+        .all(|r| r.failed.is_none() && r.report.as_ref().is_none_or(|rep| rep.ok));
+    if all_ok {
+        nsx::error::exit::OK
+    } else {
+        nsx::error::exit::FAILURE
+    }
 }
 
 /// Waits for a line on standard input (or Ctrl-D). Polls the signal self-pipe beside
@@ -740,5 +899,66 @@ fn read_key() -> Result<Key> {
             Err(nix::errno::Errno::EIO) => return Err(Error::Interrupted(libc::SIGHUP)),
             Err(e) => return Err(nsx::error::sys("read", "standard input", e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_asked_for_before_any_double_dash() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(json_in(args(&["tour", "--format", "json"]).into_iter()));
+        assert!(json_in(
+            args(&["--format=json", "lesson", "pdi"]).into_iter()
+        ));
+        assert!(!json_in(args(&["--format", "human", "tour"]).into_iter()));
+        assert!(!json_in(
+            args(&["--format", "json", "--format", "human"]).into_iter()
+        ));
+        assert!(!json_in(
+            args(&["run", "--", "jq", "--format", "json"]).into_iter()
+        ));
+        assert!(!json_in(args(&["tour"]).into_iter()));
+    }
+
+    #[test]
+    fn a_tour_records_refusals_and_failures_and_stops_only_when_interrupted() {
+        let refused = tour_outcome(Err(Error::unsupported("read-only", "the fix")));
+        assert!(
+            matches!(&refused, Ok(TourOutcome::Refused { reason, fix }) if reason == "read-only" && fix == "the fix"),
+            "{refused:?}"
+        );
+        let failed = tour_outcome(Err(nsx::error::sys(
+            "mkdir",
+            "/sys/fs/cgroup/x",
+            nix::errno::Errno::EACCES,
+        )));
+        assert!(matches!(failed, Ok(TourOutcome::Failed(_))), "{failed:?}");
+        let other = tour_outcome(Err(Error::Other("the probe said no".into())));
+        assert!(matches!(other, Ok(TourOutcome::Failed(_))), "{other:?}");
+        for end in [
+            Error::Interrupted(libc::SIGINT),
+            Error::Quit,
+            Error::BrokenPipe,
+            Error::Other(format!("{STDOUT_WRITE}: No space left on device")),
+        ] {
+            assert!(tour_outcome(Err(end)).is_err());
+        }
+    }
+
+    #[test]
+    fn the_tour_exits_0_when_every_lesson_that_ran_held() {
+        let lesson = &nsx::lessons::LESSONS[0];
+        let row = |skipped: bool, failed: bool| render::human::TourRow {
+            lesson,
+            report: None,
+            millis: 0.0,
+            skipped: skipped.then(|| "no".to_string()),
+            failed: failed.then(|| "boom".to_string()),
+        };
+        assert_eq!(tour_exit(&[row(true, false), row(true, false)]), 0);
+        assert_eq!(tour_exit(&[row(true, false), row(false, true)]), 1);
     }
 }

@@ -381,7 +381,7 @@ impl LessonCgroup {
         if let Err(e) = cg.backend.create(&mut cg.rec) {
             // Undo what was created before the failure; the creation error is the news.
             let _ = cg.remove();
-            return Err(e);
+            return Err(read_only_refusal(e));
         }
         Ok(cg)
     }
@@ -530,6 +530,27 @@ impl Drop for LessonCgroup {
         }
     }
 }
+
+/// A mkdir(2) or write(2) in a cgroup file system that failed with EROFS: it is mounted
+/// read-only (as in a container), which no retry and no privilege nsx could take
+/// changes, so the machine cannot run what needs a new cgroup. That is a refusal (exit
+/// 77) with the reason and the fix, as `nsx doctor` gives it, not a failure. Any other
+/// error is returned as it is.
+pub fn read_only_refusal(e: Error) -> Error {
+    match &e {
+        Error::Sys(s) if s.errno == Errno::EROFS => Error::unsupported(
+            format!(
+                "the cgroup file system is mounted read-only (as in a container): {} {} failed with EROFS, so nsx cannot create a cgroup",
+                s.op, s.target
+            ),
+            READ_ONLY_FIX,
+        ),
+        _ => e,
+    }
+}
+
+/// What makes a read-only cgroup file system writable for nsx (doctor says the same).
+pub const READ_ONLY_FIX: &str = "run nsx on the host or in a VM, or in a container with a writable cgroup file system (docker run --privileged)";
 
 /// mkdir `dir`. If it exists it is a leftover of this very run (the name holds our PID
 /// and start time, so no other process made it; a lesson that creates its cgroup again,

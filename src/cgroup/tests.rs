@@ -913,3 +913,34 @@ fn cpu_weight_and_quota_on_both_versions() {
     );
     cg.remove().unwrap();
 }
+
+#[test]
+fn a_read_only_cgroupfs_is_a_refusal_with_the_reason_not_a_failure() {
+    let e = crate::cgroup::read_only_refusal(crate::error::sys(
+        "mkdir",
+        "/sys/fs/cgroup/nsx-1-2-cgroupns",
+        Errno::EROFS,
+    ));
+    match &e {
+        Error::Unsupported { reason, fix } => {
+            assert!(
+                reason.contains("read-only") && reason.contains("EROFS"),
+                "{reason}"
+            );
+            assert!(
+                reason.contains("/sys/fs/cgroup/nsx-1-2-cgroupns"),
+                "{reason}"
+            );
+            assert!(fix.contains("docker run --privileged"), "{fix}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(e.exit_code(), 77);
+    // Any other errno stays what it is.
+    let busy = crate::cgroup::read_only_refusal(crate::error::sys(
+        "mkdir",
+        "/sys/fs/cgroup/x",
+        Errno::EACCES,
+    ));
+    assert_eq!(busy.errno(), Some(Errno::EACCES));
+}

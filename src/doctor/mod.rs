@@ -796,8 +796,11 @@ fn controller_state(
 
 fn read_only_problem(mount: &Path) -> Problem {
     Problem::new(
-        format!("the cgroup file system at {} is mounted read-only (as in a container)", mount.display()),
-        "run nsx on the host or in a VM, or in a container with a writable cgroup file system (docker run --privileged)",
+        format!(
+            "the cgroup file system at {} is mounted read-only (as in a container)",
+            mount.display()
+        ),
+        crate::cgroup::READ_ONLY_FIX,
     )
 }
 

@@ -538,7 +538,9 @@ impl ChildCgroup {
         // once this one is gone (see [`crate::cgroup::sweep_place`]).
         let dir = parent.join(crate::owner::Run::current().name("cgroupns"));
         // cgroups(7): a cgroup is created with mkdir(2) in the hierarchy's filesystem.
-        std::fs::create_dir(&dir).ctx("mkdir", dir.display())?;
+        std::fs::create_dir(&dir)
+            .ctx("mkdir", dir.display())
+            .map_err(crate::cgroup::read_only_refusal)?;
         Ok(ChildCgroup {
             dir,
             removed: false,
