@@ -549,6 +549,17 @@ pub fn read_only_refusal(e: Error) -> Error {
     }
 }
 
+/// The command the user ran to get the cgroup named for `lesson`, as a fix names it:
+/// `nsx lesson memory`, or `nsx run ...` for the cgroup `nsx run` makes ("run", which is
+/// no lesson).
+pub fn command_for(lesson: &str) -> String {
+    if crate::lessons::find(lesson).is_some() {
+        format!("nsx lesson {lesson}")
+    } else {
+        format!("nsx {lesson} ...")
+    }
+}
+
 /// What makes a read-only cgroup file system writable for nsx (doctor says the same).
 pub const READ_ONLY_FIX: &str = "run nsx on the host or in a VM, or in a container with a writable cgroup file system (docker run --privileged)";
 

@@ -141,10 +141,13 @@ impl V2 {
         if can_create && can_move {
             return Ok(());
         }
-        Err(self.not_delegated(&self.base, "is not writable by this user"))
+        Err(self.not_delegated(&self.base, "is not writable by this user", false))
     }
 
-    fn not_delegated(&self, dir: &Path, what: &str) -> Error {
+    /// `only_root`: what stops the user is a cgroup above any scope they could start
+    /// (an ancestor root owns does not pass a controller on), so only root can help.
+    fn not_delegated(&self, dir: &Path, what: &str, only_root: bool) -> Error {
+        let cmd = super::command_for(&self.lesson);
         if self.rootless {
             Error::unsupported(
                 format!(
@@ -152,10 +155,13 @@ impl V2 {
                     dir.display(),
                     self.own.display()
                 ),
-                format!(
-                    "start nsx in a delegated systemd scope: systemd-run --user --scope -p Delegate=yes nsx lesson {} (or run it as root)",
-                    self.lesson
-                ),
+                if only_root {
+                    crate::doctor::root_delegation_fix(&cmd, "cpu memory pids")
+                } else {
+                    format!(
+                        "start nsx in a delegated systemd scope: systemd-run --user --scope -p Delegate=yes {cmd} (or run it as root: sudo {cmd})"
+                    )
+                },
             )
         } else {
             Error::unsupported(
@@ -215,6 +221,7 @@ impl V2 {
                 return Err(self.not_delegated(
                     dir,
                     &format!("does not pass the {} controller on and its cgroup.subtree_control is not writable", missing.join(", ")),
+                    true,
                 ));
             }
             rec.write(&file, &plus(&missing))?;

@@ -139,6 +139,12 @@ pub struct Cgroups {
     pub controllers: Vec<ControllerState>,
     /// cgroup v2: where nsx would create lesson cgroups, and whether the user may.
     pub delegation: Option<Delegation>,
+    /// Why the cgroupns lesson has no nested cgroup to show, as root and without root
+    /// ([`crate::lessons::cgroupns::obstacle`]); absent when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nested_as_root: Option<Problem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nested_rootless: Option<Problem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -158,6 +164,10 @@ pub struct ControllerState {
     pub delegated: bool,
     /// Why the user cannot, when they cannot.
     pub not_delegated: Option<String>,
+    /// Only root can change what stops the user (an ancestor that root owns does not
+    /// pass the controller on): a delegated scope of their own would not have it either.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub only_root_can_delegate: bool,
     /// Where nsx would create lesson cgroups with this controller (v1: nsx's own cgroup in
     /// that hierarchy; v2: the parent of nsx's own cgroup).
     pub dir: Option<PathBuf>,
@@ -345,7 +355,7 @@ pub fn examine_for(
     let needs = lesson.needs();
     let wants = |f: fn(&Need) -> bool| needs.iter().any(f);
     let sections = Sections {
-        cgroup: wants(|n| matches!(n, Need::CgroupController(_))),
+        cgroup: wants(|n| matches!(n, Need::CgroupController(_) | Need::NestedCgroup)),
         namespaces: needs
             .iter()
             .filter_map(|n| match n {
@@ -529,10 +539,17 @@ fn cgroups(sys: &SysRoot, user: Option<User>) -> Cgroups {
                 problem: Some(problem),
                 controllers: Vec::new(),
                 delegation: None,
+                nested_as_root: None,
+                nested_rootless: None,
             };
         }
     };
     let read_only = read_only_cgroup_mounts(&mountinfo);
+    let nested = |rootless| {
+        crate::lessons::cgroupns::obstacle(&layout, &read_only, rootless)
+            .map(|(reason, fix)| Problem::new(reason, fix))
+    };
+    let (nested_as_root, nested_rootless) = (nested(false), nested(true));
     let kernel: Vec<(String, bool)> = sys
         .read("/proc/cgroups")
         .map(|t| parse_proc_cgroups(&t))
@@ -581,6 +598,8 @@ fn cgroups(sys: &SysRoot, user: Option<User>) -> Cgroups {
         problem: None,
         controllers,
         delegation: v2.as_ref().and_then(|v| v.delegation.clone()),
+        nested_as_root,
+        nested_rootless,
     }
 }
 
@@ -683,6 +702,7 @@ fn controller_state(
         unavailable: None,
         delegated: false,
         not_delegated: None,
+        only_root_can_delegate: false,
         dir: None,
     };
     // The backend nsx uses: v1 on v1 and hybrid machines, v2 on unified ones.
@@ -776,6 +796,10 @@ fn controller_state(
         }
     } else if let Some(d) = v2.and_then(|v| v.delegation.as_ref()) {
         if !d.writable {
+            // A delegated scope of the user's own (systemd-run --user --scope) gets only
+            // what the user's slice is given: with the controller missing there, root
+            // alone can help.
+            s.only_root_can_delegate = !user_slice_has(sys, &d.base, user, name);
             s.not_delegated = Some(format!(
                 "without root, nsx needs a delegated cgroup v2 subtree: {} {} (not {}); nsx runs in {} and keeps lesson cgroups next to it",
                 d.base.display(),
@@ -787,11 +811,39 @@ fn controller_state(
             let mount = s.mount.clone().unwrap_or_default();
             match v2_enable_path(sys, &mount, &d.base, name, Some(user)) {
                 Ok(()) => s.delegated = true,
-                Err(p) => s.not_delegated = Some(p.reason),
+                Err(p) => {
+                    s.only_root_can_delegate = true;
+                    s.not_delegated = Some(p.reason);
+                }
             }
         }
     }
     s
+}
+
+/// Whether the cgroup systemd gives `user`'s sessions (the nearest `user-<uid>.slice`
+/// above `below`, or `below` itself) has `controller` in its cgroup.controllers: what a
+/// scope the user starts could be handed at most.
+fn user_slice_has(sys: &SysRoot, below: &Path, user: Option<User>, controller: &str) -> bool {
+    let slice = user.and_then(|u| {
+        let name = format!("user-{}.slice", u.uid);
+        below
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == name.as_str()))
+            .map(Path::to_path_buf)
+    });
+    let dir = slice.unwrap_or_else(|| below.to_path_buf());
+    words(&sys.read(dir.join("cgroup.controllers")).unwrap_or_default())
+        .iter()
+        .any(|w| w == controller)
+}
+
+/// The fix when only root can hand `controller` on: run as root, or have root delegate
+/// it to user sessions for good (systemd.resource-control(5), Delegate=).
+pub fn root_delegation_fix(cmd: &str, controllers: &str) -> String {
+    format!(
+        "sudo {cmd}; or, for every later session, have root delegate it: sudo systemctl edit user@.service (add [Service] and Delegate={controllers}), then log in again"
+    )
 }
 
 fn read_only_problem(mount: &Path) -> Problem {
@@ -859,7 +911,7 @@ fn v2_enable_path(
                         user_label(user),
                         owner_label(sys, &file)
                     ),
-                    "ask for the controller in a delegated scope: systemd-run --user --scope -p Delegate=yes",
+                    root_delegation_fix("nsx ...", "cpu memory pids"),
                 ));
             }
         }
@@ -994,7 +1046,7 @@ fn overlay(sys: &SysRoot, kernel: &Kernel) -> Overlay {
                 "unprivileged overlay mounts (in a user namespace) need Linux 5.11 or later; this kernel is {}",
                 kernel.release
             ),
-            "run the lesson as root, or boot a kernel of version 5.11 or later",
+            "run it as root (sudo nsx lesson rootfs), or boot a kernel of version 5.11 or later",
         ))
     } else {
         None
@@ -1188,13 +1240,13 @@ pub fn check(m: &Machine, lesson: &Lesson, privilege: Privilege) -> Support {
 }
 
 fn obstacle(m: &Machine, lesson: &Lesson, privilege: Privilege) -> Option<Problem> {
-    let id = lesson.id;
+    let cmd = format!("nsx lesson {}", lesson.id);
     let rootless = privilege == Privilege::Rootless;
     if rootless {
         if let Rootless::No(why) = lesson.rootless {
             return Some(Problem::new(
                 format!("needs root: {why}"),
-                format!("sudo nsx lesson {id}"),
+                format!("sudo {cmd}"),
             ));
         }
         // Without root the sandbox always adds a user namespace.
@@ -1219,12 +1271,50 @@ fn obstacle(m: &Machine, lesson: &Lesson, privilege: Privilege) -> Option<Proble
             ));
         }
     }
-    for need in lesson.needs() {
-        if let Some(p) = need_obstacle(m, id, *need, rootless) {
-            return Some(p);
-        }
+    lesson
+        .needs()
+        .iter()
+        .find_map(|need| need_obstacle(m, &cmd, *need, rootless))
+}
+
+/// Whether `nsx run` can give its command cgroups with `controllers` (memory, cpu,
+/// pids) here, as nsx runs now: the same decision and the same fixes as for the limit
+/// lessons, for the command `nsx run`.
+pub fn run_limits_support(controllers: &[&'static str]) -> Support {
+    let privilege = Privilege::current();
+    let sections = Sections {
+        cgroup: true,
+        namespaces: Vec::new(),
+        overlay: false,
+        rootless: false,
+    };
+    let m = examine_sections(&SysRoot::host(), privilege, User::for_this_run(), sections);
+    run_limits_check(&m, controllers, privilege)
+}
+
+/// [`run_limits_support`] on the machine `m`, for `privilege`.
+pub fn run_limits_check(
+    m: &Machine,
+    controllers: &[&'static str],
+    privilege: Privilege,
+) -> Support {
+    let rootless = privilege == Privilege::Rootless;
+    match controllers
+        .iter()
+        .find_map(|c| need_obstacle(m, "nsx run ...", Need::CgroupController(c), rootless))
+    {
+        Some(p) => p.support(),
+        None => Support::Yes,
     }
-    None
+}
+
+/// `Delegate=` for the three controllers the lessons use, and `c`.
+fn delegate_list(c: &str) -> String {
+    let mut list = vec!["cpu", "memory", "pids"];
+    if !list.contains(&c) {
+        list.push(c);
+    }
+    list.join(" ")
 }
 
 /// A container whose processes lack CAP_SYS_ADMIN even in the bounding set and run under
@@ -1240,7 +1330,9 @@ fn confined_container(m: &Machine) -> Option<Problem> {
     })
 }
 
-fn need_obstacle(m: &Machine, id: &str, need: Need, rootless: bool) -> Option<Problem> {
+/// What stands in the way of `need` on `m`, the fixes naming `cmd`, the command the user
+/// ran (`nsx lesson memory`, `nsx run ...`).
+fn need_obstacle(m: &Machine, cmd: &str, need: Need, rootless: bool) -> Option<Problem> {
     match need {
         Need::Namespace(ty) => m
             .namespaces
@@ -1252,6 +1344,16 @@ fn need_obstacle(m: &Machine, id: &str, need: Need, rootless: bool) -> Option<Pr
                 m.overlay.rootless_problem.clone()
             } else {
                 m.overlay.problem.clone()
+            }
+        }
+        Need::NestedCgroup => {
+            if let Some(p) = &m.cgroup.problem {
+                return Some(p.clone());
+            }
+            if rootless {
+                m.cgroup.nested_rootless.clone()
+            } else {
+                m.cgroup.nested_as_root.clone()
             }
         }
         Need::CgroupController(c) => {
@@ -1269,19 +1371,20 @@ fn need_obstacle(m: &Machine, id: &str, need: Need, rootless: bool) -> Option<Pr
                 return Some(state.unavailable.clone().unwrap_or_else(|| {
                     Problem::new(
                         format!("the {c} controller cannot be used here"),
-                        format!(
-                            "sudo nsx doctor shows the cgroup setup; then sudo nsx lesson {id}"
-                        ),
+                        format!("sudo nsx doctor shows the cgroup setup; then sudo {cmd}"),
                     )
                 }));
             }
             if rootless && !state.delegated {
                 let why = state.not_delegated.clone().unwrap_or_default();
                 let fix = match m.cgroup.mode {
+                    Some(Mode::V2) if state.only_root_can_delegate => {
+                        root_delegation_fix(cmd, &delegate_list(c))
+                    }
                     Some(Mode::V2) => format!(
-                        "systemd-run --user --scope -p Delegate=yes nsx lesson {id} (a delegated scope), or sudo nsx lesson {id}"
+                        "systemd-run --user --scope -p Delegate=yes {cmd} (a delegated scope), or sudo {cmd}"
                     ),
-                    _ => format!("sudo nsx lesson {id}"),
+                    _ => format!("sudo {cmd}"),
                 };
                 return Some(Problem::new(why, fix));
             }
