@@ -145,6 +145,20 @@ pub struct Cgroups {
     pub nested_as_root: Option<Problem>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nested_rootless: Option<Problem>,
+    /// cgroup v2: the controllers the limit lessons (and `nsx run`) would switch on, in
+    /// which cgroup.subtree_control files above nsx's `nsx/` subtree; nsx never switches
+    /// them off again (README, Safety). Empty when everything is on already, or on v1.
+    pub switches_on: Vec<SwitchOn>,
+    /// cgroup v2: of those controllers, the ones already on in every file on the way
+    /// (by nsx's earlier runs, systemd, or the boot).
+    pub already_on: Vec<String>,
+}
+
+/// One cgroup.subtree_control nsx would write, and what it would add.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SwitchOn {
+    pub file: PathBuf,
+    pub controllers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -541,6 +555,8 @@ fn cgroups(sys: &SysRoot, user: Option<User>) -> Cgroups {
                 delegation: None,
                 nested_as_root: None,
                 nested_rootless: None,
+                switches_on: Vec::new(),
+                already_on: Vec::new(),
             };
         }
     };
@@ -577,6 +593,7 @@ fn cgroups(sys: &SysRoot, user: Option<User>) -> Cgroups {
     names.sort();
     names.dedup();
 
+    let (switches_on, already_on) = v2_switches(sys, v2.as_ref());
     let controllers = names
         .iter()
         .map(|name| {
@@ -600,7 +617,57 @@ fn cgroups(sys: &SysRoot, user: Option<User>) -> Cgroups {
         delegation: v2.as_ref().and_then(|v| v.delegation.clone()),
         nested_as_root,
         nested_rootless,
+        switches_on,
+        already_on,
     }
+}
+
+/// What the v2 backend would write on its way from the first cgroup that passes each
+/// lesson controller on down to `<base>` (cgroup::v2, enable_down_to_base): the files
+/// and the controllers each would gain, and the controllers already on all the way.
+fn v2_switches(sys: &SysRoot, v2: Option<&V2State>) -> (Vec<SwitchOn>, Vec<String>) {
+    let Some((v, d)) = v2.and_then(|v| v.delegation.as_ref().map(|d| (v, d))) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut chain = vec![v.mount.clone()];
+    if let Ok(rel) = d.base.strip_prefix(&v.mount) {
+        let mut p = v.mount.clone();
+        for c in rel.components() {
+            p.push(c);
+            chain.push(p.clone());
+        }
+    }
+    let mut switches: Vec<SwitchOn> = Vec::new();
+    let mut already = Vec::new();
+    for name in ["memory", "cpu", "pids"] {
+        if !v.controllers.iter().any(|c| c == name) {
+            continue;
+        }
+        let on = |dir: &Path| {
+            words(
+                &sys.read(dir.join("cgroup.subtree_control"))
+                    .unwrap_or_default(),
+            )
+            .iter()
+            .any(|w| w == name)
+        };
+        let missing: Vec<&PathBuf> = chain.iter().filter(|d| !on(d)).collect();
+        if missing.is_empty() {
+            already.push(name.to_string());
+        }
+        for dir in missing {
+            let file = dir.join("cgroup.subtree_control");
+            match switches.iter_mut().find(|s| s.file == file) {
+                Some(s) => s.controllers.push(name.to_string()),
+                None => switches.push(SwitchOn {
+                    file,
+                    controllers: vec![name.to_string()],
+                }),
+            }
+        }
+    }
+    switches.sort_by(|a, b| a.file.cmp(&b.file));
+    (switches, already)
 }
 
 /// What the unified hierarchy offers: its controllers, and nsx's place in it.

@@ -331,6 +331,29 @@ fn cgroups(s: &mut String, m: &Machine) {
             }
         );
     }
+    if c.mode == Some(Mode::V2) {
+        if c.switches_on.is_empty() {
+            if !c.already_on.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  nsx would switch on no controller: {} already on down to where lesson cgroups go",
+                    c.already_on.join(", ")
+                );
+            }
+        } else {
+            let _ = writeln!(
+                s,
+                "  nsx would switch on (and never switches off; see README, Safety):"
+            );
+            for w in &c.switches_on {
+                let plus: Vec<String> = w.controllers.iter().map(|c| format!("+{c}")).collect();
+                let _ = writeln!(s, "    echo {} > {}", plus.join(" "), w.file.display());
+            }
+            if !c.already_on.is_empty() {
+                let _ = writeln!(s, "    already on all the way: {}", c.already_on.join(", "));
+            }
+        }
+    }
     // The lessons' controllers: why root or a user cannot use them, one line per reason.
     let mut lines: Vec<(String, Vec<&str>)> = Vec::new();
     for name in ["memory", "cpu", "pids"] {

@@ -893,3 +893,44 @@ fn cgroupns_runs_where_its_own_check_says_it_does() {
     assert!(reason(&s).contains("root cgroup"), "{}", reason(&s));
     assert_eq!(check(&m, cgroupns, Privilege::Root), Support::Yes);
 }
+
+#[test]
+fn doctor_lists_the_controllers_nsx_would_switch_on_and_where() {
+    // Switched off at the root: nsx would write the root's subtree_control and each
+    // slice's down to where lesson cgroups go.
+    let m = examine(&fixture("v2-controllers-off"), Privilege::Root, UID_1000);
+    let files: Vec<String> = m
+        .cgroup
+        .switches_on
+        .iter()
+        .map(|w| format!("{} {}", w.file.display(), w.controllers.join(" ")))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "/sys/fs/cgroup/cgroup.subtree_control memory cpu pids",
+            "/sys/fs/cgroup/user.slice/cgroup.subtree_control memory cpu pids",
+            "/sys/fs/cgroup/user.slice/user-1000.slice/cgroup.subtree_control memory cpu pids",
+        ]
+    );
+    assert!(m.cgroup.already_on.is_empty());
+    let text = plain(&curriculum_report(m));
+    assert!(
+        text.contains("echo +memory +cpu +pids > /sys/fs/cgroup/cgroup.subtree_control"),
+        "{text}"
+    );
+    assert!(text.contains("never switches off"), "{text}");
+    // A delegated scope whose slice passes memory and pids on: only cpu is left.
+    let m = examine(&fixture("v2-delegated"), Privilege::Rootless, UID_1000);
+    assert_eq!(m.cgroup.already_on, ["memory", "pids"]);
+    assert_eq!(m.cgroup.switches_on.len(), 1);
+    assert_eq!(m.cgroup.switches_on[0].controllers, ["cpu"]);
+    // cgroup v1 and hybrid: nothing is switched on, only directories made.
+    for name in ["v1", "hybrid"] {
+        let m = examine(&fixture(name), Privilege::Root, UID_1000);
+        assert!(
+            m.cgroup.switches_on.is_empty() && m.cgroup.already_on.is_empty(),
+            "{name}"
+        );
+    }
+}
