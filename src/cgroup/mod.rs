@@ -362,13 +362,10 @@ impl LessonCgroup {
                 }
                 AnyBackend::V1(plan)
             }
-            Mode::V2 => AnyBackend::V2(v2::V2::plan(
-                layout,
-                lesson,
-                &name,
-                &controllers,
-                opts.rootless,
-            )?),
+            Mode::V2 => AnyBackend::V2(
+                v2::V2::plan(layout, lesson, &name, &controllers, opts.rootless)?
+                    .delegate_into_own(&rec, opts.run),
+            ),
         };
         let mut cg = LessonCgroup {
             name,

@@ -182,6 +182,10 @@ pub struct ControllerState {
     /// pass the controller on): a delegated scope of their own would not have it either.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub only_root_can_delegate: bool,
+    /// The cgroup delegated to the user that other processes (their shell) share with
+    /// nsx: moving them into a leaf of it is the fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_with: Option<PathBuf>,
     /// Where nsx would create lesson cgroups with this controller (v1: nsx's own cgroup in
     /// that hierarchy; v2: the parent of nsx's own cgroup).
     pub dir: Option<PathBuf>,
@@ -196,8 +200,16 @@ pub struct Delegation {
     pub base: PathBuf,
     /// Who owns `<base>`.
     pub owner: Option<u32>,
-    /// The user may create cgroups in `<base>` and move processes into them.
+    /// The user may create cgroups in `<base>` and move processes into them, or nsx's
+    /// own cgroup is delegated to the user ([`Delegation::into_own`]).
     pub writable: bool,
+    /// Without root, `<base>` is not the user's but nsx's own cgroup is (its directory,
+    /// cgroup.procs and cgroup.subtree_control writable): nsx moves itself into a leaf
+    /// of it and keeps lesson cgroups beside that leaf, in `<own>/nsx`
+    /// (cgroup::v2::V2::delegate_into_own).
+    pub into_own: bool,
+    /// Who owns nsx's own cgroup.
+    pub own_owner: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -630,7 +642,8 @@ fn v2_switches(sys: &SysRoot, v2: Option<&V2State>) -> (Vec<SwitchOn>, Vec<Strin
         return (Vec::new(), Vec::new());
     };
     let mut chain = vec![v.mount.clone()];
-    if let Ok(rel) = d.base.strip_prefix(&v.mount) {
+    let base = if d.into_own { &d.own } else { &d.base };
+    if let Ok(rel) = base.strip_prefix(&v.mount) {
         let mut p = v.mount.clone();
         for c in rel.components() {
             p.push(c);
@@ -695,11 +708,20 @@ fn v2_state(sys: &SysRoot, layout: &Layout, user: Option<User>) -> Option<V2Stat
         let can_create = sys.writable_by(&base, user)
             || (sys.exists(&subtree) && sys.writable_by(&subtree, user));
         let can_move = sys.writable_by(base.join("cgroup.procs"), user);
+        // The same decision as the backend's delegate_into_own, for this user.
+        let own_delegated = own != mount
+            && user.is_some()
+            && ["", "cgroup.procs", "cgroup.subtree_control"]
+                .iter()
+                .all(|f| sys.writable_by(own.join(f), user));
+        let into_own = !(can_create && can_move) && own_delegated;
         Delegation {
             owner: sys.owner(&base).map(|o| o.uid),
+            own_owner: sys.owner(&own).map(|o| o.uid),
             own: own.clone(),
             base,
-            writable: can_create && can_move,
+            writable: (can_create && can_move) || into_own,
+            into_own,
         }
     });
     let read_only = read_only_mount_of(&mount, &read_only_cgroup_mounts_of(sys));
@@ -717,6 +739,13 @@ fn read_only_cgroup_mounts_of(sys: &SysRoot) -> Vec<PathBuf> {
 
 fn read_only_mount_of(mount: &Path, read_only: &[PathBuf]) -> bool {
     read_only.iter().any(|r| r == mount)
+}
+
+/// nsx's own PID as the machine's /proc/self/status gives it.
+fn nsx_pid(sys: &SysRoot) -> Option<String> {
+    sys.read("/proc/self/status")?
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:").map(|p| p.trim().to_string()))
 }
 
 /// The parent of nsx's own cgroup, or the root when nsx is in the root (cgroup::v2).
@@ -770,6 +799,7 @@ fn controller_state(
         delegated: false,
         not_delegated: None,
         only_root_can_delegate: false,
+        shared_with: None,
         dir: None,
     };
     // The backend nsx uses: v1 on v1 and hybrid machines, v2 on unified ones.
@@ -839,7 +869,7 @@ fn controller_state(
             if v.read_only {
                 s.unavailable = Some(read_only_problem(&v.mount));
             } else if let Some(d) = delegation {
-                match v2_enable_path(sys, &v.mount, &d.base, name, None) {
+                match v2_enable_path(sys, &v.mount, &d.base, name, None, None) {
                     Ok(()) => s.available = true,
                     Err(p) => s.unavailable = Some(p),
                 }
@@ -876,8 +906,19 @@ fn controller_state(
             ));
         } else {
             let mount = s.mount.clone().unwrap_or_default();
-            match v2_enable_path(sys, &mount, &d.base, name, Some(user)) {
+            // In a cgroup delegated to the user, lesson cgroups go under nsx's own, which
+            // nsx leaves for a leaf of it: nsx itself is no internal process there.
+            let (base, nsx) = if d.into_own {
+                (&d.own, nsx_pid(sys))
+            } else {
+                (&d.base, None)
+            };
+            match v2_enable_path(sys, &mount, base, name, Some(user), nsx.as_deref()) {
                 Ok(()) => s.delegated = true,
+                Err(p) if p.fix.contains("/shell ") => {
+                    s.shared_with = Some(base.clone());
+                    s.not_delegated = Some(p.reason);
+                }
                 Err(p) => {
                     s.only_root_can_delegate = true;
                     s.not_delegated = Some(p.reason);
@@ -934,6 +975,7 @@ fn v2_enable_path(
     base: &Path,
     controller: &str,
     as_user: Option<Option<User>>,
+    nsx: Option<&str>,
 ) -> Result<(), Problem> {
     let mut chain = vec![mount.to_path_buf()];
     if let Ok(rel) = base.strip_prefix(mount) {
@@ -982,10 +1024,25 @@ fn v2_enable_path(
                 ));
             }
         }
-        let busy = dir != mount
-            && sys
-                .read(dir.join("cgroup.procs"))
-                .is_some_and(|t| !t.trim().is_empty());
+        let others: Vec<String> = words(&sys.read(dir.join("cgroup.procs")).unwrap_or_default())
+            .into_iter()
+            .filter(|p| Some(p.as_str()) != nsx)
+            .collect();
+        if dir != mount && !others.is_empty() && nsx.is_some() && dir == base {
+            return Err(Problem::new(
+                format!(
+                    "nsx runs in {}, a cgroup delegated to {}, which also holds the processes {}: cgroup v2 lets a cgroup pass controllers on to child cgroups only while it holds no process itself (\"no internal processes\"), and nsx moves only itself",
+                    dir.display(),
+                    user_label(as_user.flatten()),
+                    others.join(" ")
+                ),
+                format!(
+                    "move them (your shell) into a leaf first: mkdir {d}/shell && echo $$ > {d}/shell/cgroup.procs (from that shell), then run nsx again",
+                    d = dir.display()
+                ),
+            ));
+        }
+        let busy = dir != mount && !others.is_empty();
         if busy {
             return Err(Problem::new(
                 format!(
@@ -1445,6 +1502,12 @@ fn need_obstacle(m: &Machine, cmd: &str, need: Need, rootless: bool) -> Option<P
             if rootless && !state.delegated {
                 let why = state.not_delegated.clone().unwrap_or_default();
                 let fix = match m.cgroup.mode {
+                    Some(Mode::V2) if state.shared_with.is_some() => {
+                        let d = state.shared_with.as_deref().unwrap_or(Path::new("")).display();
+                        format!(
+                            "move them (your shell) into a leaf first: mkdir {d}/shell && echo $$ > {d}/shell/cgroup.procs (from that shell), then {cmd}; or sudo {cmd}"
+                        )
+                    }
                     Some(Mode::V2) if state.only_root_can_delegate => {
                         root_delegation_fix(cmd, &delegate_list(c))
                     }

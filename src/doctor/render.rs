@@ -312,7 +312,22 @@ fn cgroups(s: &mut String, m: &Machine) {
         },
         delegated
     );
-    if let Some(d) = &c.delegation {
+    if let Some(d) = c.delegation.as_ref().filter(|d| d.into_own) {
+        let _ = writeln!(
+            s,
+            "    nsx runs in {}, which {} and is delegated: {}",
+            d.own.display(),
+            match d.own_owner {
+                Some(uid) => format!("belongs to uid {uid}"),
+                None => "is missing".to_string(),
+            },
+            format!(
+                "nsx moves itself into a leaf of it and keeps lesson cgroups beside that leaf, in {}/nsx",
+                d.own.display()
+            )
+            .green()
+        );
+    } else if let Some(d) = &c.delegation {
         let _ = writeln!(
             s,
             "    nsx runs in {}; lesson cgroups go under {}/nsx, and {} {}, {}",

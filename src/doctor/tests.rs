@@ -934,3 +934,56 @@ fn doctor_lists_the_controllers_nsx_would_switch_on_and_where() {
         );
     }
 }
+
+#[test]
+fn a_cgroup_delegated_to_the_user_is_found_and_used() {
+    // nsx alone in a cgroup chowned to uid 1000 whose parent is root's: nsx will move
+    // itself into a leaf of it, so the limits run without root.
+    let m = examine(
+        &fixture("v2-delegated-scope"),
+        Privilege::Rootless,
+        UID_1000,
+    );
+    let d = m.cgroup.delegation.clone().unwrap();
+    assert!(d.into_own && d.writable, "{d:#?}");
+    assert_eq!(d.own_owner, Some(1000));
+    assert_eq!(d.owner, Some(0), "its parent is root's");
+    for c in ["memory", "cpu", "pids"] {
+        assert!(controller(&m, c).delegated, "{c}: {:#?}", controller(&m, c));
+    }
+    let r = curriculum_report(m);
+    assert_eq!(verdict_of(&r, "memory").verdict, Verdict::Rootless);
+    assert_eq!(verdict_of(&r, "cpu").verdict, Verdict::Rootless);
+    let text = plain(&r);
+    assert!(
+        text.contains("delegated to uid 1000: cpu io memory pids"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "echo +memory +cpu +pids > /sys/fs/cgroup/user-1000.delegated/cgroup.subtree_control"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("delegated to uid 1000: none"), "{text}");
+    assert!(
+        text.contains("nsx moves itself into a leaf of it"),
+        "{text}"
+    );
+    insta::assert_snapshot!("v2_delegated_scope", text);
+
+    // The user's shell shares the cgroup: the reason names it, and the fix moves it.
+    let m = examine(
+        &fixture("v2-delegated-scope-shell"),
+        Privilege::Rootless,
+        UID_1000,
+    );
+    let memory = check(&m, &CURRICULUM[8], Privilege::Rootless);
+    assert!(reason(&memory).contains("201"), "{}", reason(&memory));
+    let fix = fix_of(&memory);
+    assert!(
+        fix.contains("mkdir /sys/fs/cgroup/user-1000.delegated/shell")
+            && fix.contains("nsx lesson memory"),
+        "{fix}"
+    );
+}
