@@ -33,8 +33,52 @@ for id in $(sed -n 's/^ *"id": "\(.*\)",$/\1/p' /out/lessons.json); do
   echo $? >"/out/$id.rc"
   echo "$id: exit $(cat "/out/$id.rc"), from ${start}s to $(cut -d' ' -f1 /proc/uptime)s of uptime"
 done
+
+# An unprivileged user (busybox su as root asks no password; setpriv here has no
+# --reuid). `exec` all the way: nsx keeps the PID the shell wrote into cgroup.procs.
+echo 'student:x:1000:1000:student:/tmp:/bin/sh' >>/etc/passwd
+as_student() { su -s /bin/sh student -c "exec $*"; }
+CG=/sys/fs/cgroup
+
+# 1. The tour as that user in the root cgroup: it runs to the end and lists every
+# lesson, the cgroup ones skipped with the reason.
+start=$(cut -d' ' -f1 /proc/uptime)
+sh -c 'echo $$ >/sys/fs/cgroup/cgroup.procs && exec su -s /bin/sh student -c "exec nsx tour --format json"' \
+  >/out/user-tour.json 2>/out/user-tour.err
+echo $? >/out/user-tour.rc
+echo "user tour: exit $(cat /out/user-tour.rc), from ${start}s to $(cut -d' ' -f1 /proc/uptime)s"
+
+# 2. A cgroup root made for uid 1000 and delegated to it (the directory and the files
+# cgroup v2 delegation hands over: cgroup.procs, cgroup.subtree_control,
+# cgroup.threads), nsx started in it alone: it moves itself into a leaf and the limits
+# run without root. One such cgroup per run: once nsx has switched controllers on in
+# it, no process may join it again (cgroup v2's "no internal processes").
+delegate() {
+  mkdir "$CG/$1" && chown 1000:1000 "$CG/$1" "$CG/$1/cgroup.procs" "$CG/$1/cgroup.subtree_control" "$CG/$1/cgroup.threads"
+}
+for id in memory cpu pids; do
+  delegate "delegated-$id"
+  sh -c 'echo $$ >"$1/cgroup.procs" && exec su -s /bin/sh student -c "exec nsx lesson $2 --format json"' \
+    sh "$CG/delegated-$id" "$id" >"/out/delegated-$id.json" 2>"/out/delegated-$id.err"
+  echo $? >"/out/delegated-$id.rc"
+  echo "delegated $id: exit $(cat "/out/delegated-$id.rc")"
+done
+delegate delegated-run
+sh -c 'echo $$ >"$1/cgroup.procs" && exec su -s /bin/sh student -c "exec nsx run --user --pid --mount --memory 32M -- cat /proc/self/cgroup"' \
+  sh "$CG/delegated-run" >/out/delegated-run.out 2>/out/delegated-run.err
+echo $? >/out/delegated-run.rc
+echo "delegated nsx run --memory: exit $(cat /out/delegated-run.rc)"
+
+# 3. A read-only cgroup file system (a bind remount in a mount namespace of its own,
+# as a container has it): every cgroup lesson exits 77 with the reason, in JSON too.
+for id in memory cpu pids cgroupns; do
+  unshare -m sh -c 'mount -o remount,bind,ro /sys/fs/cgroup && exec nsx lesson "$1" --format json' \
+    sh "$id" >"/out/ro-$id.json" 2>"/out/ro-$id.err"
+  echo $? >"/out/ro-$id.rc"
+  echo "read-only cgroupfs, $id: exit $(cat "/out/ro-$id.rc")"
+done
 VM
 
 rm -rf "$out" && mkdir -p "$out"
 scripts/vm/run.sh --bin "$bin" --script "$script" --out "$out" --timeout 240
-echo "kernel matrix: $(ls "$out"/*.rc | wc -l) lessons on kernel $(cat "$out/kernel.txt"), VM results in $out, $(($(date +%s) - started)) s in all"
+echo "kernel matrix: $(ls "$out"/*.rc | wc -l) runs on kernel $(cat "$out/kernel.txt"), VM results in $out, $(($(date +%s) - started)) s in all"

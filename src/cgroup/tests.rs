@@ -998,7 +998,11 @@ fn v2_in_a_delegated_cgroup_nsx_moves_itself_into_a_leaf_and_puts_lessons_beside
     )
     .unwrap();
     let self_leaf = own.join(RUN.name("self"));
-    assert_eq!(procs_of(&self_leaf), std::slice::from_ref(&me), "nsx moved itself");
+    assert_eq!(
+        procs_of(&self_leaf),
+        std::slice::from_ref(&me),
+        "nsx moved itself"
+    );
     assert!(
         procs_of(&own).is_empty(),
         "the delegated cgroup holds no process now"
