@@ -1104,3 +1104,23 @@ fn a_dead_runs_self_leaf_is_swept() {
     .unwrap();
     assert!(!own.join(dead.name("self")).exists(), "{swept:?}");
 }
+
+#[test]
+fn v2_in_a_delegated_cgroup_nsxs_own_children_come_along() {
+    // `nsx run` forks the container before it makes the cgroup: that child is nsx's,
+    // not the user's shell, and moves with it.
+    let me = std::process::id().to_string();
+    let mut child = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    let kid = child.id().to_string();
+    let (fx, own, o) = delegated(&[me.clone(), kid.clone()]);
+    let cg = LessonCgroup::create_with(&fx.layout, "run", &[Controller::Memory], o, fx.boxed_fs());
+    let _ = child.kill();
+    let _ = child.wait();
+    cg.unwrap();
+    let leaf = own.join(RUN.name("self"));
+    assert_eq!(procs_of(&leaf), [me, kid]);
+    assert!(procs_of(&own).is_empty());
+}

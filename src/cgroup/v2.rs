@@ -167,10 +167,17 @@ impl V2 {
         }
         rec.mkdir_if_missing(me)?;
         rec.write(&me.join("cgroup.procs"), &pid)?;
-        let others: Vec<String> = listed(rec, &self.own)?
-            .into_iter()
-            .filter(|p| *p != pid)
-            .collect();
+        let mut others = Vec::new();
+        for p in listed(rec, &self.own)?.into_iter().filter(|p| *p != pid) {
+            // nsx's own children (`nsx run` forks the container before it makes the
+            // cgroup) come along: they are nsx's to place, and go on into the lesson
+            // cgroup from the leaf.
+            if parent_of(&p).as_deref() == Some(pid.as_str()) {
+                rec.write(&me.join("cgroup.procs"), &p)?;
+            } else {
+                others.push(p);
+            }
+        }
         if others.is_empty() {
             return Ok(());
         }
@@ -334,6 +341,14 @@ impl V2 {
         }
         mkdir_fresh(rec, &self.leaf)
     }
+}
+
+/// The parent PID of process `pid`, field 4 of /proc/<pid>/stat (proc(5)), read after
+/// the command name in parentheses, which may hold spaces; `None` when it is gone.
+fn parent_of(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1).map(str::to_string)
 }
 
 /// Whether `dir` is a leaf a run moved itself into (`nsx-<pid>-<start>-self`).
