@@ -182,6 +182,61 @@ impl Error {
         }
     }
 
+    /// What kind of outcome this is, as `--format json` names it in `error.kind`:
+    /// `unsupported` (exit 77), `usage` (2), `cannot_execute` (126), `interrupted`
+    /// (128 + N), `quit`, `broken_pipe`, `internal` (1, a bug in nsx), and `failure` (1)
+    /// for everything else.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Unsupported { .. } => "unsupported",
+            Error::Usage(_) => "usage",
+            Error::CannotExecute(_) => "cannot_execute",
+            Error::Interrupted(_) => "interrupted",
+            Error::Quit => "quit",
+            Error::BrokenPipe => "broken_pipe",
+            Error::Internal(_) => "internal",
+            Error::Sys(_) | Error::Other(_) | Error::ProbeExited(_) => "failure",
+        }
+    }
+
+    /// The `error` object of `--format json` (docs/json.md): `kind`, `reason`, `fix`
+    /// (null when nsx knows none), and for a failed system call `cause`, `op`, `target`
+    /// and `errno`.
+    pub fn json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({ "kind": self.kind() });
+        match self {
+            Error::Unsupported { reason, fix } => {
+                v["reason"] = reason.as_str().into();
+                v["fix"] = fix.as_str().into();
+            }
+            Error::Sys(e) => {
+                v["reason"] =
+                    format!("{} {}: {:?} ({})", e.op, e.target, e.errno, e.errno.desc()).into();
+                v["op"] = e.op.as_str().into();
+                v["target"] = e.target.as_str().into();
+                v["errno"] = format!("{:?}", e.errno).into();
+                match &e.hint {
+                    Some(h) => {
+                        v["cause"] = h.cause.as_str().into();
+                        v["fix"] = h.fix.as_str().into();
+                    }
+                    None => v["fix"] = serde_json::Value::Null,
+                }
+            }
+            other => {
+                v["reason"] = other.to_string().into();
+                v["fix"] = serde_json::Value::Null;
+            }
+        }
+        v
+    }
+
+    /// The whole object `--format json` prints for this outcome:
+    /// `{"ok": false, "exit": N, "error": {...}}` ([`Error::json`]).
+    pub fn json_outcome(&self) -> serde_json::Value {
+        serde_json::json!({ "ok": false, "exit": self.exit_code(), "error": self.json() })
+    }
+
     /// The errno behind this error, if it came from the kernel.
     pub fn errno(&self) -> Option<Errno> {
         match self {
@@ -679,6 +734,40 @@ mod tests {
     #[test]
     fn unknown_errors_carry_no_hint() {
         assert!(explain("read", "/proc/self/status", Errno::EIO).is_none());
+    }
+
+    #[test]
+    fn every_error_has_a_json_object_with_kind_reason_and_fix() {
+        let all = [
+            Error::unsupported("no cgroup here", "sudo nsx lesson memory"),
+            Error::Usage("unknown lesson pdi".into()),
+            Error::Other("boom".into()),
+            sys("mkdir", "/sys/fs/cgroup/memory/x", Errno::EROFS),
+            sys("read", "/proc/self/status", Errno::EIO),
+            Error::Interrupted(libc::SIGTERM),
+            Error::CannotExecute("/bin/x: EACCES".into()),
+        ];
+        for e in &all {
+            let o = e.json_outcome();
+            assert_eq!(o["ok"], false, "{o}");
+            assert_eq!(o["exit"], e.exit_code(), "{o}");
+            let err = &o["error"];
+            assert!(err["kind"].is_string(), "{o}");
+            assert!(err["reason"].as_str().is_some_and(|r| !r.is_empty()), "{o}");
+            assert!(
+                err.get("fix").is_some(),
+                "fix is present, null when unknown: {o}"
+            );
+        }
+        let u = all[0].json();
+        assert_eq!(u["kind"], "unsupported");
+        assert_eq!(u["fix"], "sudo nsx lesson memory");
+        let s = all[3].json();
+        assert_eq!(s["errno"], "EROFS");
+        assert!(s["fix"].is_string() && s["cause"].is_string(), "{s}");
+        assert!(all[4].json()["fix"].is_null());
+        assert_eq!(all[1].json()["kind"], "usage");
+        assert_eq!(all[5].json_outcome()["exit"], 128 + libc::SIGTERM);
     }
 
     #[test]

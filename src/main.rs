@@ -16,7 +16,7 @@ use crate::cmd::lessons::list_lessons;
 use crate::cmd::output::{json, out, set_colour, STDOUT_WAS_TERMINAL};
 use crate::cmd::rootfs::rootfs;
 use crate::cmd::tour::tour;
-use crate::cmd::usage::{clap_exit, misplaced_lesson_flag, unknown_lesson};
+use crate::cmd::usage::{clap_exit, misplaced_lesson_flag, unknown_lesson, usage_json};
 
 fn main() -> ExitCode {
     STDOUT_WAS_TERMINAL.get_or_init(|| std::io::stdout().is_terminal());
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Err(e) => {
             if let Some(why) = unknown_lesson(&e).or_else(|| misplaced_lesson_flag(&e)) {
                 nsx::warn!("nsx: {why}");
+                usage_json(&e, &why);
                 return ExitCode::from(2);
             }
             return clap_exit(&e);
@@ -39,6 +40,11 @@ fn main() -> ExitCode {
         Err(Error::Quit) => ExitCode::SUCCESS,
         Err(e) => {
             nsx::warn!("nsx: {e}");
+            if cli.format == Format::Json {
+                // A script reading stdout learns why too (docs/json.md): a write that
+                // fails here changes nothing, the exit code below says it all.
+                let _ = out(&json(&e.json_outcome()));
+            }
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -18,13 +18,18 @@
 # Usage: scripts/vm/fetch.sh [--refresh]
 #   --refresh   forget the stamp: resolve the kernel again (a newer linux-image-amd64
 #               is fetched beside the old one) and re-check every package
-# Environment: NSX_VM_CACHE (default: <repo>/.cache/vm)
+# Environment: NSX_VM_CACHE (default: <repo>/.cache/vm); NSX_VM_KERNEL, the kernel's
+#   meta-package (default linux-image-amd64, Debian 12's 6.1; linux-image-6.12-amd64 is
+#   the 6.12 kernel of bookworm-security). Each kernel has its own stamp: ready.env for
+#   the default, ready-<meta-package>.env for another; kernels share the tree.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${NSX_VM_CACHE:-$repo/.cache/vm}
-stamp=$cache/ready.env
+kmeta=${NSX_VM_KERNEL:-linux-image-amd64}
+[[ $kmeta =~ ^linux-image-[a-z0-9.+-]+$ ]] || { printf 'fetch: error: NSX_VM_KERNEL=%s is not a linux-image package name\n' "$kmeta" >&2; exit 2; }
+if [[ $kmeta == linux-image-amd64 ]]; then stamp=$cache/ready.env; else stamp=$cache/ready-$kmeta.env; fi
 
 # Shared libraries qemu-system-x86_64 needs that a stock Debian 12 development
 # machine lacks, found by unpacking qemu and reading `ldd` until nothing was "not
@@ -74,15 +79,15 @@ rm -f "$stamp"
 # answers for the candidate version. Empty package lists (no `apt-get update` yet on
 # a fresh machine) make it fail: update once and retry.
 resolve_kernel() {
-  apt-cache depends linux-image-amd64 2>/dev/null |
+  apt-cache depends "$kmeta" 2>/dev/null |
     awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9].*-amd64$/ { print $2; exit }'
 }
 kpkg=$(resolve_kernel || true)
 if [[ -z $kpkg ]]; then
-  log "linux-image-amd64 unknown to apt; running apt-get update"
+  log "$kmeta unknown to apt; running apt-get update"
   apt-get update -qq >/dev/null || die "apt-get update failed"
   kpkg=$(resolve_kernel || true)
-  [[ -n $kpkg ]] || die "cannot resolve linux-image-amd64 to a versioned kernel package"
+  [[ -n $kpkg ]] || die "cannot resolve $kmeta to a versioned kernel package"
 fi
 kver=${kpkg#linux-image-}
 
@@ -165,24 +170,37 @@ LD_LIBRARY_PATH=$(lib_path) "$qemu_bin" --version | head -n1 | sed 's/^/fetch: /
 [[ -f $cache/root/boot/vmlinuz-$kver ]] || die "kernel image vmlinuz-$kver missing after unpacking $kpkg"
 [[ -d $cache/root/lib/modules/$kver ]] || die "modules for $kver missing after unpacking $kpkg"
 
-# Under TCG the kernel's own decompression of vmlinuz (xz) costs seconds at every
-# boot. Decompress it once here instead: the result is an ELF vmlinux with a PVH
-# entry note (CONFIG_PVH), which QEMU boots directly. Falls back to vmlinuz.
+# Under TCG the kernel's own decompression of vmlinuz costs seconds at every boot.
+# Decompress it once here instead: the result is an ELF vmlinux with a PVH entry note
+# (CONFIG_PVH), which QEMU boots directly. Falls back to vmlinuz.
+#
+# The compressed kernel is found through the x86 boot protocol header
+# (Documentation/arch/x86/boot.rst), not by searching for magic bytes (a search found
+# zstd-looking bytes where the 6.12 image has none of its own): setup_sects at 0x1f1,
+# payload_offset and payload_length at 0x248, the payload starting after the
+# (setup_sects + 1) * 512 bytes of real-mode setup. Its last 4 bytes are the
+# uncompressed size, which the result must have. Debian 12's 6.1 is xz, 6.12 zstd.
 vmlinux_from() {
-  local img=$1 dest=$2 magic off
-  for magic in $'\xfd7zXZ' $'\x28\xb5\x2f\xfd' $'\x1f\x8b\x08'; do
-    while IFS=: read -r off _; do
-      case $magic in
-      $'\xfd7zXZ') tail -c +$((off + 1)) "$img" | "$xz" -dcq --single-stream >"$dest.tmp" 2>/dev/null || true ;;
-      $'\x28\xb5\x2f\xfd') tail -c +$((off + 1)) "$img" | zstd -dcq >"$dest.tmp" 2>/dev/null || true ;;
-      *) tail -c +$((off + 1)) "$img" | gzip -dcq >"$dest.tmp" 2>/dev/null || true ;;
-      esac
-      if [[ $(head -c 4 "$dest.tmp" 2>/dev/null | od -An -tx1 | tr -d ' ') == 7f454c46 ]]; then
-        mv "$dest.tmp" "$dest"
-        return 0
-      fi
-    done < <(LC_ALL=C grep -abo "$magic" "$img" 2>/dev/null | head -n 3)
-  done
+  local img=$1 dest=$2 setup po pl off size magic
+  setup=$(od -An -tu1 -j $((0x1f1)) -N1 "$img" | tr -d ' ')
+  read -r po pl < <(od -An -tu4 -j $((0x248)) -N8 "$img")
+  [[ -n $setup && -n $po && -n $pl && $pl -gt 4 ]] || return 1
+  off=$(((setup + 1) * 512 + po))
+  size=$(od -An -tu4 -j $((off + pl - 4)) -N4 "$img" | tr -d ' ')
+  magic=$(od -An -tx1 -j "$off" -N4 "$img" | tr -d ' ')
+  # The trailing size makes zstd and gzip complain after the last byte: the size check
+  # below decides.
+  case $magic in
+  fd377a58) tail -c +$((off + 1)) "$img" | head -c "$pl" | "$xz" -dcq --single-stream >"$dest.tmp" 2>/dev/null || true ;;
+  28b52ffd) tail -c +$((off + 1)) "$img" | head -c "$pl" | "$zstd" -dcq >"$dest.tmp" 2>/dev/null || true ;;
+  1f8b08*) tail -c +$((off + 1)) "$img" | head -c "$pl" | gzip -dcq >"$dest.tmp" 2>/dev/null || true ;;
+  *) return 1 ;;
+  esac
+  if [[ $(head -c 4 "$dest.tmp" 2>/dev/null | od -An -tx1 | tr -d ' ') == 7f454c46 &&
+    $(stat -c %s "$dest.tmp") == "$size" ]]; then
+    mv "$dest.tmp" "$dest"
+    return 0
+  fi
   rm -f "$dest.tmp"
   return 1
 }
@@ -192,6 +210,12 @@ xz=$(command -v xz || true)
 if [[ -z $xz ]]; then
   fetch_pkgs xz-utils
   xz=$cache/root/usr/bin/xz
+fi
+# Debian 12's 6.12 kernel (bookworm-security) is zstd-compressed.
+zstd=$(command -v zstd || true)
+if [[ -z $zstd ]]; then
+  fetch_pkgs zstd
+  zstd=$cache/root/usr/bin/zstd
 fi
 kimage=boot/vmlinuz-$kver
 if [[ -f $cache/vmlinux-$kver ]] || vmlinux_from "$cache/root/boot/vmlinuz-$kver" "$cache/vmlinux-$kver"; then

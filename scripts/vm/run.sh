@@ -11,12 +11,14 @@
 #   --module NAME       also load kernel module NAME and its dependencies (repeatable;
 #                       overlay and veth are always loaded)
 #   --cgroup PATH       cgroup the script runs in (default /system.slice/nsx-vm.service)
+#   --kernel PKG        the kernel's meta-package (default: $NSX_VM_KERNEL, else
+#                       linux-image-amd64, Debian 12's 6.1; linux-image-6.12-amd64: 6.12)
 #   --console           copy the VM console to stderr live (default: shown on failure)
 #   --console-log FILE  keep the whole console output in FILE
 #
 # stdout: exactly the script's stdout. Exit status: the script's, or 124 when the
 # timeout hit, 125 when the VM failed (no result came back), 2 for a usage error.
-# Environment: NSX_VM_CACHE (see fetch.sh); NSX_VM_APPEND: extra kernel
+# Environment: NSX_VM_CACHE, NSX_VM_KERNEL (see fetch.sh); NSX_VM_APPEND: extra kernel
 # arguments; NSX_VM_QEMU_ARGS: extra QEMU arguments (split on spaces).
 set -euo pipefail
 
@@ -41,6 +43,7 @@ while [[ $# -gt 0 ]]; do
   --file) files+=("${2:?--file needs SRC:DST}"); shift 2 ;;
   --module) modules+=("${2:?--module needs a name}"); shift 2 ;;
   --cgroup) cgroup=${2:?--cgroup needs a path}; shift 2 ;;
+  --kernel) export NSX_VM_KERNEL=${2:?--kernel needs a package name}; shift 2 ;;
   --console) console=1; shift ;;
   --console-log) console_log=${2:?--console-log needs a file}; shift 2 ;;
   -h | --help) usage; exit 0 ;;
@@ -63,8 +66,10 @@ if [[ -n $bin ]]; then
 fi
 
 "$here/fetch.sh"
+kmeta=${NSX_VM_KERNEL:-linux-image-amd64}
+if [[ $kmeta == linux-image-amd64 ]]; then stamp=$cache/ready.env; else stamp=$cache/ready-$kmeta.env; fi
 # shellcheck source=/dev/null
-source "$cache/ready.env"
+source "$stamp"
 kver=$NSX_VM_KVER
 root=$cache/root
 busybox=$root/bin/busybox

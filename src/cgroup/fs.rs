@@ -266,6 +266,9 @@ impl Recorder {
                 // Removed, or already gone.
                 Ok(_) => return Ok(()),
                 Err(e) if matches!(e.errno(), Some(Errno::EBUSY | Errno::ENOTEMPTY)) => e,
+                // Never created, or gone: on a read-only file system rmdir(2) says EROFS
+                // before it looks the name up, which is no leftover to warn about.
+                Err(_) if !self.fs.exists(dir) => return Ok(()),
                 Err(e) => return Err(e),
             };
             let children = match self.fs.subdirs(dir) {
@@ -291,6 +294,50 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A read-only cgroup file system: every mkdir and rmdir says EROFS, as rmdir(2)
+    /// does there even for a name that does not exist; `present` lists what exists.
+    struct ReadOnly {
+        present: Vec<PathBuf>,
+    }
+
+    impl CgroupFs for ReadOnly {
+        fn mkdir(&self, _: &Path) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(libc::EROFS))
+        }
+        fn rmdir(&self, _: &Path) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(libc::EROFS))
+        }
+        fn write(&self, _: &Path, _: &str) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(libc::EROFS))
+        }
+        fn read(&self, _: &Path) -> io::Result<String> {
+            Err(io::Error::from_raw_os_error(libc::ENOENT))
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.present.iter().any(|p| p == path)
+        }
+        fn subdirs(&self, _: &Path) -> io::Result<Vec<PathBuf>> {
+            Ok(Vec::new())
+        }
+        fn writable(&self, _: &Path) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn removing_a_cgroup_that_was_never_created_is_no_error_on_a_read_only_fs() {
+        let never = Path::new("/sys/fs/cgroup/memory/nsx-1-2-cost");
+        let mut rec = Recorder::new(Box::new(ReadOnly { present: vec![] }));
+        rec.remove_tree(never, Instant::now())
+            .expect("nothing was there: nothing is left behind, so no error");
+        // One that does exist and cannot be removed is still an error, EROFS and all.
+        let mut rec = Recorder::new(Box::new(ReadOnly {
+            present: vec![never.to_path_buf()],
+        }));
+        let e = rec.remove_tree(never, Instant::now()).unwrap_err();
+        assert_eq!(e.errno(), Some(Errno::EROFS), "{e}");
+    }
 
     #[test]
     fn actions_display_as_shell_commands() {

@@ -362,13 +362,10 @@ impl LessonCgroup {
                 }
                 AnyBackend::V1(plan)
             }
-            Mode::V2 => AnyBackend::V2(v2::V2::plan(
-                layout,
-                lesson,
-                &name,
-                &controllers,
-                opts.rootless,
-            )?),
+            Mode::V2 => AnyBackend::V2(
+                v2::V2::plan(layout, lesson, &name, &controllers, opts.rootless)?
+                    .delegate_into_own(&rec, opts.run),
+            ),
         };
         let mut cg = LessonCgroup {
             name,
@@ -381,7 +378,7 @@ impl LessonCgroup {
         if let Err(e) = cg.backend.create(&mut cg.rec) {
             // Undo what was created before the failure; the creation error is the news.
             let _ = cg.remove();
-            return Err(e);
+            return Err(read_only_refusal(e));
         }
         Ok(cg)
     }
@@ -530,6 +527,38 @@ impl Drop for LessonCgroup {
         }
     }
 }
+
+/// A mkdir(2) or write(2) in a cgroup file system that failed with EROFS: it is mounted
+/// read-only (as in a container), which no retry and no privilege nsx could take
+/// changes, so the machine cannot run what needs a new cgroup. That is a refusal (exit
+/// 77) with the reason and the fix, as `nsx doctor` gives it, not a failure. Any other
+/// error is returned as it is.
+pub fn read_only_refusal(e: Error) -> Error {
+    match &e {
+        Error::Sys(s) if s.errno == Errno::EROFS => Error::unsupported(
+            format!(
+                "the cgroup file system is mounted read-only (as in a container): {} {} failed with EROFS, so nsx cannot create a cgroup",
+                s.op, s.target
+            ),
+            READ_ONLY_FIX,
+        ),
+        _ => e,
+    }
+}
+
+/// The command the user ran to get the cgroup named for `lesson`, as a fix names it:
+/// `nsx lesson memory`, or `nsx run ...` for the cgroup `nsx run` makes ("run", which is
+/// no lesson).
+pub fn command_for(lesson: &str) -> String {
+    if crate::lessons::find(lesson).is_some() {
+        format!("nsx lesson {lesson}")
+    } else {
+        format!("nsx {lesson} ...")
+    }
+}
+
+/// What makes a read-only cgroup file system writable for nsx (doctor says the same).
+pub const READ_ONLY_FIX: &str = "run nsx on the host or in a VM, or in a container with a writable cgroup file system (docker run --privileged)";
 
 /// mkdir `dir`. If it exists it is a leftover of this very run (the name holds our PID
 /// and start time, so no other process made it; a lesson that creates its cgroup again,

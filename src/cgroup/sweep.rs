@@ -132,8 +132,14 @@ pub fn sweep_with(
             }
         }
         Mode::V2 => {
-            let plan = v2::V2::plan(layout, "sweep", "nsx-0-sweep", &[], opts.rootless)?;
+            let plan = v2::V2::plan(layout, "sweep", "nsx-0-sweep", &[], opts.rootless)?
+                .delegate_into_own(&rec, opts.run);
             places.push(plan.subtree().to_path_buf());
+            // The leaves dead runs moved themselves into, beside the subtree: empty
+            // once their run is gone, so rmdir takes them.
+            if let Some(parent) = plan.self_leaf().and_then(Path::parent) {
+                places.push(parent.to_path_buf());
+            }
             v2_subtree = Some(plan.subtree().to_path_buf());
         }
     }

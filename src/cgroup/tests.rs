@@ -1,6 +1,7 @@
 //! Backends on fixture trees (see testutil): which directories, which files, which values,
 //! in which order; and what is left afterwards.
 
+use crate::error::op;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -623,6 +624,15 @@ fn v2_rootless_without_delegation_is_unsupported_with_systemd_run() {
     let fx = testutil::v2(SCOPE, true);
     let base = fx.root.join("user.slice/user-1000.slice");
     fx.fs.make_readonly(&base);
+    // A login session's scope belongs to root, as its parent does: nothing is delegated.
+    let own = fx.root.join(SCOPE.trim_start_matches('/'));
+    for p in [
+        own.clone(),
+        own.join("cgroup.procs"),
+        own.join("cgroup.subtree_control"),
+    ] {
+        fx.fs.make_readonly(&p);
+    }
     let o = Options {
         run: RUN,
         rootless: true,
@@ -661,10 +671,14 @@ fn v2_rootless_in_a_delegated_scope_without_the_controller() {
         .unwrap_err();
     let s = e.to_string();
     assert!(matches!(e, Error::Unsupported { .. }), "{s}");
+    assert!(s.contains("cpu controller"), "{s}");
+    // Only root can pass cpu on from above the user's subtree: a scope of the user's
+    // own (systemd-run --user) would not have it either (issue 15).
     assert!(
-        s.contains("cpu controller") && s.contains("Delegate=yes"),
+        s.contains("sudo nsx lesson cpu") && s.contains("Delegate=cpu"),
         "{s}"
     );
+    assert!(!s.contains("systemd-run --user"), "{s}");
 }
 
 #[test]
@@ -912,4 +926,202 @@ fn cpu_weight_and_quota_on_both_versions() {
         "1"
     );
     cg.remove().unwrap();
+}
+
+#[test]
+fn a_read_only_cgroupfs_is_a_refusal_with_the_reason_not_a_failure() {
+    let e = crate::cgroup::read_only_refusal(crate::error::sys(
+        op::MKDIR,
+        "/sys/fs/cgroup/nsx-1-2-cgroupns",
+        Errno::EROFS,
+    ));
+    match &e {
+        Error::Unsupported { reason, fix } => {
+            assert!(
+                reason.contains("read-only") && reason.contains("EROFS"),
+                "{reason}"
+            );
+            assert!(
+                reason.contains("/sys/fs/cgroup/nsx-1-2-cgroupns"),
+                "{reason}"
+            );
+            assert!(fix.contains("docker run --privileged"), "{fix}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(e.exit_code(), 77);
+    // Any other errno stays what it is.
+    let busy = crate::cgroup::read_only_refusal(crate::error::sys(
+        op::MKDIR,
+        "/sys/fs/cgroup/x",
+        Errno::EACCES,
+    ));
+    assert_eq!(busy.errno(), Some(Errno::EACCES));
+}
+
+// ------------------------------------------- v2: a cgroup delegated to the user
+
+const DELEGATED: &str = "/user-1000.delegated";
+
+/// A cgroup made for the user and chowned to them, its parent (the root) root's, with
+/// `procs` in it; the rootless options of this very process (it moves itself).
+fn delegated(procs: &[String]) -> (Fixture, PathBuf, Options) {
+    let fx = testutil::v2(DELEGATED, true);
+    let own = fx.root.join(DELEGATED.trim_start_matches('/'));
+    fs::write(own.join("cgroup.procs"), procs.join("\n") + "\n").unwrap();
+    fx.fs.make_readonly(&fx.root);
+    fx.fs.make_readonly(&fx.root.join("cgroup.procs"));
+    let o = Options {
+        run: RUN,
+        rootless: true,
+    };
+    (fx, own, o)
+}
+
+fn procs_of(dir: &Path) -> Vec<String> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn v2_in_a_delegated_cgroup_nsx_moves_itself_into_a_leaf_and_puts_lessons_beside_it() {
+    let me = std::process::id().to_string();
+    let (fx, own, o) = delegated(std::slice::from_ref(&me));
+    let mut cg = LessonCgroup::create_with(
+        &fx.layout,
+        "memory",
+        &[Controller::Memory],
+        o,
+        fx.boxed_fs(),
+    )
+    .unwrap();
+    let self_leaf = own.join(RUN.name("self"));
+    assert_eq!(
+        procs_of(&self_leaf),
+        std::slice::from_ref(&me),
+        "nsx moved itself"
+    );
+    assert!(
+        procs_of(&own).is_empty(),
+        "the delegated cgroup holds no process now"
+    );
+    let leaf = own.join("nsx").join(RUN.name("memory"));
+    assert_eq!(cg.dir(Controller::Memory), Some(leaf.as_path()));
+    cg.set_memory_max(32 << 20).unwrap();
+    let lines = shell(cg.actions(), &fx.root);
+    let moved = format!(
+        "echo {me} > $CG{DELEGATED}/{}/cgroup.procs",
+        RUN.name("self")
+    );
+    assert!(lines.contains(&moved), "{lines:#?}");
+    assert!(
+        lines.contains(&format!(
+            "echo +memory > $CG{DELEGATED}/cgroup.subtree_control"
+        )),
+        "{lines:#?}"
+    );
+    // The next lesson of the same run finds nsx in its leaf already: no second move.
+    let mut again =
+        LessonCgroup::create_with(&fx.layout, "pids", &[Controller::Pids], o, fx.boxed_fs())
+            .unwrap();
+    assert!(!shell(again.actions(), &fx.root)
+        .iter()
+        .any(|l| l.contains(&moved[5..])));
+    cg.remove().unwrap();
+    again.remove().unwrap();
+    assert!(!leaf.exists());
+    // nsx is still in its leaf (it cannot remove the cgroup it is in): the sweep of a
+    // later run removes it once this run is gone.
+    assert!(self_leaf.exists());
+}
+
+#[test]
+fn v2_in_a_delegated_cgroup_with_the_users_shell_in_it_says_how_to_move_the_shell() {
+    let me = std::process::id().to_string();
+    let (fx, own, o) = delegated(&["4242".to_string(), me.clone()]);
+    let e = LessonCgroup::create_with(
+        &fx.layout,
+        "memory",
+        &[Controller::Memory],
+        o,
+        fx.boxed_fs(),
+    )
+    .unwrap_err();
+    let s = e.to_string();
+    assert!(matches!(e, Error::Unsupported { .. }), "{s}");
+    assert!(
+        s.contains("4242") && s.contains("no internal processes"),
+        "{s}"
+    );
+    assert!(s.contains(&format!("mkdir {}/shell", own.display())), "{s}");
+    assert!(s.contains("sudo nsx lesson memory"), "{s}");
+    // nsx is back where it was, and nothing it made is left.
+    assert!(procs_of(&own).contains(&me));
+    assert!(nsx_dirs(&fx.root).is_empty(), "{:?}", nsx_dirs(&fx.root));
+}
+
+#[test]
+fn v2_a_delegated_parent_keeps_lessons_beside_nsxs_own_cgroup() {
+    // The parent is the user's too (systemd's app.slice): nothing moves.
+    let me = std::process::id().to_string();
+    let fx = testutil::v2(DELEGATED, true);
+    let own = fx.root.join(DELEGATED.trim_start_matches('/'));
+    fs::write(own.join("cgroup.procs"), format!("{me}\n")).unwrap();
+    let o = Options {
+        run: RUN,
+        rootless: true,
+    };
+    let cg = LessonCgroup::create_with(
+        &fx.layout,
+        "memory",
+        &[Controller::Memory],
+        o,
+        fx.boxed_fs(),
+    )
+    .unwrap();
+    assert_eq!(
+        cg.dir(Controller::Memory),
+        Some(fx.root.join("nsx").join(RUN.name("memory")).as_path())
+    );
+    assert_eq!(procs_of(&own), [me]);
+}
+
+#[test]
+fn a_dead_runs_self_leaf_is_swept() {
+    let me = std::process::id().to_string();
+    let (fx, own, o) = delegated(std::slice::from_ref(&me));
+    let dead = Run { pid: 3, start: 9 };
+    fs::create_dir(own.join(dead.name("self"))).unwrap();
+    fs::write(own.join(dead.name("self")).join("cgroup.procs"), "").unwrap();
+    let swept = sweep::sweep_with(
+        &fx.layout,
+        fx.boxed_fs(),
+        &|owner| !matches!(owner, Owner::Run(r) if *r == dead),
+        o,
+    )
+    .unwrap();
+    assert!(!own.join(dead.name("self")).exists(), "{swept:?}");
+}
+
+#[test]
+fn v2_in_a_delegated_cgroup_nsxs_own_children_come_along() {
+    // `nsx run` forks the container before it makes the cgroup: that child is nsx's,
+    // not the user's shell, and moves with it.
+    let me = std::process::id().to_string();
+    let mut child = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    let kid = child.id().to_string();
+    let (fx, own, o) = delegated(&[me.clone(), kid.clone()]);
+    let cg = LessonCgroup::create_with(&fx.layout, "run", &[Controller::Memory], o, fx.boxed_fs());
+    let _ = child.kill();
+    let _ = child.wait();
+    cg.unwrap();
+    let leaf = own.join(RUN.name("self"));
+    assert_eq!(procs_of(&leaf), [me, kid]);
+    assert!(procs_of(&own).is_empty());
 }

@@ -183,6 +183,25 @@ impl FakeFs {
         }
     }
 
+    /// Removes `pid` from every cgroup.procs under `dir`.
+    fn take_out(dir: &Path, pid: &str) -> io::Result<()> {
+        let procs = dir.join("cgroup.procs");
+        if let Ok(text) = fs::read_to_string(&procs) {
+            if text.lines().any(|l| l.trim() == pid) {
+                let kept: String = text
+                    .lines()
+                    .filter(|l| l.trim() != pid)
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                fs::write(&procs, kept)?;
+            }
+        }
+        for child in fs::read_dir(dir)?.flatten().filter(|e| e.path().is_dir()) {
+            Self::take_out(&child.path(), pid)?;
+        }
+        Ok(())
+    }
+
     /// v2 cgroup.subtree_control: top-down and no-internal-process rules.
     fn write_subtree_control(&self, dir: &Path, value: &str) -> io::Result<()> {
         let available = Self::words(&dir.join("cgroup.controllers"));
@@ -282,6 +301,11 @@ impl CgroupFs for FakeFs {
                     && !Self::words(&dir.join("cgroup.subtree_control")).is_empty()
                 {
                     return Err(errno(libc::EBUSY));
+                }
+                // A process is in one cgroup of a hierarchy: writing it here takes it
+                // out of the one it was in.
+                if let Some(root) = &self.v2_root {
+                    Self::take_out(root, value.trim())?;
                 }
                 let mut procs = fs::read_to_string(path)?;
                 procs.push_str(value.trim());

@@ -104,9 +104,12 @@ impl V1 {
                         parent.display(),
                         nix::unistd::geteuid()
                     ),
-                    format!(
-                        "run it as root: sudo nsx lesson {lesson} (on a machine with cgroup v2 an unprivileged user can run it in a delegated scope: systemd-run --user --scope -p Delegate=yes nsx lesson {lesson})"
-                    ),
+                    {
+                        let cmd = super::command_for(lesson);
+                        format!(
+                            "run it as root: sudo {cmd} (on a machine with cgroup v2 an unprivileged user can run it in a delegated scope: systemd-run --user --scope -p Delegate=yes {cmd})"
+                        )
+                    },
                 )
             } else {
                 Error::unsupported(

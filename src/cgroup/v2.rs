@@ -69,7 +69,14 @@ pub struct V2 {
     /// `<base>/nsx/nsx-<pid>-<start>-<lesson>`.
     leaf: PathBuf,
     rootless: bool,
+    /// Set when nsx's own cgroup is delegated to it and its parent is not
+    /// ([`V2::delegate_into_own`]): the leaf of its own cgroup nsx moves itself into,
+    /// `<own>/nsx-<pid>-<start>-self`; `<base>` is then `<own>`.
+    self_leaf: Option<PathBuf>,
 }
+
+/// The name of the leaf a run moves itself into inside a delegated cgroup.
+pub const SELF_LEAF: &str = "self";
 
 impl V2 {
     pub fn plan(
@@ -79,7 +86,12 @@ impl V2 {
         controllers: &[Controller],
         rootless: bool,
     ) -> Result<V2> {
-        let (own, mount) = layout.v2_own_dir()?;
+        let (mut own, mount) = layout.v2_own_dir()?;
+        // An earlier lesson of this run moved nsx into a leaf of its delegated cgroup:
+        // that cgroup is still its own.
+        if own != mount && is_self_leaf(&own) {
+            own.pop();
+        }
         let base = if own == mount {
             own.clone()
         } else {
@@ -98,7 +110,92 @@ impl V2 {
             subtree,
             leaf,
             rootless,
+            self_leaf: None,
         })
+    }
+
+    /// Without root, where the parent of nsx's own cgroup is not the user's but nsx's own
+    /// cgroup is (a cgroup delegated to the user: the directory, its cgroup.procs and
+    /// cgroup.subtree_control writable, as `systemd-run --user --scope -p Delegate=yes`
+    /// or a container manager make it): nsx will move itself into a leaf of its own
+    /// cgroup and keep the lesson cgroups beside that leaf, under `<own>/nsx/`, as
+    /// rootless runtimes do. cgroup v2's "no internal processes" rule leaves no other
+    /// way: its own cgroup can pass controllers on to children only while no process is
+    /// in it. Everything stays below the delegated cgroup, so every limit on it applies.
+    pub fn delegate_into_own(mut self, rec: &Recorder, run: crate::owner::Run) -> V2 {
+        if !self.rootless || self.own == self.mount {
+            return self;
+        }
+        let parent_delegated =
+            rec.writable(&self.base) && rec.writable(&self.base.join("cgroup.procs"));
+        let own_delegated = rec.writable(&self.own)
+            && rec.writable(&self.own.join("cgroup.procs"))
+            && rec.writable(&self.own.join("cgroup.subtree_control"));
+        if parent_delegated || !own_delegated {
+            return self;
+        }
+        let name = self
+            .leaf
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
+        self.self_leaf = Some(self.own.join(run.name(SELF_LEAF)));
+        self.base = self.own.clone();
+        self.subtree = self.base.join(SUBTREE);
+        self.leaf = self.subtree.join(name);
+        self
+    }
+
+    /// The leaf nsx moves itself into, when it does ([`V2::delegate_into_own`]).
+    pub fn self_leaf(&self) -> Option<&Path> {
+        self.self_leaf.as_deref()
+    }
+
+    /// Moves nsx (the whole process: cgroup.procs moves every thread) into `me`, a leaf
+    /// of its delegated cgroup, unless an earlier lesson of this run did. Moving between
+    /// two cgroups needs write access to the cgroup.procs of their common ancestor, here
+    /// nsx's own cgroup ("Delegation Containment", cgroup-v2.rst). Then that cgroup must
+    /// hold no process: otherwise nsx moves back, removes the leaf and says which
+    /// processes are in the way.
+    fn move_self_into(&self, rec: &mut Recorder, me: &Path) -> Result<()> {
+        let pid = std::process::id().to_string();
+        let listed = |rec: &mut Recorder, dir: &Path| -> Result<Vec<String>> {
+            Ok(words(&rec.read(&dir.join("cgroup.procs"))?))
+        };
+        if rec.exists(me) && listed(rec, me)?.contains(&pid) {
+            return Ok(());
+        }
+        rec.mkdir_if_missing(me)?;
+        rec.write(&me.join("cgroup.procs"), &pid)?;
+        let mut others = Vec::new();
+        for p in listed(rec, &self.own)?.into_iter().filter(|p| *p != pid) {
+            // nsx's own children (`nsx run` forks the container before it makes the
+            // cgroup) come along: they are nsx's to place, and go on into the lesson
+            // cgroup from the leaf.
+            if parent_of(&p).as_deref() == Some(pid.as_str()) {
+                rec.write(&me.join("cgroup.procs"), &p)?;
+            } else {
+                others.push(p);
+            }
+        }
+        if others.is_empty() {
+            return Ok(());
+        }
+        // Back where it was, and the leaf gone: nothing of this attempt stays.
+        rec.write(&self.own.join("cgroup.procs"), &pid)?;
+        let _ = rec.rmdir(me);
+        let cmd = super::command_for(&self.lesson);
+        Err(Error::unsupported(
+            format!(
+                "nsx runs in {}, a cgroup delegated to this user, which also holds the processes {}: cgroup v2 lets a cgroup pass controllers on to child cgroups only while it holds no process itself (\"no internal processes\"), and nsx moves only itself",
+                self.own.display(),
+                others.join(" ")
+            ),
+            format!(
+                "move them (your shell) into a leaf first: mkdir {own}/shell && echo $$ > {own}/shell/cgroup.procs (from that shell), then {cmd}; or sudo {cmd}",
+                own = self.own.display()
+            ),
+        ))
     }
 
     /// `<base>/nsx`, where [`super::sweep()`] looks for leftovers.
@@ -141,10 +238,13 @@ impl V2 {
         if can_create && can_move {
             return Ok(());
         }
-        Err(self.not_delegated(&self.base, "is not writable by this user"))
+        Err(self.not_delegated(&self.base, "is not writable by this user", false))
     }
 
-    fn not_delegated(&self, dir: &Path, what: &str) -> Error {
+    /// `only_root`: what stops the user is a cgroup above any scope they could start
+    /// (an ancestor root owns does not pass a controller on), so only root can help.
+    fn not_delegated(&self, dir: &Path, what: &str, only_root: bool) -> Error {
+        let cmd = super::command_for(&self.lesson);
         if self.rootless {
             Error::unsupported(
                 format!(
@@ -152,10 +252,13 @@ impl V2 {
                     dir.display(),
                     self.own.display()
                 ),
-                format!(
-                    "start nsx in a delegated systemd scope: systemd-run --user --scope -p Delegate=yes nsx lesson {} (or run it as root)",
-                    self.lesson
-                ),
+                if only_root {
+                    crate::doctor::root_delegation_fix(&cmd, "cpu memory pids")
+                } else {
+                    format!(
+                        "start nsx in a delegated systemd scope: systemd-run --user --scope -p Delegate=yes {cmd} (or run it as root: sudo {cmd})"
+                    )
+                },
             )
         } else {
             Error::unsupported(
@@ -215,6 +318,7 @@ impl V2 {
                 return Err(self.not_delegated(
                     dir,
                     &format!("does not pass the {} controller on and its cgroup.subtree_control is not writable", missing.join(", ")),
+                    true,
                 ));
             }
             rec.write(&file, &plus(&missing))?;
@@ -237,6 +341,22 @@ impl V2 {
         }
         mkdir_fresh(rec, &self.leaf)
     }
+}
+
+/// The parent PID of process `pid`, field 4 of /proc/<pid>/stat (proc(5)), read after
+/// the command name in parentheses, which may hold spaces; `None` when it is gone.
+fn parent_of(pid: &str) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1).map(str::to_string)
+}
+
+/// Whether `dir` is a leaf a run moved itself into (`nsx-<pid>-<start>-self`).
+pub fn is_self_leaf(dir: &Path) -> bool {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(crate::owner::parse_name)
+        .is_some_and(|(_, what)| what == SELF_LEAF)
 }
 
 fn words(text: &str) -> Vec<String> {
@@ -266,6 +386,9 @@ impl Backend for V2 {
     }
 
     fn create(&mut self, rec: &mut Recorder) -> Result<()> {
+        if let Some(me) = self.self_leaf.clone() {
+            self.move_self_into(rec, &me)?;
+        }
         self.check_delegated(rec)?;
         let needed = self.names();
         if !needed.is_empty() {

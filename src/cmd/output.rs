@@ -36,7 +36,7 @@ pub(crate) fn out(text: &str) -> Result<()> {
             {
                 Error::Interrupted(libc::SIGHUP)
             }
-            _ => Error::Other(format!("write to standard output: {e}")),
+            _ => Error::Other(format!("{STDOUT_WRITE}: {e}")),
         })
 }
 
@@ -46,3 +46,6 @@ pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
         serde_json::to_string_pretty(value).expect("serialisable")
     )
 }
+
+/// How a failed write to standard output begins ([`out`]): the tour cannot go on.
+pub(crate) const STDOUT_WRITE: &str = "write to standard output";

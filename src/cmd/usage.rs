@@ -4,8 +4,75 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::cmd::output::{json, out};
 use nsx::error::Error;
 use nsx::lessons;
+
+/// Whether `--format json` (or `--format=json`) is on the command line, before any
+/// `--` (after it the words are `nsx run`'s command): clap's own usage errors come before
+/// there is a parsed [`Cli`] to ask.
+pub(crate) fn json_requested() -> bool {
+    json_in(std::env::args().skip(1))
+}
+
+pub(crate) fn json_in(args: impl Iterator<Item = String>) -> bool {
+    let mut format_next = false;
+    let mut json = false;
+    for a in args {
+        if a == "--" {
+            break;
+        }
+        if format_next {
+            json = a == "json";
+            format_next = false;
+        } else if a == "--format" {
+            format_next = true;
+        } else if let Some(v) = a.strip_prefix("--format=") {
+            json = v == "json";
+        }
+    }
+    json
+}
+
+/// A usage error (exit 2) as the JSON object a script reads with `--format json`: the
+/// reason, and as the fix the command whose `--help` names the valid arguments.
+pub(crate) fn usage_json(e: &clap::Error, reason: &str) {
+    if !json_requested() {
+        return;
+    }
+    let rendered = e.render().to_string();
+    // clap's text ends with "Usage: nsx tour [OPTIONS]": the command is what precedes
+    // the first placeholder.
+    let command = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|u| {
+            u.split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "nsx".to_string());
+    let err = Error::Usage(reason.to_string());
+    let mut v = err.json_outcome();
+    v["error"]["fix"] = format!("{command} --help lists the valid arguments").into();
+    let _ = out(&json(&v));
+}
+
+/// clap's message without its "error: " prefix and usage lines: what was wrong.
+pub(crate) fn clap_reason(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let body = text.split("\n\nUsage:").next().unwrap_or(&text);
+    let body = body
+        .split("\n\nFor more information")
+        .next()
+        .unwrap_or(body);
+    body.trim()
+        .strip_prefix("error: ")
+        .unwrap_or(body.trim())
+        .to_string()
+}
 
 /// `nsx lesson pdi`: a lesson that does not exist. Names the lessons it may mean (by
 /// meaning, then spelling) and all of them.
@@ -67,9 +134,13 @@ pub(crate) fn misplaced_lesson_flag(e: &clap::Error) -> Option<String> {
 pub(crate) fn clap_exit(e: &clap::Error) -> ExitCode {
     if let Some(text) = another_lessons_flag(e) {
         nsx::warn!("nsx: {text}");
+        usage_json(e, &text);
         return ExitCode::from(nsx::error::exit::USAGE as u8);
     }
     let code = e.exit_code();
+    if code == nsx::error::exit::USAGE {
+        usage_json(e, &clap_reason(e));
+    }
     let written = e.print().and_then(|()| {
         if code == 0 {
             std::io::stdout().flush()
@@ -108,4 +179,26 @@ pub(crate) fn another_lessons_flag(e: &clap::Error) -> Option<String> {
     (owner != id).then(|| {
         format!("{flag} belongs to the {owner} lesson (nsx lesson {owner} {flag} ...), not to {id}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_asked_for_before_any_double_dash() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(json_in(args(&["tour", "--format", "json"]).into_iter()));
+        assert!(json_in(
+            args(&["--format=json", "lesson", "pdi"]).into_iter()
+        ));
+        assert!(!json_in(args(&["--format", "human", "tour"]).into_iter()));
+        assert!(!json_in(
+            args(&["--format", "json", "--format", "human"]).into_iter()
+        ));
+        assert!(!json_in(
+            args(&["run", "--", "jq", "--format", "json"]).into_iter()
+        ));
+        assert!(!json_in(args(&["tour"]).into_iter()));
+    }
 }

@@ -139,6 +139,26 @@ pub struct Cgroups {
     pub controllers: Vec<ControllerState>,
     /// cgroup v2: where nsx would create lesson cgroups, and whether the user may.
     pub delegation: Option<Delegation>,
+    /// Why the cgroupns lesson has no nested cgroup to show, as root and without root
+    /// ([`crate::lessons::cgroupns::obstacle`]); absent when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nested_as_root: Option<Problem>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nested_rootless: Option<Problem>,
+    /// cgroup v2: the controllers the limit lessons (and `nsx run`) would switch on, in
+    /// which cgroup.subtree_control files above nsx's `nsx/` subtree; nsx never switches
+    /// them off again (README, Safety). Empty when everything is on already, or on v1.
+    pub switches_on: Vec<SwitchOn>,
+    /// cgroup v2: of those controllers, the ones already on in every file on the way
+    /// (by nsx's earlier runs, systemd, or the boot).
+    pub already_on: Vec<String>,
+}
+
+/// One cgroup.subtree_control nsx would write, and what it would add.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SwitchOn {
+    pub file: PathBuf,
+    pub controllers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -158,6 +178,14 @@ pub struct ControllerState {
     pub delegated: bool,
     /// Why the user cannot, when they cannot.
     pub not_delegated: Option<String>,
+    /// Only root can change what stops the user (an ancestor that root owns does not
+    /// pass the controller on): a delegated scope of their own would not have it either.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub only_root_can_delegate: bool,
+    /// The cgroup delegated to the user that other processes (their shell) share with
+    /// nsx: moving them into a leaf of it is the fix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_with: Option<PathBuf>,
     /// Where nsx would create lesson cgroups with this controller (v1: nsx's own cgroup in
     /// that hierarchy; v2: the parent of nsx's own cgroup).
     pub dir: Option<PathBuf>,
@@ -172,8 +200,16 @@ pub struct Delegation {
     pub base: PathBuf,
     /// Who owns `<base>`.
     pub owner: Option<u32>,
-    /// The user may create cgroups in `<base>` and move processes into them.
+    /// The user may create cgroups in `<base>` and move processes into them, or nsx's
+    /// own cgroup is delegated to the user ([`Delegation::into_own`]).
     pub writable: bool,
+    /// Without root, `<base>` is not the user's but nsx's own cgroup is (its directory,
+    /// cgroup.procs and cgroup.subtree_control writable): nsx moves itself into a leaf
+    /// of it and keeps lesson cgroups beside that leaf, in `<own>/nsx`
+    /// (cgroup::v2::V2::delegate_into_own).
+    pub into_own: bool,
+    /// Who owns nsx's own cgroup.
+    pub own_owner: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -345,7 +381,7 @@ pub fn examine_for(
     let needs = lesson.needs();
     let wants = |f: fn(&Need) -> bool| needs.iter().any(f);
     let sections = Sections {
-        cgroup: wants(|n| matches!(n, Need::CgroupController(_))),
+        cgroup: wants(|n| matches!(n, Need::CgroupController(_) | Need::NestedCgroup)),
         namespaces: needs
             .iter()
             .filter_map(|n| match n {
@@ -529,10 +565,19 @@ fn cgroups(sys: &SysRoot, user: Option<User>) -> Cgroups {
                 problem: Some(problem),
                 controllers: Vec::new(),
                 delegation: None,
+                nested_as_root: None,
+                nested_rootless: None,
+                switches_on: Vec::new(),
+                already_on: Vec::new(),
             };
         }
     };
     let read_only = read_only_cgroup_mounts(&mountinfo);
+    let nested = |rootless| {
+        crate::lessons::cgroupns::obstacle(&layout, &read_only, rootless)
+            .map(|(reason, fix)| Problem::new(reason, fix))
+    };
+    let (nested_as_root, nested_rootless) = (nested(false), nested(true));
     let kernel: Vec<(String, bool)> = sys
         .read("/proc/cgroups")
         .map(|t| parse_proc_cgroups(&t))
@@ -560,6 +605,7 @@ fn cgroups(sys: &SysRoot, user: Option<User>) -> Cgroups {
     names.sort();
     names.dedup();
 
+    let (switches_on, already_on) = v2_switches(sys, v2.as_ref());
     let controllers = names
         .iter()
         .map(|name| {
@@ -581,7 +627,60 @@ fn cgroups(sys: &SysRoot, user: Option<User>) -> Cgroups {
         problem: None,
         controllers,
         delegation: v2.as_ref().and_then(|v| v.delegation.clone()),
+        nested_as_root,
+        nested_rootless,
+        switches_on,
+        already_on,
     }
+}
+
+/// What the v2 backend would write on its way from the first cgroup that passes each
+/// lesson controller on down to `<base>` (cgroup::v2, enable_down_to_base): the files
+/// and the controllers each would gain, and the controllers already on all the way.
+fn v2_switches(sys: &SysRoot, v2: Option<&V2State>) -> (Vec<SwitchOn>, Vec<String>) {
+    let Some((v, d)) = v2.and_then(|v| v.delegation.as_ref().map(|d| (v, d))) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut chain = vec![v.mount.clone()];
+    let base = if d.into_own { &d.own } else { &d.base };
+    if let Ok(rel) = base.strip_prefix(&v.mount) {
+        let mut p = v.mount.clone();
+        for c in rel.components() {
+            p.push(c);
+            chain.push(p.clone());
+        }
+    }
+    let mut switches: Vec<SwitchOn> = Vec::new();
+    let mut already = Vec::new();
+    for name in ["memory", "cpu", "pids"] {
+        if !v.controllers.iter().any(|c| c == name) {
+            continue;
+        }
+        let on = |dir: &Path| {
+            words(
+                &sys.read(dir.join("cgroup.subtree_control"))
+                    .unwrap_or_default(),
+            )
+            .iter()
+            .any(|w| w == name)
+        };
+        let missing: Vec<&PathBuf> = chain.iter().filter(|d| !on(d)).collect();
+        if missing.is_empty() {
+            already.push(name.to_string());
+        }
+        for dir in missing {
+            let file = dir.join("cgroup.subtree_control");
+            match switches.iter_mut().find(|s| s.file == file) {
+                Some(s) => s.controllers.push(name.to_string()),
+                None => switches.push(SwitchOn {
+                    file,
+                    controllers: vec![name.to_string()],
+                }),
+            }
+        }
+    }
+    switches.sort_by(|a, b| a.file.cmp(&b.file));
+    (switches, already)
 }
 
 /// What the unified hierarchy offers: its controllers, and nsx's place in it.
@@ -609,11 +708,20 @@ fn v2_state(sys: &SysRoot, layout: &Layout, user: Option<User>) -> Option<V2Stat
         let can_create = sys.writable_by(&base, user)
             || (sys.exists(&subtree) && sys.writable_by(&subtree, user));
         let can_move = sys.writable_by(base.join("cgroup.procs"), user);
+        // The same decision as the backend's delegate_into_own, for this user.
+        let own_delegated = own != mount
+            && user.is_some()
+            && ["", "cgroup.procs", "cgroup.subtree_control"]
+                .iter()
+                .all(|f| sys.writable_by(own.join(f), user));
+        let into_own = !(can_create && can_move) && own_delegated;
         Delegation {
             owner: sys.owner(&base).map(|o| o.uid),
+            own_owner: sys.owner(&own).map(|o| o.uid),
             own: own.clone(),
             base,
-            writable: can_create && can_move,
+            writable: (can_create && can_move) || into_own,
+            into_own,
         }
     });
     let read_only = read_only_mount_of(&mount, &read_only_cgroup_mounts_of(sys));
@@ -631,6 +739,13 @@ fn read_only_cgroup_mounts_of(sys: &SysRoot) -> Vec<PathBuf> {
 
 fn read_only_mount_of(mount: &Path, read_only: &[PathBuf]) -> bool {
     read_only.iter().any(|r| r == mount)
+}
+
+/// nsx's own PID as the machine's /proc/self/status gives it.
+fn nsx_pid(sys: &SysRoot) -> Option<String> {
+    sys.read("/proc/self/status")?
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid:").map(|p| p.trim().to_string()))
 }
 
 /// The parent of nsx's own cgroup, or the root when nsx is in the root (cgroup::v2).
@@ -683,6 +798,8 @@ fn controller_state(
         unavailable: None,
         delegated: false,
         not_delegated: None,
+        only_root_can_delegate: false,
+        shared_with: None,
         dir: None,
     };
     // The backend nsx uses: v1 on v1 and hybrid machines, v2 on unified ones.
@@ -752,7 +869,7 @@ fn controller_state(
             if v.read_only {
                 s.unavailable = Some(read_only_problem(&v.mount));
             } else if let Some(d) = delegation {
-                match v2_enable_path(sys, &v.mount, &d.base, name, None) {
+                match v2_enable_path(sys, &v.mount, &d.base, name, None, None) {
                     Ok(()) => s.available = true,
                     Err(p) => s.unavailable = Some(p),
                 }
@@ -776,6 +893,10 @@ fn controller_state(
         }
     } else if let Some(d) = v2.and_then(|v| v.delegation.as_ref()) {
         if !d.writable {
+            // A delegated scope of the user's own (systemd-run --user --scope) gets only
+            // what the user's slice is given: with the controller missing there, root
+            // alone can help.
+            s.only_root_can_delegate = !user_slice_has(sys, &d.base, user, name);
             s.not_delegated = Some(format!(
                 "without root, nsx needs a delegated cgroup v2 subtree: {} {} (not {}); nsx runs in {} and keeps lesson cgroups next to it",
                 d.base.display(),
@@ -785,19 +906,61 @@ fn controller_state(
             ));
         } else {
             let mount = s.mount.clone().unwrap_or_default();
-            match v2_enable_path(sys, &mount, &d.base, name, Some(user)) {
+            // In a cgroup delegated to the user, lesson cgroups go under nsx's own, which
+            // nsx leaves for a leaf of it: nsx itself is no internal process there.
+            let (base, nsx) = if d.into_own {
+                (&d.own, nsx_pid(sys))
+            } else {
+                (&d.base, None)
+            };
+            match v2_enable_path(sys, &mount, base, name, Some(user), nsx.as_deref()) {
                 Ok(()) => s.delegated = true,
-                Err(p) => s.not_delegated = Some(p.reason),
+                Err(p) if p.fix.contains("/shell ") => {
+                    s.shared_with = Some(base.clone());
+                    s.not_delegated = Some(p.reason);
+                }
+                Err(p) => {
+                    s.only_root_can_delegate = true;
+                    s.not_delegated = Some(p.reason);
+                }
             }
         }
     }
     s
 }
 
+/// Whether the cgroup systemd gives `user`'s sessions (the nearest `user-<uid>.slice`
+/// above `below`, or `below` itself) has `controller` in its cgroup.controllers: what a
+/// scope the user starts could be handed at most.
+fn user_slice_has(sys: &SysRoot, below: &Path, user: Option<User>, controller: &str) -> bool {
+    let slice = user.and_then(|u| {
+        let name = format!("user-{}.slice", u.uid);
+        below
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == name.as_str()))
+            .map(Path::to_path_buf)
+    });
+    let dir = slice.unwrap_or_else(|| below.to_path_buf());
+    words(&sys.read(dir.join("cgroup.controllers")).unwrap_or_default())
+        .iter()
+        .any(|w| w == controller)
+}
+
+/// The fix when only root can hand `controller` on: run as root, or have root delegate
+/// it to user sessions for good (systemd.resource-control(5), Delegate=).
+pub fn root_delegation_fix(cmd: &str, controllers: &str) -> String {
+    format!(
+        "sudo {cmd}; or, for every later session, have root delegate it: sudo systemctl edit user@.service (add [Service] and Delegate={controllers}), then log in again"
+    )
+}
+
 fn read_only_problem(mount: &Path) -> Problem {
     Problem::new(
-        format!("the cgroup file system at {} is mounted read-only (as in a container)", mount.display()),
-        "run nsx on the host or in a VM, or in a container with a writable cgroup file system (docker run --privileged)",
+        format!(
+            "the cgroup file system at {} is mounted read-only (as in a container)",
+            mount.display()
+        ),
+        crate::cgroup::READ_ONLY_FIX,
     )
 }
 
@@ -812,6 +975,7 @@ fn v2_enable_path(
     base: &Path,
     controller: &str,
     as_user: Option<Option<User>>,
+    nsx: Option<&str>,
 ) -> Result<(), Problem> {
     let mut chain = vec![mount.to_path_buf()];
     if let Ok(rel) = base.strip_prefix(mount) {
@@ -856,14 +1020,29 @@ fn v2_enable_path(
                         user_label(user),
                         owner_label(sys, &file)
                     ),
-                    "ask for the controller in a delegated scope: systemd-run --user --scope -p Delegate=yes",
+                    root_delegation_fix("nsx ...", "cpu memory pids"),
                 ));
             }
         }
-        let busy = dir != mount
-            && sys
-                .read(dir.join("cgroup.procs"))
-                .is_some_and(|t| !t.trim().is_empty());
+        let others: Vec<String> = words(&sys.read(dir.join("cgroup.procs")).unwrap_or_default())
+            .into_iter()
+            .filter(|p| Some(p.as_str()) != nsx)
+            .collect();
+        if dir != mount && !others.is_empty() && nsx.is_some() && dir == base {
+            return Err(Problem::new(
+                format!(
+                    "nsx runs in {}, a cgroup delegated to {}, which also holds the processes {}: cgroup v2 lets a cgroup pass controllers on to child cgroups only while it holds no process itself (\"no internal processes\"), and nsx moves only itself",
+                    dir.display(),
+                    user_label(as_user.flatten()),
+                    others.join(" ")
+                ),
+                format!(
+                    "move them (your shell) into a leaf first: mkdir {d}/shell && echo $$ > {d}/shell/cgroup.procs (from that shell), then run nsx again",
+                    d = dir.display()
+                ),
+            ));
+        }
+        let busy = dir != mount && !others.is_empty();
         if busy {
             return Err(Problem::new(
                 format!(
@@ -991,7 +1170,7 @@ fn overlay(sys: &SysRoot, kernel: &Kernel) -> Overlay {
                 "unprivileged overlay mounts (in a user namespace) need Linux 5.11 or later; this kernel is {}",
                 kernel.release
             ),
-            "run the lesson as root, or boot a kernel of version 5.11 or later",
+            "run it as root (sudo nsx lesson rootfs), or boot a kernel of version 5.11 or later",
         ))
     } else {
         None
@@ -1185,13 +1364,13 @@ pub fn check(m: &Machine, lesson: &Lesson, privilege: Privilege) -> Support {
 }
 
 fn obstacle(m: &Machine, lesson: &Lesson, privilege: Privilege) -> Option<Problem> {
-    let id = lesson.id;
+    let cmd = format!("nsx lesson {}", lesson.id);
     let rootless = privilege == Privilege::Rootless;
     if rootless {
         if let Rootless::No(why) = lesson.rootless {
             return Some(Problem::new(
                 format!("needs root: {why}"),
-                format!("sudo nsx lesson {id}"),
+                format!("sudo {cmd}"),
             ));
         }
         // Without root the sandbox always adds a user namespace.
@@ -1216,12 +1395,50 @@ fn obstacle(m: &Machine, lesson: &Lesson, privilege: Privilege) -> Option<Proble
             ));
         }
     }
-    for need in lesson.needs() {
-        if let Some(p) = need_obstacle(m, id, *need, rootless) {
-            return Some(p);
-        }
+    lesson
+        .needs()
+        .iter()
+        .find_map(|need| need_obstacle(m, &cmd, *need, rootless))
+}
+
+/// Whether `nsx run` can give its command cgroups with `controllers` (memory, cpu,
+/// pids) here, as nsx runs now: the same decision and the same fixes as for the limit
+/// lessons, for the command `nsx run`.
+pub fn run_limits_support(controllers: &[&'static str]) -> Support {
+    let privilege = Privilege::current();
+    let sections = Sections {
+        cgroup: true,
+        namespaces: Vec::new(),
+        overlay: false,
+        rootless: false,
+    };
+    let m = examine_sections(&SysRoot::host(), privilege, User::for_this_run(), sections);
+    run_limits_check(&m, controllers, privilege)
+}
+
+/// [`run_limits_support`] on the machine `m`, for `privilege`.
+pub fn run_limits_check(
+    m: &Machine,
+    controllers: &[&'static str],
+    privilege: Privilege,
+) -> Support {
+    let rootless = privilege == Privilege::Rootless;
+    match controllers
+        .iter()
+        .find_map(|c| need_obstacle(m, "nsx run ...", Need::CgroupController(c), rootless))
+    {
+        Some(p) => p.support(),
+        None => Support::Yes,
     }
-    None
+}
+
+/// `Delegate=` for the three controllers the lessons use, and `c`.
+fn delegate_list(c: &str) -> String {
+    let mut list = vec!["cpu", "memory", "pids"];
+    if !list.contains(&c) {
+        list.push(c);
+    }
+    list.join(" ")
 }
 
 /// A container whose processes lack CAP_SYS_ADMIN even in the bounding set and run under
@@ -1237,7 +1454,9 @@ fn confined_container(m: &Machine) -> Option<Problem> {
     })
 }
 
-fn need_obstacle(m: &Machine, id: &str, need: Need, rootless: bool) -> Option<Problem> {
+/// What stands in the way of `need` on `m`, the fixes naming `cmd`, the command the user
+/// ran (`nsx lesson memory`, `nsx run ...`).
+fn need_obstacle(m: &Machine, cmd: &str, need: Need, rootless: bool) -> Option<Problem> {
     match need {
         Need::Namespace(ty) => m
             .namespaces
@@ -1249,6 +1468,16 @@ fn need_obstacle(m: &Machine, id: &str, need: Need, rootless: bool) -> Option<Pr
                 m.overlay.rootless_problem.clone()
             } else {
                 m.overlay.problem.clone()
+            }
+        }
+        Need::NestedCgroup => {
+            if let Some(p) = &m.cgroup.problem {
+                return Some(p.clone());
+            }
+            if rootless {
+                m.cgroup.nested_rootless.clone()
+            } else {
+                m.cgroup.nested_as_root.clone()
             }
         }
         Need::CgroupController(c) => {
@@ -1266,19 +1495,26 @@ fn need_obstacle(m: &Machine, id: &str, need: Need, rootless: bool) -> Option<Pr
                 return Some(state.unavailable.clone().unwrap_or_else(|| {
                     Problem::new(
                         format!("the {c} controller cannot be used here"),
-                        format!(
-                            "sudo nsx doctor shows the cgroup setup; then sudo nsx lesson {id}"
-                        ),
+                        format!("sudo nsx doctor shows the cgroup setup; then sudo {cmd}"),
                     )
                 }));
             }
             if rootless && !state.delegated {
                 let why = state.not_delegated.clone().unwrap_or_default();
                 let fix = match m.cgroup.mode {
+                    Some(Mode::V2) if state.shared_with.is_some() => {
+                        let d = state.shared_with.as_deref().unwrap_or(Path::new("")).display();
+                        format!(
+                            "move them (your shell) into a leaf first: mkdir {d}/shell && echo $$ > {d}/shell/cgroup.procs (from that shell), then {cmd}; or sudo {cmd}"
+                        )
+                    }
+                    Some(Mode::V2) if state.only_root_can_delegate => {
+                        root_delegation_fix(cmd, &delegate_list(c))
+                    }
                     Some(Mode::V2) => format!(
-                        "systemd-run --user --scope -p Delegate=yes nsx lesson {id} (a delegated scope), or sudo nsx lesson {id}"
+                        "systemd-run --user --scope -p Delegate=yes {cmd} (a delegated scope), or sudo {cmd}"
                     ),
-                    _ => format!("sudo nsx lesson {id}"),
+                    _ => format!("sudo {cmd}"),
                 };
                 return Some(Problem::new(why, fix));
             }

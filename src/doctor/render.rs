@@ -312,7 +312,22 @@ fn cgroups(s: &mut String, m: &Machine) {
         },
         delegated
     );
-    if let Some(d) = &c.delegation {
+    if let Some(d) = c.delegation.as_ref().filter(|d| d.into_own) {
+        let _ = writeln!(
+            s,
+            "    nsx runs in {}, which {} and is delegated: {}",
+            d.own.display(),
+            match d.own_owner {
+                Some(uid) => format!("belongs to uid {uid}"),
+                None => "is missing".to_string(),
+            },
+            format!(
+                "nsx moves itself into a leaf of it and keeps lesson cgroups beside that leaf, in {}/nsx",
+                d.own.display()
+            )
+            .green()
+        );
+    } else if let Some(d) = &c.delegation {
         let _ = writeln!(
             s,
             "    nsx runs in {}; lesson cgroups go under {}/nsx, and {} {}, {}",
@@ -330,6 +345,29 @@ fn cgroups(s: &mut String, m: &Machine) {
                 "so only root can create them".to_string()
             }
         );
+    }
+    if c.mode == Some(Mode::V2) {
+        if c.switches_on.is_empty() {
+            if !c.already_on.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "  nsx would switch on no controller: {} already on down to where lesson cgroups go",
+                    c.already_on.join(", ")
+                );
+            }
+        } else {
+            let _ = writeln!(
+                s,
+                "  nsx would switch on (and never switches off; see README, Safety):"
+            );
+            for w in &c.switches_on {
+                let plus: Vec<String> = w.controllers.iter().map(|c| format!("+{c}")).collect();
+                let _ = writeln!(s, "    echo {} > {}", plus.join(" "), w.file.display());
+            }
+            if !c.already_on.is_empty() {
+                let _ = writeln!(s, "    already on all the way: {}", c.already_on.join(", "));
+            }
+        }
     }
     // The lessons' controllers: why root or a user cannot use them, one line per reason.
     let mut lines: Vec<(String, Vec<&str>)> = Vec::new();

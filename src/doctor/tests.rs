@@ -648,3 +648,342 @@ fn the_lessons_partial_examination_gives_the_full_verdict() {
     // The fixtures refuse lessons for many reasons: the equality is not only Yes == Yes.
     assert!(refused > 20, "only {refused} refusals");
 }
+
+/// Every fixture machine, by name.
+fn machines() -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/doctor"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+    names.sort();
+    names
+}
+
+/// System commands a fix may tell a user to run: each is on a Debian 12 machine
+/// (procps, mount, kmod, systemd, coreutils) or names the container runtime in use.
+const SYSTEM_COMMANDS: &[&str] = &[
+    "sysctl",
+    "mount",
+    "modprobe",
+    "systemctl",
+    "systemd-run",
+    "mkdir",
+    "echo",
+    "docker",
+    "nsx",
+];
+
+/// Checks that every command `fix` names exists: `nsx <sub>` is a subcommand of nsx
+/// (`nsx lesson <id>` a lesson), `sudo <cmd>` a known system command; and that it names
+/// at least one command or a boot parameter to change.
+fn assert_real_commands(fix: &str, context: &str) {
+    use clap::CommandFactory;
+    let cli = crate::cli::Cli::command();
+    let subcommands: Vec<String> = cli
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let words: Vec<&str> = fix
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ',' | ';' | ':'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut named = false;
+    for (i, w) in words.iter().enumerate() {
+        let next = words.get(i + 1).copied().unwrap_or("");
+        if *w == "nsx" && !next.is_empty() && !next.starts_with('-') && next != "..." {
+            if [
+                "on", "in", "as", "runs", "then", "creates", "itself", "needs",
+            ]
+            .contains(&next)
+            {
+                continue; // prose: "run nsx on the host"
+            }
+            assert!(
+                subcommands.iter().any(|s| s == next),
+                "{context}: `nsx {next}` is no nsx subcommand: {fix}"
+            );
+            if next == "lesson" {
+                let id = words.get(i + 2).copied().unwrap_or("");
+                assert!(
+                    crate::lessons::find(id).is_some(),
+                    "{context}: `nsx lesson {id}` is no lesson: {fix}"
+                );
+            }
+            named = true;
+        }
+        if *w == "sudo" {
+            assert!(
+                SYSTEM_COMMANDS.contains(&next),
+                "{context}: `sudo {next}`: not a command this test knows: {fix}"
+            );
+            named = true;
+        }
+        if SYSTEM_COMMANDS.contains(w) || w.starts_with("cgroup_") || w.contains('=') {
+            named = true;
+        }
+    }
+    assert!(named, "{context}: the fix names no command: {fix}");
+}
+
+#[test]
+fn every_fix_names_real_commands_on_every_machine() {
+    let mut fixes = 0;
+    for name in machines() {
+        let sys = fixture(&name);
+        for privilege in [Privilege::Root, Privilege::Rootless] {
+            let m = examine(&sys, privilege, UID_1000);
+            let mut supports: Vec<(String, Support)> = crate::lessons::LESSONS
+                .iter()
+                .chain(CURRICULUM.iter())
+                .map(|l| (l.id.to_string(), check(&m, l, privilege)))
+                .collect();
+            for c in ["memory", "cpu", "pids"] {
+                supports.push((format!("run --{c}"), run_limits_check(&m, &[c], privilege)));
+            }
+            for (what, s) in supports {
+                if let Support::No { reason, fix } = s {
+                    assert!(!reason.is_empty(), "{name} {what}");
+                    assert_real_commands(&fix, &format!("{name}, {privilege:?}, {what}"));
+                    fixes += 1;
+                }
+            }
+        }
+    }
+    assert!(fixes > 50, "only {fixes} fixes checked");
+}
+
+#[test]
+fn the_fix_checker_catches_commands_that_do_not_exist() {
+    let caught = |fix: &str| std::panic::catch_unwind(|| assert_real_commands(fix, "t")).is_err();
+    assert!(caught("run nsx lesson run as root"), "no lesson called run");
+    assert!(caught("sudo nsx frobnicate"));
+    assert!(caught("sudo frobnicate --now"));
+    assert!(caught("think about it"));
+    assert!(!caught("sudo nsx lesson memory"));
+    assert!(!caught("sudo nsx run ... ; or run without --memory"));
+    assert!(!caught(
+        "boot without cgroup_disable=memory on the kernel command line"
+    ));
+}
+
+fn fix_of(s: &Support) -> String {
+    match s {
+        Support::Yes => panic!("supported"),
+        Support::No { fix, .. } => fix.clone(),
+    }
+}
+
+#[test]
+fn the_fixes_address_the_cause_found() {
+    // Memory disabled at boot: only the boot parameter helps; enabling it in a
+    // subtree_control cannot work, for a lesson or for nsx run.
+    let m = examine(&fixture("v2-memory-disabled"), Privilege::Root, UID_1000);
+    for s in [
+        check(&m, &CURRICULUM[8], Privilege::Root),
+        run_limits_check(&m, &["memory"], Privilege::Root),
+    ] {
+        let fix = fix_of(&s);
+        assert!(fix.contains("cgroup_disable=memory"), "{fix}");
+        assert!(
+            !fix.contains("echo +memory") && !fix.contains("subtree_control"),
+            "{fix}"
+        );
+        assert!(!reason(&s).contains("(V2)"), "{}", reason(&s));
+    }
+    assert_eq!(
+        check(&m, &CURRICULUM[9], Privilege::Root),
+        Support::Yes,
+        "cpu is on"
+    );
+
+    // Without root on cgroup v1 (and hybrid), nsx run --memory: root runs `nsx run`,
+    // there is no `nsx lesson run`.
+    for machine in ["v1", "hybrid"] {
+        let m = examine(&fixture(machine), Privilege::Rootless, UID_1000);
+        let fix = fix_of(&run_limits_check(&m, &["memory"], Privilege::Rootless));
+        assert!(fix.contains("sudo nsx run"), "{machine}: {fix}");
+        assert!(!fix.contains("nsx lesson run"), "{machine}: {fix}");
+    }
+
+    // A slice root owns does not pass cpu on to uid 1000's sessions: a scope of the
+    // user's own would not get it either, so the fix is root's.
+    let m = examine(&fixture("v2-not-delegated"), Privilege::Rootless, UID_1000);
+    let cpu = fix_of(&check(&m, &CURRICULUM[9], Privilege::Rootless));
+    assert!(
+        cpu.contains("sudo nsx lesson cpu") && cpu.contains("Delegate="),
+        "{cpu}"
+    );
+    assert!(!cpu.contains("systemd-run --user"), "{cpu}");
+    // memory does reach user-1000.slice: a delegated scope gets it.
+    let memory = fix_of(&check(&m, &CURRICULUM[8], Privilege::Rootless));
+    assert!(
+        memory.contains("systemd-run --user --scope -p Delegate=yes nsx lesson memory"),
+        "{memory}"
+    );
+    let m = examine(
+        &fixture("v2-controllers-off"),
+        Privilege::Rootless,
+        UID_1000,
+    );
+    let memory = fix_of(&check(&m, &CURRICULUM[8], Privilege::Rootless));
+    assert!(!memory.contains("systemd-run --user"), "{memory}");
+
+    // A read-only cgroup file system: every cgroup lesson, root or not, and cgroupns at
+    // the root cgroup, name a writable one.
+    let m = examine(&fixture("v2-read-only"), Privilege::Root, UID_1000);
+    for l in ["memory", "cpu", "pids", "cgroupns"] {
+        let lesson = crate::lessons::find(l).unwrap();
+        let s = check(&m, lesson, Privilege::Root);
+        assert!(reason(&s).contains("read-only"), "{l}: {}", reason(&s));
+        assert!(fix_of(&s).contains("writable cgroup file system"), "{l}");
+    }
+    // No cgroup file system: mount one.
+    let m = examine(&fixture("no-cgroupfs"), Privilege::Root, UID_1000);
+    let s = check(
+        &m,
+        crate::lessons::find("cgroupns").unwrap(),
+        Privilege::Root,
+    );
+    assert!(fix_of(&s).contains("mount -t cgroup2"), "{}", reason(&s));
+}
+
+#[test]
+fn cgroupns_runs_where_its_own_check_says_it_does() {
+    // The lesson's own decision (cgroupns::obstacle) is the doctor's for every machine:
+    // nested below a hierarchy's root, it runs either way; at the root, only root can
+    // make a child, and not on a read-only file system.
+    let cgroupns = crate::lessons::find("cgroupns").unwrap();
+    let expect = [
+        ("v2-delegated", true, true),
+        ("v2-not-delegated", true, true),
+        ("hybrid", true, true),
+        ("v2-read-only", false, false),
+        ("no-cgroupfs", false, false),
+        ("v2-delegated-scope", true, true),
+    ];
+    for (name, as_root, rootless) in expect {
+        let m = examine(&fixture(name), Privilege::Root, UID_1000);
+        assert_eq!(
+            m.cgroup.nested_as_root.is_none() && m.cgroup.problem.is_none(),
+            as_root,
+            "{name}"
+        );
+        let v = verdict(&m, cgroupns);
+        assert_eq!(
+            v.rootless == Support::Yes,
+            rootless,
+            "{name}: {:?}",
+            v.rootless
+        );
+    }
+    // nsx in the root cgroup, unprivileged: refused before it starts, with the reason.
+    let (_tmp, sys) = tiny_root(&[
+        (
+            "proc/self/mountinfo",
+            "26 25 0:22 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n",
+        ),
+        ("proc/self/cgroup", "0::/\n"),
+        ("proc/self/ns/user", ""),
+        ("proc/self/ns/cgroup", ""),
+        ("sys/fs/cgroup/cgroup.controllers", "cpu memory pids\n"),
+    ]);
+    let m = examine(&sys, Privilege::Rootless, UID_1000);
+    let s = check(&m, cgroupns, Privilege::Rootless);
+    assert!(reason(&s).contains("root cgroup"), "{}", reason(&s));
+    assert_eq!(check(&m, cgroupns, Privilege::Root), Support::Yes);
+}
+
+#[test]
+fn doctor_lists_the_controllers_nsx_would_switch_on_and_where() {
+    // Switched off at the root: nsx would write the root's subtree_control and each
+    // slice's down to where lesson cgroups go.
+    let m = examine(&fixture("v2-controllers-off"), Privilege::Root, UID_1000);
+    let files: Vec<String> = m
+        .cgroup
+        .switches_on
+        .iter()
+        .map(|w| format!("{} {}", w.file.display(), w.controllers.join(" ")))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "/sys/fs/cgroup/cgroup.subtree_control memory cpu pids",
+            "/sys/fs/cgroup/user.slice/cgroup.subtree_control memory cpu pids",
+            "/sys/fs/cgroup/user.slice/user-1000.slice/cgroup.subtree_control memory cpu pids",
+        ]
+    );
+    assert!(m.cgroup.already_on.is_empty());
+    let text = plain(&curriculum_report(m));
+    assert!(
+        text.contains("echo +memory +cpu +pids > /sys/fs/cgroup/cgroup.subtree_control"),
+        "{text}"
+    );
+    assert!(text.contains("never switches off"), "{text}");
+    // A delegated scope whose slice passes memory and pids on: only cpu is left.
+    let m = examine(&fixture("v2-delegated"), Privilege::Rootless, UID_1000);
+    assert_eq!(m.cgroup.already_on, ["memory", "pids"]);
+    assert_eq!(m.cgroup.switches_on.len(), 1);
+    assert_eq!(m.cgroup.switches_on[0].controllers, ["cpu"]);
+    // cgroup v1 and hybrid: nothing is switched on, only directories made.
+    for name in ["v1", "hybrid"] {
+        let m = examine(&fixture(name), Privilege::Root, UID_1000);
+        assert!(
+            m.cgroup.switches_on.is_empty() && m.cgroup.already_on.is_empty(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_cgroup_delegated_to_the_user_is_found_and_used() {
+    // nsx alone in a cgroup chowned to uid 1000 whose parent is root's: nsx will move
+    // itself into a leaf of it, so the limits run without root.
+    let m = examine(
+        &fixture("v2-delegated-scope"),
+        Privilege::Rootless,
+        UID_1000,
+    );
+    let d = m.cgroup.delegation.clone().unwrap();
+    assert!(d.into_own && d.writable, "{d:#?}");
+    assert_eq!(d.own_owner, Some(1000));
+    assert_eq!(d.owner, Some(0), "its parent is root's");
+    for c in ["memory", "cpu", "pids"] {
+        assert!(controller(&m, c).delegated, "{c}: {:#?}", controller(&m, c));
+    }
+    let r = curriculum_report(m);
+    assert_eq!(verdict_of(&r, "memory").verdict, Verdict::Rootless);
+    assert_eq!(verdict_of(&r, "cpu").verdict, Verdict::Rootless);
+    let text = plain(&r);
+    assert!(
+        text.contains("delegated to uid 1000: cpu io memory pids"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "echo +memory +cpu +pids > /sys/fs/cgroup/user-1000.delegated/cgroup.subtree_control"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("delegated to uid 1000: none"), "{text}");
+    assert!(
+        text.contains("nsx moves itself into a leaf of it"),
+        "{text}"
+    );
+    insta::assert_snapshot!("v2_delegated_scope", text);
+
+    // The user's shell shares the cgroup: the reason names it, and the fix moves it.
+    let m = examine(
+        &fixture("v2-delegated-scope-shell"),
+        Privilege::Rootless,
+        UID_1000,
+    );
+    let memory = check(&m, &CURRICULUM[8], Privilege::Rootless);
+    assert!(reason(&memory).contains("201"), "{}", reason(&memory));
+    let fix = fix_of(&memory);
+    assert!(
+        fix.contains("mkdir /sys/fs/cgroup/user-1000.delegated/shell")
+            && fix.contains("nsx lesson memory"),
+        "{fix}"
+    );
+}

@@ -121,6 +121,14 @@ impl Def for Cgroupns {
         // The cgroup module reads /proc/self/cgroup and the cgroup mounts of
         // /proc/self/mountinfo: where each of nsx's cgroups is in the file system.
         let layout = Layout::detect_all()?;
+        // The decision `nsx doctor`, `nsx lessons` and the tour made before the lesson
+        // started, made again on what the lesson reads now.
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            .ctx(op::READ, "/proc/self/mountinfo")?;
+        let read_only = crate::doctor::read_only_cgroup_mounts(&mountinfo);
+        if let Some((reason, fix)) = obstacle(&layout, &read_only, m.rootless()) {
+            return Err(Error::unsupported(reason, fix));
+        }
         let demo = deepest_mounted(&layout)?;
         let line = &demo.line;
         let own_dir = PathBuf::from(&demo.own_dir);
@@ -145,11 +153,6 @@ impl Def for Cgroupns {
                 )),
                 Err(e) => return Err(e),
             }
-        } else if line.depth() == 0 {
-            return Err(Error::unsupported(
-                "nsx is in the root cgroup of every hierarchy, and an unprivileged user cannot create a child cgroup here, so a cgroup namespace would look the same from both sides",
-                "run the lesson as root (nsx then creates a child cgroup), or start it in a nested cgroup: systemd-run --user --scope nsx lesson cgroupns",
-            ));
         } else {
             m.note(format!(
                 "nsx runs unprivileged and may not create cgroups, so it uses the nesting that already exists: its {} cgroup is {}",
@@ -485,6 +488,51 @@ impl Def for Cgroupns {
     }
 }
 
+/// Why this lesson cannot show a cgroup namespace on a machine whose cgroups are
+/// `layout` (the cgroup file systems in `read_only` mounted read-only), run without root
+/// when `rootless`: the one decision, which `nsx doctor`, `nsx lessons`, the tour and the
+/// lesson itself all ask ([`crate::lessons::needs::Need::NestedCgroup`]).
+///
+/// The lesson needs a cgroup below the root of a mounted hierarchy, or both sides read
+/// "/": one that nsx's process is in already, or, as root, a child cgroup it creates,
+/// which a read-only cgroup file system refuses. `None` when it can.
+pub fn obstacle(
+    layout: &Layout,
+    read_only: &[PathBuf],
+    rootless: bool,
+) -> Option<(String, String)> {
+    let demo = match deepest_mounted(layout) {
+        Ok(d) => d,
+        Err(Error::Unsupported { reason, fix }) => return Some((reason, fix)),
+        Err(e) => {
+            return Some((
+                e.to_string(),
+                "check that /proc is mounted and readable (nsx reads /proc/self/cgroup)".into(),
+            ))
+        }
+    };
+    if demo.line.depth() > 0 {
+        return None;
+    }
+    if rootless {
+        return Some((
+            "nsx is in the root cgroup of every hierarchy, and an unprivileged user cannot create a child cgroup here, so a cgroup namespace would look the same from both sides".into(),
+            "sudo nsx lesson cgroupns (nsx then creates a child cgroup), or start it in a nested cgroup of a systemd user session: systemd-run --user --scope nsx lesson cgroupns".into(),
+        ));
+    }
+    let own = Path::new(&demo.own_dir);
+    if read_only.iter().any(|r| own.starts_with(r)) {
+        return Some((
+            format!(
+                "nsx is in the root cgroup of every hierarchy and the cgroup file system at {} is mounted read-only (as in a container), so nsx cannot create the child cgroup a cgroup namespace would be rooted at",
+                own.display()
+            ),
+            crate::cgroup::READ_ONLY_FIX.into(),
+        ));
+    }
+    None
+}
+
 /// The mounted hierarchy where nsx's own cgroup is nested deepest; on a tie the v2 line,
 /// then the first listed.
 fn deepest_mounted(layout: &Layout) -> Result<Demo> {
@@ -538,7 +586,9 @@ impl ChildCgroup {
         // once this one is gone (see [`crate::cgroup::sweep_place`]).
         let dir = parent.join(crate::owner::Run::current().name("cgroupns"));
         // cgroups(7): a cgroup is created with mkdir(2) in the hierarchy's filesystem.
-        std::fs::create_dir(&dir).ctx(op::MKDIR, dir.display())?;
+        std::fs::create_dir(&dir)
+            .ctx(op::MKDIR, dir.display())
+            .map_err(crate::cgroup::read_only_refusal)?;
         Ok(ChildCgroup {
             dir,
             removed: false,

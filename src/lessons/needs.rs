@@ -22,6 +22,10 @@ pub enum Need {
     /// A cgroup controller ("memory", "cpu", "pids"): mounted (v1) or enabled on the
     /// unified hierarchy (v2) as root; delegated to the user without root.
     CgroupController(&'static str),
+    /// A cgroup below the root of a mounted hierarchy to show from two sides (the cgroupns
+    /// lesson): one nsx is in already, or, as root, a child it may create
+    /// ([`crate::lessons::cgroupns::obstacle`]).
+    NestedCgroup,
     /// The overlay file system (overlayfs): in /proc/filesystems or loadable as a module;
     /// without root, Linux 5.11 or later (overlayfs in user namespaces).
     Overlay,
@@ -42,7 +46,7 @@ fn table(id: &str) -> Option<&'static [Need]> {
         "ipc" => &[Namespace("ipc")],
         "net" => &[Namespace("net")],
         "user" => &[Namespace("user")],
-        "cgroupns" => &[Namespace("cgroup")],
+        "cgroupns" => &[Namespace("cgroup"), NestedCgroup],
         "time" => &[Namespace("time")],
         "memory" => &[CgroupController("memory")],
         "cpu" => &[CgroupController("cpu")],

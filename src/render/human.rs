@@ -651,12 +651,53 @@ pub fn tour_skipped(lesson: &Lesson, reason: &str, fix: &str, fmt: &Fmt) -> Stri
     s
 }
 
+/// A lesson of the tour that failed with an error (not a fact): what went wrong.
+pub fn tour_failed(lesson: &Lesson, error: &str, fmt: &Fmt) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s);
+    let mut lines = error.lines();
+    let first = format!("failed {}: ", lesson.id);
+    for (i, line) in wrap(lines.next().unwrap_or(""), fmt.width, &first, "  ")
+        .into_iter()
+        .enumerate()
+    {
+        if i == 0 {
+            let _ = writeln!(
+                s,
+                "{} {}: {}",
+                "failed".red().bold(),
+                lesson.id.bold(),
+                &line[first.len()..]
+            );
+        } else {
+            let _ = writeln!(s, "{line}");
+        }
+    }
+    // The error's own "likely cause" and "fix" lines, indented as they came.
+    for line in lines {
+        let _ = writeln!(s, "{line}");
+    }
+    para(
+        &mut s,
+        fmt,
+        "  ",
+        "  ",
+        "the tour goes on with the next lesson",
+        plain,
+    );
+    let _ = writeln!(s, "{}", "─".repeat(fmt.width.min(72)).dimmed());
+    s
+}
+
 /// One lesson's line in the tour's summary.
 pub struct TourRow {
     pub lesson: &'static Lesson,
     pub report: Option<Report>,
     pub millis: f64,
+    /// Why the machine could not run it (before it started, or found while it ran).
     pub skipped: Option<String>,
+    /// The error it failed with.
+    pub failed: Option<String>,
 }
 
 pub fn tour_summary(rows: &[TourRow], fmt: &Fmt) -> String {
@@ -695,6 +736,24 @@ pub fn tour_summary(rows: &[TourRow], fmt: &Fmt) -> String {
                     row.millis
                 );
             }
+            (None, _) if row.failed.is_some() => {
+                total += row.millis;
+                let first = format!("  {}  {:>11}  ", pad(row.lesson.id, id_w), "failed");
+                let why = row
+                    .failed
+                    .as_deref()
+                    .unwrap_or("")
+                    .lines()
+                    .next()
+                    .unwrap_or("");
+                for line in wrap(why, fmt.width, &first, &indent) {
+                    let _ = writeln!(
+                        s,
+                        "{}",
+                        line.replacen("failed", &"failed".red().to_string(), 1)
+                    );
+                }
+            }
             (None, reason) => {
                 let first = format!("  {}  {:>11}  ", pad(row.lesson.id, id_w), "skipped");
                 for line in wrap(reason.as_deref().unwrap_or(""), fmt.width, &first, &indent) {
@@ -707,7 +766,10 @@ pub fn tour_summary(rows: &[TourRow], fmt: &Fmt) -> String {
             }
         }
     }
-    let ran = rows.iter().filter(|r| r.report.is_some()).count();
+    let ran = rows
+        .iter()
+        .filter(|r| r.report.is_some() || r.failed.is_some())
+        .count();
     let ok = rows
         .iter()
         .filter(|r| r.report.as_ref().is_some_and(|x| x.ok))

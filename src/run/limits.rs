@@ -28,17 +28,15 @@ fn controllers(limits: &Limits) -> Vec<Controller> {
 /// Checks, creating nothing, that this machine can apply `limits`: exit 77 with the
 /// reason and the fix when a controller is missing or not delegated.
 pub fn check(limits: &Limits) -> Result<()> {
-    let layout = cgroup::Layout::detect()?;
+    // The doctor's decision, as for the memory, cpu and pids lessons: the same reasons,
+    // and fixes that name `nsx run`.
     for c in controllers(limits) {
-        let available = match layout.mode {
-            cgroup::Mode::V1 | cgroup::Mode::Hybrid => layout.v1_own_dir(c.name())?.is_some(),
-            cgroup::Mode::V2 => std::fs::read_to_string(layout.root.join("cgroup.controllers"))
-                .is_ok_and(|list| list.split_whitespace().any(|x| x == c.name())),
-        };
-        if !available {
+        if let crate::lessons::Support::No { reason, fix } =
+            crate::doctor::run_limits_support(&[c.name()])
+        {
             return Err(Error::unsupported(
-                format!("--{}: this machine's cgroups ({:?}) have no {c} controller nsx can use", flag(c), layout.mode),
-                format!("enable the {c} controller (on v2: echo +{c} > /sys/fs/cgroup/cgroup.subtree_control), or run without the limit"),
+                format!("--{}: {reason}", flag(c)),
+                format!("{fix}; or run without --{}", flag(c)),
             ));
         }
     }

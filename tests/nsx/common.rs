@@ -61,6 +61,24 @@ pub fn privileged(test: &str) -> bool {
     false
 }
 
+/// Runs `nsx args` as root in a mount namespace of its own (unshare(1): this test
+/// process never unshares) where every cgroup file system is remounted read-only, as
+/// in a container: the host's mounts are untouched.
+pub fn on_read_only_cgroupfs(args: &[&str]) -> Output {
+    const SCRIPT: &str = r#"set -e
+mount --make-rprivate /
+for m in $(findmnt -rn -t cgroup,cgroup2 -o TARGET); do mount -o remount,bind,ro "$m"; done
+exec "$@""#;
+    Command::new("unshare")
+        .args(["-m", "sh", "-c", SCRIPT, "sh", env!("CARGO_BIN_EXE_nsx")])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("SUDO_UID")
+        .env_remove("SUDO_GID")
+        .output()
+        .expect("unshare -m nsx")
+}
+
 /// Every lesson this build has, in curriculum order (`nsx lessons --format json`).
 pub fn lesson_ids() -> Vec<String> {
     let out = run(&["lessons", "--format", "json"]);

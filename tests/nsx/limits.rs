@@ -534,7 +534,17 @@ fn rootless_limits_need_a_delegated_v2_cgroup() {
                     .contains("belongs to root"),
                 "{entry}"
             );
-            assert!(stdout(&out).is_empty(), "nothing ran: {}", stdout(&out));
+            // Nothing ran: stdout holds the refusal as a JSON object (docs/json.md), no
+            // report.
+            let refusal: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(refusal["ok"], false, "{refusal:#}");
+            assert_eq!(refusal["error"]["kind"], "unsupported", "{refusal:#}");
+            assert_eq!(
+                refusal["error"]["fix"].as_str(),
+                Some(format!("sudo nsx lesson {id}").as_str()),
+                "{refusal:#}"
+            );
+            assert!(refusal.get("steps").is_none(), "nothing ran: {refusal:#}");
         }
     }
 }
@@ -663,4 +673,32 @@ fn four_concurrent_runs_of_each_limit_lesson() {
     let left = cgroups_of(&pids);
     assert!(left.is_empty(), "{left:?}");
     assert!(processes_of(&exe).is_empty());
+}
+
+#[test]
+fn rootless_nsx_run_with_a_limit_it_cannot_have_names_nsx_run_in_the_fix() {
+    if !privileged("rootless nsx run --memory (needs root to switch to the test user)") {
+        return;
+    }
+    let v2 = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.contains(" /sys/fs/cgroup ") && l.contains(" - cgroup2 "));
+    if v2 {
+        return; // a delegated v2 subtree may let it run: the kernel matrix covers v2
+    }
+    let (_dir, exe) = copy_binary("nsx");
+    let out = run_as_user(
+        &exe,
+        &["run", "--memory", "32M", "--format", "json", "--", "true"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    // There is no `nsx lesson run`: the fix is the command the user ran, as root.
+    assert!(!err.contains("nsx lesson run"), "{err}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("a JSON object");
+    assert_eq!(v["error"]["kind"], "unsupported", "{v:#}");
+    let fix = v["error"]["fix"].as_str().unwrap();
+    assert!(fix.contains("sudo nsx run"), "{fix}");
+    assert!(!err.contains("could not remove"), "{err}");
 }

@@ -1,4 +1,5 @@
-//! `nsx tour`: every supported lesson, a recap each, a summary; JSON is an array.
+//! `nsx tour`: every lesson, a recap each (or why it was skipped or failed), a summary;
+//! JSON is an array with every lesson's verdict.
 
 use crate::common::*;
 
@@ -106,4 +107,128 @@ fn only_and_from_choose_the_lessons_in_curriculum_order() {
     let out = run(&["tour", "--from", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("possible values"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_tour_on_a_read_only_cgroupfs_records_every_lesson_and_goes_on() {
+    if !privileged("tour on a read-only cgroupfs") {
+        return;
+    }
+    // cost is timed; the others that run here are quick.
+    let _cpu = cpu_heavy();
+    let ids = ["pid", "cgroupns", "memory", "cpu", "pids", "cost"];
+    let only = ids.join(",");
+    let out = on_read_only_cgroupfs(&["tour", "--only", &only, "--format", "json"]);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "every lesson that ran held: {err}"
+    );
+    assert!(
+        !err.contains("could not remove"),
+        "nothing was created: {err}"
+    );
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<&str> = entries
+        .iter()
+        .map(|e| e["lesson"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ids, "every lesson listed, in curriculum order");
+    for e in &entries {
+        let verdict = e["verdict"].as_str().unwrap();
+        match e["lesson"].as_str().unwrap() {
+            "memory" | "cpu" | "pids" => {
+                assert_eq!(verdict, "skipped", "{e:#}");
+                assert!(e["reason"].as_str().unwrap().contains("read-only"), "{e:#}");
+                assert!(e["fix"].is_string(), "{e:#}");
+            }
+            "cost" => {
+                assert_eq!(verdict, "held", "{e:#}");
+                let text = e.to_string();
+                assert!(
+                    text.contains("no cgroup timing") && text.contains("read-only"),
+                    "{e:#}"
+                );
+            }
+            _ => assert!(verdict == "held" || verdict == "skipped", "{e:#}"),
+        }
+    }
+}
+
+#[test]
+fn cgroup_lessons_on_a_read_only_cgroupfs_exit_77_with_a_json_reason() {
+    if !privileged("cgroup lessons on a read-only cgroupfs") {
+        return;
+    }
+    for id in ["memory", "cpu", "pids"] {
+        let out = on_read_only_cgroupfs(&["lesson", id, "--format", "json"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(77), "{id}: {err}");
+        assert!(!err.contains("could not remove"), "{id}: {err}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON object");
+        assert_eq!(v["ok"], false, "{v:#}");
+        assert_eq!(v["exit"], 77, "{v:#}");
+        assert_eq!(v["error"]["kind"], "unsupported", "{v:#}");
+        assert!(
+            v["error"]["reason"].as_str().unwrap().contains("read-only"),
+            "{v:#}"
+        );
+        assert!(v["error"]["fix"].is_string(), "{v:#}");
+    }
+    // cgroupns either shows the nesting nsx already has (it is nested here) or refuses:
+    // never a raw EROFS failure.
+    let out = on_read_only_cgroupfs(&["lesson", "cgroupns", "--format", "json"]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 77)),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("could not remove"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn usage_errors_print_a_json_object_when_json_is_asked_for() {
+    for args in [
+        &["tour", "--skip", "nope", "--format", "json"][..],
+        &["--format", "json", "lesson", "pdi"],
+        &["lesson", "pid", "--memory", "32M", "--format=json"],
+        &["lessons", "--bogus", "--format", "json"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            !stderr(&out).is_empty(),
+            "the human message stays on stderr: {args:?}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", stdout(&out)));
+        assert_eq!(v["ok"], false, "{v:#}");
+        assert_eq!(v["exit"], 2, "{v:#}");
+        assert_eq!(v["error"]["kind"], "usage", "{v:#}");
+        assert!(
+            v["error"]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+            "{v:#}"
+        );
+        assert!(
+            v["error"]["fix"].as_str().unwrap().contains("--help"),
+            "{v:#}"
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(&["tour", "--skip", "nope", "--format", "json"]).stdout)
+            .unwrap();
+    assert!(
+        v["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("possible values"),
+        "{v:#}"
+    );
+    // Without --format json, stdout stays empty.
+    assert!(run(&["tour", "--skip", "nope"]).stdout.is_empty());
 }
