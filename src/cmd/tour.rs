@@ -4,7 +4,7 @@ use crate::cmd::lesson::{run_one, Source};
 use crate::cmd::output::{out, STDOUT_WRITE};
 use crate::cmd::present::{can_pause, pause_here};
 use nsx::cli::{Format, TourArgs};
-use nsx::error::{op, Error, Result};
+use nsx::error::{Error, Result};
 use nsx::lessons;
 use nsx::render;
 
@@ -157,6 +157,7 @@ pub(crate) fn tour_exit(rows: &[render::human::TourRow]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nsx::error::op;
 
     #[test]
     fn a_tour_records_refusals_and_failures_and_stops_only_when_interrupted() {
