@@ -365,6 +365,11 @@ pub struct TourArgs {
     /// Start at this lesson (to resume a class where it stopped).
     #[arg(long, value_name = "ID", value_parser = PossibleValuesParser::new(lessons::ids()))]
     pub from: Option<String>,
+
+    /// Print each lesson's story (lessons/<id>.md) before it runs; with --step, pause
+    /// after it.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// `nsx lesson [ID] [OPTIONS]`: one subcommand per lesson, each with the lesson's own

@@ -67,14 +67,7 @@ pub(crate) fn lesson(format: Format, fmt: &render::human::Fmt, args: &LessonArgs
     let options = lesson.options(&args.matches)?;
     let pause = can_pause(args.step, format);
     if args.explain && format == Format::Human {
-        // The story first, rendered for the terminal; with --step the class reads it
-        // before anything runs.
-        out(&render::markdown::render(lesson.narrative, fmt))?;
-        out("\n")?;
-        if pause {
-            pause_here("to run the lesson")?;
-            out("\n")?;
-        }
+        story_first(lesson, fmt, pause)?;
     }
     let source = match &args.replay {
         Some(file) => Source::Replay(file),
@@ -94,4 +87,20 @@ pub(crate) fn lesson(format: Format, fmt: &render::human::Fmt, args: &LessonArgs
         ))?;
     }
     Ok(if report.ok { 0 } else { 1 })
+}
+
+/// `--explain`: the lesson's story, rendered for the terminal, before anything runs; with
+/// --step the class reads it and the presenter moves on.
+pub(crate) fn story_first(
+    lesson: &lessons::Lesson,
+    fmt: &render::human::Fmt,
+    pause: bool,
+) -> Result<()> {
+    out(&render::markdown::render(lesson.narrative, fmt))?;
+    out("\n")?;
+    if pause {
+        pause_here("to run the lesson")?;
+        out("\n")?;
+    }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! `nsx tour`: every lesson this machine supports, a recap after each, a summary.
 
-use crate::cmd::lesson::{run_one, Source};
+use crate::cmd::lesson::{run_one, story_first, Source};
 use crate::cmd::output::{out, STDOUT_WRITE};
 use crate::cmd::present::{can_pause, pause_here};
 use nsx::cli::{Format, TourArgs};
@@ -44,6 +44,9 @@ pub(crate) fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) ->
         let outcome = match refused {
             Some(r) => Err(r),
             None => {
+                if args.explain && human {
+                    story_first(lesson, fmt, pause)?;
+                }
                 let started = std::time::Instant::now();
                 let ran = run_one(
                     lesson,
@@ -87,6 +90,9 @@ pub(crate) fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) ->
                 }
                 let mut value = serde_json::to_value(&report).expect("serialisable");
                 value["verdict"] = if report.ok { "held" } else { "failed" }.into();
+                if args.explain {
+                    value["narrative"] = lesson.narrative.into();
+                }
                 json.push(value);
                 row.report = Some(report);
             }

@@ -246,3 +246,70 @@ fn each_pid_step_fits_one_80_by_24_screen_in_compact() {
     }
     assert!(steps >= 4);
 }
+
+/// The tour's own lines, around the lessons' (tested above): the recap of every recorded
+/// run, a lesson skipped and one failed with the longest reasons nsx gives, and the
+/// summary, none wider than the terminal at 60, 80, 100 and 120 columns.
+#[test]
+fn the_tour_fits_every_width() {
+    use crate::render::human::{recap, tour_failed, tour_skipped, tour_summary, TourRow};
+    colored::control::set_override(false);
+    let failure = crate::error::sys(
+        crate::error::op::MKDIR,
+        "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/nsx-4242-98765-memory",
+        nix::errno::Errno::EACCES,
+    )
+    .to_string();
+    let reason = "the memory controller is not enabled in /sys/fs/cgroup/user.slice/user-1000.slice/cgroup.subtree_control, and this user cannot enable it there";
+    let fix = "sudo systemctl edit user@.service, add [Service] Delegate=memory cpu pids, then log in again";
+    for width in [60, 80, 100, 120] {
+        let fmt = crate::render::text::Fmt::new(width, false);
+        let mut text = String::new();
+        let mut rows = Vec::new();
+        for lesson in LESSONS {
+            let mut row = TourRow {
+                lesson,
+                report: None,
+                millis: 1234.5,
+                skipped: None,
+                failed: None,
+            };
+            match recordings(lesson.id).into_iter().next() {
+                Some((_, rec)) => {
+                    let report = (lesson.imp.judge)(&rec).unwrap();
+                    text += &recap(&report, &fmt);
+                    row.report = Some(report);
+                }
+                None => {
+                    text += &tour_skipped(lesson, reason, fix, &fmt);
+                    row.skipped = Some(reason.into());
+                }
+            }
+            rows.push(row);
+        }
+        let lesson = &LESSONS[0];
+        text += &tour_skipped(lesson, reason, fix, &fmt);
+        text += &tour_failed(lesson, &failure, &fmt);
+        rows.push(TourRow {
+            lesson,
+            report: None,
+            millis: 0.0,
+            skipped: Some(reason.into()),
+            failed: None,
+        });
+        rows.push(TourRow {
+            lesson,
+            report: None,
+            millis: 12.0,
+            skipped: None,
+            failed: Some(failure.clone()),
+        });
+        text += &tour_summary(&rows, &fmt);
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= width,
+                "the tour at {width} columns: {line:?}"
+            );
+        }
+    }
+}

@@ -673,9 +673,20 @@ pub fn tour_failed(lesson: &Lesson, error: &str, fmt: &Fmt) -> String {
             let _ = writeln!(s, "{line}");
         }
     }
-    // The error's own "likely cause" and "fix" lines, indented as they came.
+    // The error's own "likely cause" and "fix" lines, indented as they came and wrapped
+    // under their label.
     for line in lines {
-        let _ = writeln!(s, "{line}");
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let (label, text) = match body.split_once(": ") {
+            Some((label, text)) if !label.contains(' ') || label == "likely cause" => {
+                (format!("{indent}{label}: "), text)
+            }
+            _ => (indent.to_string(), body),
+        };
+        for l in wrap(text, fmt.width, &label, &format!("{indent}    ")) {
+            let _ = writeln!(s, "{l}");
+        }
     }
     para(
         &mut s,

@@ -232,3 +232,47 @@ fn usage_errors_print_a_json_object_when_json_is_asked_for() {
     // Without --format json, stdout stays empty.
     assert!(run(&["tour", "--skip", "nope"]).stdout.is_empty());
 }
+
+/// `tour --explain`: each lesson's story, rendered for the terminal (no Markdown marks),
+/// comes before that lesson's header; in JSON each report carries its story.
+#[test]
+fn tour_explain_tells_each_story_before_its_lesson() {
+    if !privileged("tour --explain") {
+        return;
+    }
+    let out = run(&[
+        "tour",
+        "--only",
+        "pid,uts",
+        "--explain",
+        "--color",
+        "never",
+        "--width",
+        "80",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in:\n{text}"))
+    };
+    // The stories' titles, without the "# " of their Markdown, each before its lesson.
+    let (pid_story, uts_story) = (
+        at("pid: the probe becomes PID 1"),
+        at("uts: a hostname of its own"),
+    );
+    let (pid_run, uts_run) = (at("nsx lesson pid ·"), at("nsx lesson uts ·"));
+    assert!(pid_story < pid_run && pid_run < uts_story && uts_story < uts_run);
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("# ") || l.starts_with("```")),
+        "{text}"
+    );
+    let out = run(&["tour", "--only", "uts", "--explain", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v[0]["narrative"].as_str().unwrap().starts_with("# uts"),
+        "{v}"
+    );
+}
