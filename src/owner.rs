@@ -7,6 +7,12 @@
 //! boot): a PID alone is reused by the kernel, and a process's name is whatever its
 //! executable is called (a copy named `labtool` is still nsx). The pair names one process
 //! for the life of the machine, so liveness never depends on either.
+//!
+//! proc(5) gives `starttime` as the *reader's* boot-time clock counts it: a reader in a
+//! time namespace with a boottime offset (time_namespaces(7); `unshare --time
+//! --boottime 200`, or a container made so) reads every start time shifted by it. Start
+//! times here are taken back to the initial time namespace, so that such a run neither
+//! names its things differently nor takes every other live run for a dead one.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -46,7 +52,12 @@ impl Run {
     }
 
     pub fn is_alive_in(&self, proc: &Path) -> bool {
-        Run::of(proc, self.pid).is_some_and(|now| now == *self && !is_zombie(proc, self.pid))
+        // One tick apart at most: an offset that is not a whole number of ticks rounds
+        // the shifted and the unshifted reading differently (the kernel converts their
+        // sum to ticks).
+        Run::of(proc, self.pid).is_some_and(|now| {
+            now.pid == self.pid && now.start.abs_diff(self.start) <= 1 && !is_zombie(proc, self.pid)
+        })
     }
 
     /// `4242-98765`: how names carry the run.
@@ -87,9 +98,43 @@ fn split_number(s: &str) -> Option<(&str, &str)> {
 /// proc(5): `/proc/<pid>/stat` is `pid (comm) state ppid ...`, and comm may hold spaces
 /// and parentheses, so fields are counted after the last `)`: state is field 3 and
 /// starttime field 22.
+/// `starttime` of `<proc>/<pid>/stat`, less the boot-time offset of the reader's time
+/// namespace: clock ticks after boot as the initial time namespace counts them.
 fn start_time(proc: &Path, pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(proc.join(pid.to_string()).join("stat")).ok()?;
-    parse_stat_start(&stat)
+    let read = parse_stat_start(&stat)?;
+    let offsets = std::fs::read_to_string(proc.join("self/timens_offsets")).unwrap_or_default();
+    Some(read.saturating_add_signed(-boottime_offset_ticks(&offsets, clock_ticks())))
+}
+
+/// sysconf(_SC_CLK_TCK): the unit of `starttime` (proc(5)).
+fn clock_ticks() -> i64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz
+    } else {
+        100
+    }
+}
+
+/// The `boottime` line of `timens_offsets` ("boottime <secs> <nanosecs>",
+/// time_namespaces(7)) in clock ticks, rounded down as the kernel rounds; 0 without one
+/// (the initial time namespace, or a kernel without time namespaces).
+fn boottime_offset_ticks(offsets: &str, hz: i64) -> i64 {
+    offsets
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split_whitespace();
+            if f.next()? != "boottime" {
+                return None;
+            }
+            let secs: i64 = f.next()?.parse().ok()?;
+            let nanos: i64 = f.next()?.parse().ok()?;
+            let total = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+            i64::try_from(total.div_euclid(1_000_000_000 / i128::from(hz))).ok()
+        })
+        .unwrap_or(0)
 }
 
 fn parse_stat_start(stat: &str) -> Option<u64> {
@@ -136,6 +181,17 @@ mod tests {
     }
 
     #[test]
+    fn a_boottime_offset_is_taken_off_in_clock_ticks() {
+        assert_eq!(boottime_offset_ticks("", 100), 0);
+        assert_eq!(
+            boottime_offset_ticks("monotonic 100 0\nboottime 200 0\n", 100),
+            20_000
+        );
+        assert_eq!(boottime_offset_ticks("boottime -5 500000000\n", 100), -450);
+        assert_eq!(boottime_offset_ticks("boottime 0 15000000\n", 100), 1);
+    }
+
+    #[test]
     fn start_time_is_field_22_even_when_comm_has_spaces_and_parens() {
         let mut fields = vec!["S".to_string()];
         fields.extend((4..=52).map(|n| n.to_string()));
@@ -150,8 +206,14 @@ mod tests {
         assert_eq!(me.pid, std::process::id());
         assert!(me.start > 0);
         assert!(me.is_alive());
-        // Same PID, other start time: a reused PID, so the run that made it is gone.
+        // Same PID, a start time two ticks or more away: a reused PID, so the run that
+        // made it is gone. One tick away is the rounding of a time namespace's offset.
         assert!(!Run {
+            start: me.start + 2,
+            ..me
+        }
+        .is_alive());
+        assert!(Run {
             start: me.start + 1,
             ..me
         }

@@ -890,3 +890,34 @@ fn interrupt_each_at_points(exe: &std::path::Path, ids: &[&str], points: u32) ->
     }
     interrupted
 }
+
+/// A run in a time namespace with a boottime offset reads every process's start time
+/// shifted (proc(5) starttime is the reader's boot clock): its sweep must still see a
+/// live run as alive. Here the live run is this test process, with a tree named after
+/// it; nsx runs under `unshare --time --boottime` and sweeps the temp dir first thing.
+#[test]
+fn a_run_in_a_time_namespace_keeps_the_trees_of_live_runs() {
+    if !privileged("sweep from a time namespace") {
+        return;
+    }
+    let me = nsx::owner::Run::current();
+    let tmp = std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let tree = tmp.join(me.name("rootfs-timens00"));
+    std::fs::create_dir_all(tree.join("image/proc")).unwrap();
+    let out = Command::new("unshare")
+        .args(["--time", "--fork", "--boottime", "86400"])
+        .arg(env!("CARGO_BIN_EXE_nsx"))
+        .args(["lesson", "uts", "--format", "json"])
+        .output()
+        .unwrap();
+    let kept = tree.join("image/proc").is_dir();
+    let _ = std::fs::remove_dir_all(&tree);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        kept,
+        "a live run's tree was swept by nsx in a time namespace"
+    );
+}
