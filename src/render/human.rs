@@ -626,19 +626,23 @@ pub fn recap(report: &Report, fmt: &Fmt) -> String {
     s
 }
 
-pub fn tour_skipped(lesson: &Lesson, reason: &str, fix: &str, fmt: &Fmt) -> String {
-    let mut s = String::new();
+/// A blank line, then "WORD ID: text" wrapped under a two-space indent, WORD shown as
+/// `word.1` (its colour) and measured as `word.0`.
+fn headline(
+    s: &mut String,
+    word: (&str, colored::ColoredString),
+    lesson: &Lesson,
+    text: &str,
+    fmt: &Fmt,
+) {
     let _ = writeln!(s);
-    let first = format!("skipped {}: ", lesson.id);
-    for (i, line) in wrap(reason, fmt.width, &first, "  ")
-        .into_iter()
-        .enumerate()
-    {
+    let first = format!("{} {}: ", word.0, lesson.id);
+    for (i, line) in wrap(text, fmt.width, &first, "  ").into_iter().enumerate() {
         if i == 0 {
             let _ = writeln!(
                 s,
                 "{} {}: {}",
-                "skipped".yellow().bold(),
+                word.1,
                 lesson.id.bold(),
                 &line[first.len()..]
             );
@@ -646,6 +650,17 @@ pub fn tour_skipped(lesson: &Lesson, reason: &str, fix: &str, fmt: &Fmt) -> Stri
             let _ = writeln!(s, "{line}");
         }
     }
+}
+
+pub fn tour_skipped(lesson: &Lesson, reason: &str, fix: &str, fmt: &Fmt) -> String {
+    let mut s = String::new();
+    headline(
+        &mut s,
+        ("skipped", "skipped".yellow().bold()),
+        lesson,
+        reason,
+        fmt,
+    );
     para(&mut s, fmt, "  fix: ", "    ", fix, plain);
     let _ = writeln!(s, "{}", "─".repeat(fmt.width.min(72)).dimmed());
     s
@@ -654,25 +669,15 @@ pub fn tour_skipped(lesson: &Lesson, reason: &str, fix: &str, fmt: &Fmt) -> Stri
 /// A lesson of the tour that failed with an error (not a fact): what went wrong.
 pub fn tour_failed(lesson: &Lesson, error: &str, fmt: &Fmt) -> String {
     let mut s = String::new();
-    let _ = writeln!(s);
     let mut lines = error.lines();
-    let first = format!("failed {}: ", lesson.id);
-    for (i, line) in wrap(lines.next().unwrap_or(""), fmt.width, &first, "  ")
-        .into_iter()
-        .enumerate()
-    {
-        if i == 0 {
-            let _ = writeln!(
-                s,
-                "{} {}: {}",
-                "failed".red().bold(),
-                lesson.id.bold(),
-                &line[first.len()..]
-            );
-        } else {
-            let _ = writeln!(s, "{line}");
-        }
-    }
+    let first = lines.next().unwrap_or("");
+    headline(
+        &mut s,
+        ("failed", "failed".red().bold()),
+        lesson,
+        first,
+        fmt,
+    );
     // The error's own "likely cause" and "fix" lines, indented as they came and wrapped
     // under their label.
     for line in lines {
