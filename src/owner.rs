@@ -103,8 +103,20 @@ fn split_number(s: &str) -> Option<(&str, &str)> {
 fn start_time(proc: &Path, pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(proc.join(pid.to_string()).join("stat")).ok()?;
     let read = parse_stat_start(&stat)?;
-    let offsets = std::fs::read_to_string(proc.join("self/timens_offsets")).unwrap_or_default();
-    Some(read.saturating_add_signed(-boottime_offset_ticks(&offsets, clock_ticks())))
+    Some(read.saturating_add_signed(-own_boottime_offset()))
+}
+
+/// The boot-time offset of this process's time namespace, in clock ticks, read once:
+/// `/proc/self/timens_offsets` (the reader's, whatever procfs the start times come from)
+/// shows the offsets of the namespace the process's *children* get, which is its own
+/// until it unshares CLONE_NEWTIME; nsx reads it at its first sweep, before any lesson
+/// could.
+fn own_boottime_offset() -> i64 {
+    static OFFSET: OnceLock<i64> = OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let offsets = std::fs::read_to_string("/proc/self/timens_offsets").unwrap_or_default();
+        boottime_offset_ticks(&offsets, clock_ticks())
+    })
 }
 
 /// sysconf(_SC_CLK_TCK): the unit of `starttime` (proc(5)).
