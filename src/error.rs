@@ -161,6 +161,14 @@ impl Error {
         }
     }
 
+    /// The likely cause and fix nsx knows for a failed system call.
+    pub fn hint(&self) -> Option<&Hint> {
+        match self {
+            Error::Sys(s) => s.hint.as_ref(),
+            _ => None,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Unsupported { .. } => exit::UNSUPPORTED,

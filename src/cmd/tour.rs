@@ -7,6 +7,7 @@ use nsx::cli::{Format, TourArgs};
 use nsx::error::{Error, Result};
 use nsx::lessons;
 use nsx::render;
+use nsx::render::human::{TourResult, TourRow};
 
 /// Every lesson in curriculum order, a recap after each, a summary at the end. A lesson
 /// this machine cannot run is recorded as skipped, with the reason and the fix, whether
@@ -28,13 +29,7 @@ pub(crate) fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) ->
         .filter(|l| !args.skip.iter().any(|s| s == l.id))
         .filter(|l| args.only.is_empty() || args.only.iter().any(|s| s == l.id))
     {
-        let mut row = render::human::TourRow {
-            lesson,
-            report: None,
-            millis: 0.0,
-            skipped: None,
-            failed: None,
-        };
+        let mut millis = 0.0;
         // The same check the lesson makes first (lessons::run): asked here too, so that a
         // lesson refused up front prints no header.
         let refused = match lesson.support() {
@@ -56,7 +51,7 @@ pub(crate) fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) ->
                     pause,
                     Source::Live { record: None },
                 );
-                row.millis = started.elapsed().as_secs_f64() * 1000.0;
+                millis = started.elapsed().as_secs_f64() * 1000.0;
                 match tour_outcome(ran)? {
                     TourOutcome::Ran(report) => Ok(report),
                     TourOutcome::Refused { reason, fix } => Err(("during", reason, fix)),
@@ -65,7 +60,7 @@ pub(crate) fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) ->
                         // and the tour goes on: the lessons after it may well run.
                         nsx::warn!("nsx: lesson {}: {e}", lesson.id);
                         if human {
-                            out(&render::human::tour_failed(lesson, &e.to_string(), fmt))?;
+                            out(&render::human::tour_failed(lesson, &e, fmt))?;
                         }
                         json.push(serde_json::json!({
                             "lesson": lesson.id,
@@ -73,14 +68,17 @@ pub(crate) fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) ->
                             "ok": false,
                             "error": e.json(),
                         }));
-                        row.failed = Some(e.to_string());
-                        rows.push(row);
+                        rows.push(TourRow {
+                            lesson,
+                            result: TourResult::Failed(e.to_string()),
+                            millis,
+                        });
                         continue;
                     }
                 }
             }
         };
-        match outcome {
+        let result = match outcome {
             Ok(report) => {
                 if human {
                     out(&render::human::recap(&report, fmt))?;
@@ -94,7 +92,7 @@ pub(crate) fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) ->
                     value["narrative"] = lesson.narrative.into();
                 }
                 json.push(value);
-                row.report = Some(report);
+                TourResult::Ran(Box::new(report))
             }
             Err((when, reason, fix)) => {
                 if human {
@@ -108,10 +106,14 @@ pub(crate) fn tour(format: Format, fmt: &render::human::Fmt, args: &TourArgs) ->
                     "reason": reason,
                     "fix": fix,
                 }));
-                row.skipped = Some(reason);
+                TourResult::Skipped(reason)
             }
-        }
-        rows.push(row);
+        };
+        rows.push(TourRow {
+            lesson,
+            result,
+            millis,
+        });
     }
     match format {
         Format::Human => out(&render::human::tour_summary(&rows, fmt))?,
@@ -149,10 +151,8 @@ pub(crate) fn tour_outcome(ran: Result<nsx::report::Report>) -> Result<TourOutco
 }
 
 /// 0 when every lesson that ran held (skipped ones aside), 1 otherwise.
-pub(crate) fn tour_exit(rows: &[render::human::TourRow]) -> i32 {
-    let all_ok = rows
-        .iter()
-        .all(|r| r.failed.is_none() && r.report.as_ref().is_none_or(|rep| rep.ok));
+pub(crate) fn tour_exit(rows: &[TourRow]) -> i32 {
+    let all_ok = rows.iter().filter(|r| r.ran()).all(TourRow::held);
     if all_ok {
         nsx::error::exit::OK
     } else {
@@ -193,12 +193,14 @@ mod tests {
     #[test]
     fn the_tour_exits_0_when_every_lesson_that_ran_held() {
         let lesson = &nsx::lessons::LESSONS[0];
-        let row = |skipped: bool, failed: bool| render::human::TourRow {
+        let row = |skipped: bool, failed: bool| TourRow {
             lesson,
-            report: None,
+            result: match (skipped, failed) {
+                (true, _) => TourResult::Skipped("no".to_string()),
+                (_, true) => TourResult::Failed("boom".to_string()),
+                _ => unreachable!(),
+            },
             millis: 0.0,
-            skipped: skipped.then(|| "no".to_string()),
-            failed: failed.then(|| "boom".to_string()),
         };
         assert_eq!(tour_exit(&[row(true, false), row(true, false)]), 0);
         assert_eq!(tour_exit(&[row(true, false), row(false, true)]), 1);

@@ -252,14 +252,15 @@ fn each_pid_step_fits_one_80_by_24_screen_in_compact() {
 /// summary, none wider than the terminal at 60, 80, 100 and 120 columns.
 #[test]
 fn the_tour_fits_every_width() {
-    use crate::render::human::{recap, tour_failed, tour_skipped, tour_summary, TourRow};
+    use crate::render::human::{
+        recap, tour_failed, tour_skipped, tour_summary, TourResult, TourRow,
+    };
     colored::control::set_override(false);
     let failure = crate::error::sys(
         crate::error::op::MKDIR,
         "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/nsx-4242-98765-memory",
         nix::errno::Errno::EACCES,
-    )
-    .to_string();
+    );
     let reason = "the memory controller is not enabled in /sys/fs/cgroup/user.slice/user-1000.slice/cgroup.subtree_control, and this user cannot enable it there";
     let fix = "sudo systemctl edit user@.service, add [Service] Delegate=memory cpu pids, then log in again";
     for width in [60, 80, 100, 120] {
@@ -267,42 +268,35 @@ fn the_tour_fits_every_width() {
         let mut text = String::new();
         let mut rows = Vec::new();
         for lesson in LESSONS {
-            let mut row = TourRow {
-                lesson,
-                report: None,
-                millis: 1234.5,
-                skipped: None,
-                failed: None,
-            };
-            match recordings(lesson.id).into_iter().next() {
+            let result = match recordings(lesson.id).into_iter().next() {
                 Some((_, rec)) => {
                     let report = (lesson.imp.judge)(&rec).unwrap();
                     text += &recap(&report, &fmt);
-                    row.report = Some(report);
+                    TourResult::Ran(Box::new(report))
                 }
                 None => {
                     text += &tour_skipped(lesson, reason, fix, &fmt);
-                    row.skipped = Some(reason.into());
+                    TourResult::Skipped(reason.into())
                 }
-            }
-            rows.push(row);
+            };
+            rows.push(TourRow {
+                lesson,
+                result,
+                millis: 1234.5,
+            });
         }
         let lesson = &LESSONS[0];
         text += &tour_skipped(lesson, reason, fix, &fmt);
         text += &tour_failed(lesson, &failure, &fmt);
         rows.push(TourRow {
             lesson,
-            report: None,
+            result: TourResult::Skipped(reason.into()),
             millis: 0.0,
-            skipped: Some(reason.into()),
-            failed: None,
         });
         rows.push(TourRow {
             lesson,
-            report: None,
+            result: TourResult::Failed(failure.to_string()),
             millis: 12.0,
-            skipped: None,
-            failed: Some(failure.clone()),
         });
         text += &tour_summary(&rows, &fmt);
         for line in text.lines() {

@@ -667,30 +667,27 @@ pub fn tour_skipped(lesson: &Lesson, reason: &str, fix: &str, fmt: &Fmt) -> Stri
 }
 
 /// A lesson of the tour that failed with an error (not a fact): what went wrong.
-pub fn tour_failed(lesson: &Lesson, error: &str, fmt: &Fmt) -> String {
+pub fn tour_failed(lesson: &Lesson, error: &crate::error::Error, fmt: &Fmt) -> String {
     let mut s = String::new();
-    let mut lines = error.lines();
-    let first = lines.next().unwrap_or("");
+    let text = error.to_string();
+    let mut lines = text.lines();
     headline(
         &mut s,
         ("failed", "failed".red().bold()),
         lesson,
-        first,
+        lines.next().unwrap_or(""),
         fmt,
     );
-    // The error's own "likely cause" and "fix" lines, indented as they came and wrapped
-    // under their label.
-    for line in lines {
-        let body = line.trim_start();
-        let indent = &line[..line.len() - body.len()];
-        let (label, text) = match body.split_once(": ") {
-            Some((label, text)) if !label.contains(' ') || label == "likely cause" => {
-                (format!("{indent}{label}: "), text)
+    match error.hint() {
+        // The cause and the fix nsx knows, each wrapped under its label.
+        Some(h) => {
+            para(&mut s, fmt, "  likely cause: ", "      ", &h.cause, plain);
+            para(&mut s, fmt, "  fix: ", "      ", &h.fix, plain);
+        }
+        None => {
+            for line in lines {
+                para(&mut s, fmt, "  ", "  ", line.trim_start(), plain);
             }
-            _ => (indent.to_string(), body),
-        };
-        for l in wrap(text, fmt.width, &label, &format!("{indent}    ")) {
-            let _ = writeln!(s, "{l}");
         }
     }
     para(
@@ -705,15 +702,33 @@ pub fn tour_failed(lesson: &Lesson, error: &str, fmt: &Fmt) -> String {
     s
 }
 
+/// What became of one lesson of the tour.
+pub enum TourResult {
+    /// It ran and judged its facts.
+    Ran(Box<Report>),
+    /// This machine could not run it (before it started, or found while it ran): why.
+    Skipped(String),
+    /// It failed with this error.
+    Failed(String),
+}
+
 /// One lesson's line in the tour's summary.
 pub struct TourRow {
     pub lesson: &'static Lesson,
-    pub report: Option<Report>,
+    pub result: TourResult,
     pub millis: f64,
-    /// Why the machine could not run it (before it started, or found while it ran).
-    pub skipped: Option<String>,
-    /// The error it failed with.
-    pub failed: Option<String>,
+}
+
+impl TourRow {
+    /// Whether it ran, held or not (a skipped lesson did not).
+    pub fn ran(&self) -> bool {
+        !matches!(self.result, TourResult::Skipped(_))
+    }
+
+    /// Whether it ran and every fact held.
+    pub fn held(&self) -> bool {
+        matches!(&self.result, TourResult::Ran(r) if r.ok)
+    }
 }
 
 pub fn tour_summary(rows: &[TourRow], fmt: &Fmt) -> String {
@@ -736,8 +751,8 @@ pub fn tour_summary(rows: &[TourRow], fmt: &Fmt) -> String {
     let mut total = 0.0;
     let indent = " ".repeat(2 + id_w + 2 + 11 + 2);
     for row in rows {
-        match (&row.report, &row.skipped) {
-            (Some(report), _) => {
+        match &row.result {
+            TourResult::Ran(report) => {
                 total += row.millis;
                 let held = format!("{}/{}", report.held(), report.facts.len());
                 let held = if report.ok {
@@ -752,16 +767,10 @@ pub fn tour_summary(rows: &[TourRow], fmt: &Fmt) -> String {
                     row.millis
                 );
             }
-            (None, _) if row.failed.is_some() => {
+            TourResult::Failed(error) => {
                 total += row.millis;
                 let first = format!("  {}  {:>11}  ", pad(row.lesson.id, id_w), "failed");
-                let why = row
-                    .failed
-                    .as_deref()
-                    .unwrap_or("")
-                    .lines()
-                    .next()
-                    .unwrap_or("");
+                let why = error.lines().next().unwrap_or("");
                 for line in wrap(why, fmt.width, &first, &indent) {
                     let _ = writeln!(
                         s,
@@ -770,9 +779,9 @@ pub fn tour_summary(rows: &[TourRow], fmt: &Fmt) -> String {
                     );
                 }
             }
-            (None, reason) => {
+            TourResult::Skipped(reason) => {
                 let first = format!("  {}  {:>11}  ", pad(row.lesson.id, id_w), "skipped");
-                for line in wrap(reason.as_deref().unwrap_or(""), fmt.width, &first, &indent) {
+                for line in wrap(reason, fmt.width, &first, &indent) {
                     let _ = writeln!(
                         s,
                         "{}",
@@ -782,14 +791,8 @@ pub fn tour_summary(rows: &[TourRow], fmt: &Fmt) -> String {
             }
         }
     }
-    let ran = rows
-        .iter()
-        .filter(|r| r.report.is_some() || r.failed.is_some())
-        .count();
-    let ok = rows
-        .iter()
-        .filter(|r| r.report.as_ref().is_some_and(|x| x.ok))
-        .count();
+    let ran = rows.iter().filter(|r| r.ran()).count();
+    let ok = rows.iter().filter(|r| r.held()).count();
     para(
         &mut s,
         fmt,
