@@ -41,6 +41,16 @@ use crate::sandbox::veth::Subnet30;
     )
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The flags every command takes, before or after its name.
+#[derive(Debug, Args)]
+pub struct Global {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -56,15 +66,39 @@ pub struct Cli {
     /// For a projector: no `$` command lines and no fact ids.
     #[arg(long, global = true)]
     pub compact: bool,
-
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 impl Cli {
+    /// Parses `args` (the program's name first), as `Cli::try_parse_from` does.
+    ///
+    /// A command line naming a lesson (`nsx lesson pid ...`) is first parsed against a
+    /// command holding only `lesson` and that lesson's subcommand: building every command
+    /// and lesson, each with its own options and the global flags copied into it, was the
+    /// larger part of nsx's start-up. What the narrow command accepts means the same to
+    /// the full one (it lacks only subcommands the words did not name); what it refuses,
+    /// help and version included, is parsed again by the full command, so errors,
+    /// suggestions and help read as before.
+    pub fn parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::FromArgMatches;
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        if let Some(lesson) = named_lesson(&args) {
+            if let Ok(cli) = narrow_command(lesson)
+                .try_get_matches_from(&args)
+                .and_then(|m| Cli::from_arg_matches(&m))
+            {
+                return Ok(cli);
+            }
+        }
+        Cli::try_parse_from(&args)
+    }
+
     /// How wide human output may be, and how much of it to show.
     pub fn fmt(&self) -> crate::render::text::Fmt {
-        crate::render::text::Fmt::detect(self.width.map(usize::from), self.compact)
+        crate::render::text::Fmt::detect(self.global.width.map(usize::from), self.global.compact)
     }
 }
 
@@ -372,6 +406,23 @@ pub struct TourArgs {
     pub explain: bool,
 }
 
+/// `nsx` with only the global flags, `lesson` and `lesson`'s subcommand for `lesson`.
+fn narrow_command(lesson: &lessons::Lesson) -> clap::Command {
+    Global::augment_args(clap::Command::new("nsx"))
+        .subcommand(lesson_args(clap::Command::new("lesson"), [lesson]))
+}
+
+/// The lesson a command line names: the first word after the first `lesson` that is not
+/// a flag, if it is a lesson's id. A guess that may be wrong (`--record pid uts` names
+/// uts): [`Cli::parse_args`] checks it by parsing.
+fn named_lesson(args: &[std::ffi::OsString]) -> Option<&'static lessons::Lesson> {
+    let after = args.iter().skip(1).skip_while(|a| *a != "lesson").skip(1);
+    let id = after
+        .map(|a| a.to_str())
+        .find(|a| !a.is_some_and(|a| a.starts_with('-')))??;
+    lessons::find(id)
+}
+
 /// `nsx lesson [ID] [OPTIONS]`: one subcommand per lesson, each with the lesson's own
 /// options; the flags every lesson takes are global to `lesson`, so they may follow the id.
 #[derive(Debug, Clone)]
@@ -414,8 +465,21 @@ impl clap::FromArgMatches for LessonArgs {
 
 impl Args for LessonArgs {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        use clap::{Arg, ArgAction};
-        cmd.subcommand_value_name("ID")
+        lesson_args(cmd, lessons::LESSONS)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// `nsx lesson`'s own flags, and one subcommand for each of `lessons`.
+fn lesson_args<'a>(
+    cmd: clap::Command,
+    lessons: impl IntoIterator<Item = &'a lessons::Lesson>,
+) -> clap::Command {
+    use clap::{Arg, ArgAction};
+    cmd.subcommand_value_name("ID")
             .disable_help_subcommand(true)
             .subcommand_help_heading("Lessons")
             .arg(
@@ -449,12 +513,7 @@ impl Args for LessonArgs {
                     .value_parser(clap::value_parser!(PathBuf))
                     .help("Show a run recorded with --record instead of measuring: no privileges needed, and the output says where it was recorded"),
             )
-            .subcommands(lessons::LESSONS.iter().map(|l| l.command()))
-    }
-
-    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        Self::augment_args(cmd)
-    }
+            .subcommands(lessons.into_iter().map(|l| l.command()))
 }
 
 pub fn parse_veth_net(s: &str) -> Result<Subnet30, String> {
@@ -499,12 +558,108 @@ mod tests {
             }
         }
 
+        /// The narrow parse of a lesson's command line means what the full one means,
+        /// and what it refuses reads as the full command's refusal.
+        #[test]
+        fn a_lessons_command_line_parses_as_with_every_lesson(
+            words in proptest::collection::vec(proptest::sample::select(vec![
+                "lesson", "pid", "uts", "memory", "net", "--memory", "64M", "--hostname",
+                "box", "--record", "--replay", "f.json", "--step", "--explain", "--format",
+                "json", "--help", "-h", "--compact", "--no-veth", "--", "run", "x", "--version",
+            ]), 0..7)
+        ) {
+            let argv: Vec<&str> = std::iter::once("nsx").chain(words.iter().copied()).collect();
+            let full = Cli::try_parse_from(&argv);
+            let narrow = Cli::parse_args(&argv);
+            match (full, narrow) {
+                (Ok(f), Ok(n)) => proptest::prop_assert_eq!(format!("{f:?}"), format!("{n:?}")),
+                (Err(f), Err(n)) => proptest::prop_assert_eq!(f.to_string(), n.to_string()),
+                (f, n) => proptest::prop_assert!(false, "{:?}: {:?} vs {:?}", argv, f.is_ok(), n.is_ok()),
+            }
+        }
+
         #[test]
         fn pids_parse_only_when_positive(pid in proptest::num::i64::ANY) {
             let r = Cli::try_parse_from(["nsx", "inspect", &pid.to_string()]);
             let ok = pid >= 1 && pid <= i32::MAX as i64;
             proptest::prop_assert_eq!(r.is_ok(), ok, "{}", pid);
         }
+    }
+
+    #[test]
+    fn each_lessons_narrow_command_is_consistent_and_parses_as_the_full_one() {
+        use clap::FromArgMatches;
+        for lesson in lessons::LESSONS {
+            narrow_command(lesson).debug_assert();
+        }
+        for argv in [
+            &["nsx", "lesson", "pid"][..],
+            &[
+                "nsx",
+                "--format",
+                "json",
+                "lesson",
+                "uts",
+                "--hostname",
+                "box",
+                "--compact",
+            ],
+            &[
+                "nsx",
+                "lesson",
+                "--step",
+                "memory",
+                "--memory",
+                "64M",
+                "--width=100",
+            ],
+            &[
+                "nsx",
+                "lesson",
+                "net",
+                "--no-veth",
+                "--record",
+                "n.json",
+                "--color",
+                "never",
+            ],
+            &["nsx", "lesson", "cpu", "--explain", "--format=json"],
+        ] {
+            let lesson = lessons::find(argv.iter().find(|a| lessons::find(a).is_some()).unwrap());
+            let matches = narrow_command(lesson.unwrap())
+                .try_get_matches_from(argv)
+                .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            let narrow = Cli::from_arg_matches(&matches).unwrap();
+            let full = Cli::try_parse_from(argv).unwrap();
+            assert_eq!(format!("{narrow:?}"), format!("{full:?}"), "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn a_named_lesson_is_a_guess_the_parse_checks() {
+        let named = |argv: &[&str]| {
+            let argv: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+            named_lesson(&argv).map(|l| l.id)
+        };
+        assert_eq!(named(&["nsx", "lesson", "pid"]), Some("pid"));
+        assert_eq!(
+            named(&["nsx", "--format", "json", "lesson", "--step", "uts"]),
+            Some("uts")
+        );
+        assert_eq!(
+            named(&["nsx", "lesson", "--record", "pid", "uts"]),
+            Some("pid")
+        );
+        assert_eq!(named(&["nsx", "lesson"]), None);
+        assert_eq!(named(&["nsx", "lesson", "pdi"]), None);
+        assert_eq!(named(&["nsx", "tour", "pid"]), None);
+        // The guess was wrong: the full command parses, and records to a file named pid.
+        let cli = Cli::parse_args(["nsx", "lesson", "--record", "pid", "uts"]).unwrap();
+        let Command::Lesson(args) = cli.command else {
+            panic!("a lesson")
+        };
+        assert_eq!(args.id.as_deref(), Some("uts"));
+        assert_eq!(args.record, Some(PathBuf::from("pid")));
     }
 
     #[test]

@@ -1,8 +1,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use nsx::cli::{Cli, Command, Format};
 use nsx::error::{Error, Result};
 use nsx::render;
@@ -20,7 +18,7 @@ use crate::cmd::usage::{clap_exit, misplaced_lesson_flag, unknown_lesson, usage_
 
 fn main() -> ExitCode {
     STDOUT_WAS_TERMINAL.get_or_init(|| std::io::stdout().is_terminal());
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             if let Some(why) = unknown_lesson(&e).or_else(|| misplaced_lesson_flag(&e)) {
@@ -31,7 +29,7 @@ fn main() -> ExitCode {
             return clap_exit(&e);
         }
     };
-    set_colour(cli.color);
+    set_colour(cli.global.color);
     signals::install();
     match run(&cli) {
         Ok(code) => ExitCode::from(code as u8),
@@ -40,7 +38,7 @@ fn main() -> ExitCode {
         Err(Error::Quit) => ExitCode::SUCCESS,
         Err(e) => {
             nsx::warn!("nsx: {e}");
-            if cli.format == Format::Json {
+            if cli.global.format == Format::Json {
                 // A script reading stdout learns why too (docs/json.md): a write that
                 // fails here changes nothing, the exit code below says it all.
                 let _ = out(&json(&e.json_outcome()));
@@ -52,12 +50,12 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<i32> {
     match &cli.command {
-        Command::Lessons => list_lessons(cli.format, &cli.fmt()),
-        Command::Lesson(args) => lesson(cli.format, &cli.fmt(), args),
-        Command::Tour(args) => tour(cli.format, &cli.fmt(), args),
+        Command::Lessons => list_lessons(cli.global.format, &cli.fmt()),
+        Command::Lesson(args) => lesson(cli.global.format, &cli.fmt(), args),
+        Command::Tour(args) => tour(cli.global.format, &cli.fmt(), args),
         Command::Doctor => {
             let report = doctor::report(doctor::host().clone());
-            match cli.format {
+            match cli.global.format {
                 Format::Human => out(&doctor::render::human(&report))?,
                 Format::Json => out(&json(&report))?,
             }
@@ -68,7 +66,7 @@ fn run(cli: &Cli) -> Result<i32> {
             // from; without a cgroup file system there are just no limits to show.
             let layout = nsx::cgroup::Layout::detect_all().ok();
             let i = inspect::inspect(std::path::Path::new("/proc"), args.pid, layout.as_ref())?;
-            match cli.format {
+            match cli.global.format {
                 Format::Human => out(&inspect::render::inspection(&i))?,
                 Format::Json => out(&json(&i))?,
             }
@@ -81,7 +79,7 @@ fn run(cli: &Cli) -> Result<i32> {
                 &args.operation,
                 args.path.as_deref(),
             )?;
-            match cli.format {
+            match cli.global.format {
                 Format::Human => out(&nsx::why::render::why(&w))?,
                 Format::Json => out(&json(&w))?,
             }
@@ -89,14 +87,14 @@ fn run(cli: &Cli) -> Result<i32> {
         }
         Command::Ps => {
             let ps = inspect::ps(std::path::Path::new("/proc"))?;
-            match cli.format {
+            match cli.global.format {
                 Format::Human => out(&inspect::render::ps(&ps))?,
                 Format::Json => out(&json(&ps))?,
             }
             Ok(0)
         }
         Command::Glossary => {
-            match cli.format {
+            match cli.global.format {
                 Format::Human => out(&render::markdown::render(nsx::GLOSSARY, &cli.fmt()))?,
                 Format::Json => out(&json(&serde_json::json!({ "glossary": nsx::GLOSSARY })))?,
             }
@@ -118,6 +116,6 @@ fn run(cli: &Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Run(args) => nsx::run::run(&args.options()),
-        Command::Rootfs(cmd) => rootfs(cli.format, cmd),
+        Command::Rootfs(cmd) => rootfs(cli.global.format, cmd),
     }
 }
