@@ -94,9 +94,37 @@ pub fn find_in(candidates: &[&Path]) -> Result<PathBuf> {
 
 /// True when the ELF file at `path` has no PT_INTERP program header (no dynamic loader).
 pub fn is_static(path: &Path) -> Result<bool> {
-    let data = std::fs::read(path).ctx(op::READ, path.display())?;
+    use std::io::Read;
+    // The 64-byte header, then only as far as the program headers it points to end:
+    // not the whole binary (2 MB for busybox).
+    let file = std::fs::File::open(path).ctx("open", path.display())?;
+    let mut data = Vec::new();
+    let read = |upto: u64, data: &mut Vec<u8>| {
+        (&file)
+            .take(upto.saturating_sub(data.len() as u64))
+            .read_to_end(data)
+            .ctx(op::READ, path.display())
+    };
+    read(64, &mut data)?;
+    if let Some(end) = program_headers_end(&data) {
+        read(end, &mut data)?;
+    }
     elf_is_static(&data)
         .ok_or_else(|| Error::Other(format!("{}: not a 64-bit ELF executable", path.display())))
+}
+
+/// Where a 64-bit ELF header says its program headers end: e_phoff + e_phnum ×
+/// e_phentsize (elf(5)). `None` for anything else, or an end past 1 MiB.
+fn program_headers_end(header: &[u8]) -> Option<u64> {
+    if header.len() < 64 || &header[..4] != b"\x7fELF" || header[4] != 2 || header[5] != 1 {
+        return None;
+    }
+    let phoff = u64::from_le_bytes(header.get(0x20..0x28)?.try_into().ok()?);
+    let phentsize = u64::from(u16::from_le_bytes(header.get(0x36..0x38)?.try_into().ok()?));
+    let phnum = u64::from(u16::from_le_bytes(header.get(0x38..0x3a)?.try_into().ok()?));
+    phoff
+        .checked_add(phnum.checked_mul(phentsize)?)
+        .filter(|end| *end <= 1 << 20)
 }
 
 /// elf(5): e_phoff at 0x20, e_phentsize at 0x36, e_phnum at 0x38; p_type first in each
@@ -175,9 +203,7 @@ pub fn build_into(busybox: &Path, root: &Dir) -> Result<Built> {
         .ctx("fchmod", bin.child("busybox").display())?;
     drop(dst);
     // `busybox --list-full` names every applet with its install path (bin/sh, usr/bin/awk).
-    let out = Command::new(busybox)
-        .arg("--list-full")
-        .output()
+    let out = output_of(Command::new(busybox).arg("--list-full"))
         .ctx("run", format!("{} --list-full", busybox.display()))?;
     if !out.status.success() {
         return Err(Error::Other(format!(
@@ -187,6 +213,10 @@ pub fn build_into(busybox: &Path, root: &Dir) -> Result<Built> {
         )));
     }
     let mut applets = 0;
+    // Four directories hold every applet: each is made and opened once, and each link is
+    // made through its descriptor (walking the path again per applet was most of the
+    // rootfs lesson's system calls).
+    let mut dirs: std::collections::BTreeMap<PathBuf, Dir> = std::collections::BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(rel) = super::inroot::clean(Path::new(line.trim())) else {
             continue;
@@ -197,7 +227,12 @@ pub fn build_into(busybox: &Path, root: &Dir) -> Result<Built> {
         let (Some(parent), Some(leaf)) = (rel.parent(), rel.file_name()) else {
             continue;
         };
-        let dir = root.mkdir_all(parent, 0o755)?;
+        let dir = match dirs.entry(parent.to_path_buf()) {
+            std::collections::btree_map::Entry::Occupied(d) => d.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(root.mkdir_all(parent, 0o755)?)
+            }
+        };
         if dir.symlink(&link_target(&rel), leaf)? {
             applets += 1;
         }
@@ -214,10 +249,36 @@ pub fn build_into(busybox: &Path, root: &Dir) -> Result<Built> {
     })
 }
 
+/// Runs `cmd` with its standard output in a memory file (memfd_create(2)), read once it
+/// has exited: busybox writes each word of its lists with a write(2) of its own, and
+/// through a pipe every one of them woke nsx to read it. Where there is no memfd, a pipe.
+fn output_of(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    use std::io::{Read, Seek};
+    use std::process::Stdio;
+    let Ok(fd) =
+        nix::sys::memfd::memfd_create(c"nsx-busybox", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+    else {
+        return cmd.output();
+    };
+    let mut file = std::fs::File::from(fd);
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(Stdio::null())
+        .status()?;
+    let mut stdout = Vec::new();
+    file.rewind()?;
+    file.read_to_end(&mut stdout)?;
+    Ok(std::process::Output {
+        status,
+        stdout,
+        stderr: Vec::new(),
+    })
+}
+
 /// `BusyBox v1.35.0 (Debian 1:1.35.0-4+b3)`, from the first line of its usage text.
 fn version(busybox: &Path) -> String {
-    Command::new(busybox)
-        .output()
+    output_of(&mut Command::new(busybox))
         .ok()
         .and_then(|o| {
             let text = String::from_utf8_lossy(&o.stdout).into_owned();
