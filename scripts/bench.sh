@@ -6,11 +6,37 @@
 #  2. nsx's whole lesson (both views and rendering) against the bare `unshare` that does
 #     the same isolation, in one hyperfine run, with the ratio and peak memory (needs
 #     hyperfine; Debian: apt-get install hyperfine).
+#
+# scripts/bench.sh --against REV (a git revision, or an nsx binary) does only this instead:
+# every lesson run by REV's nsx and by this tree's, alternately, in one run, with the
+# median wall and CPU time of each (scripts/lesson-ab.py): did a change make a lesson
+# slower? REV is built in a temporary worktree, removed afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root, so both sides create the same namespaces and cgroups" >&2; exit 77; }
-cargo build --release --quiet --bins --example nsx-cgroup-cost
+# Two builds, the binary last: built in one invocation with the example, nsx would be
+# compiled with the dev-dependencies' features unified in, a different binary from the
+# one `cargo build --release` makes.
+cargo build --release --quiet --example nsx-cgroup-cost
+cargo build --release --quiet --bins
 nsx=./target/release/nsx
+
+if [ "${1:-}" = "--against" ]; then
+  rev=${2:?usage: scripts/bench.sh --against REV  (a git revision or an nsx binary)}
+  if [ -f "$rev" ] && [ -x "$rev" ]; then
+    before=$rev
+  else
+    src=$(mktemp -d)
+    trap 'git worktree remove --force "$src/tree" 2>/dev/null; rm -rf "$src"' EXIT
+    git worktree add --quiet --detach "$src/tree" "$rev"
+    echo "bench: building $rev ($(git rev-parse --short "$rev")) in a temporary worktree" >&2
+    cargo build --release --quiet --bin nsx --manifest-path "$src/tree/Cargo.toml" --target-dir "$src/target"
+    before=$src/target/release/nsx
+  fi
+  echo "every lesson, $rev (before) against this tree (after): $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  python3 scripts/lesson-ab.py "$before" "$nsx" "${RUNS:-60}"
+  exit 0
+fi
 
 echo "== cgroup cost of the memory lesson (goal: at most 1.5x the bare system calls)"
 ./target/release/examples/nsx-cgroup-cost "${CGROUP_RUNS:-300}"
