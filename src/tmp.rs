@@ -214,6 +214,19 @@ pub enum Swept {
 /// Sweeps the directory `root`: `only` limits it to trees of that kind. Failures are
 /// reported with a warning and returned.
 pub fn sweep_in(root: &Path, only: Option<&str>) -> Vec<Swept> {
+    sweep(root, only, TREES)
+}
+
+/// Removes the half-built trees `nsx-<run>-<what>-*` that gone runs left in `dir`: a
+/// rootfs build or import stages next to its target, not in the temp dir, and one killed
+/// with SIGKILL could not remove its stage. The checks are the temp dir's sweep's.
+pub fn sweep_staging(dir: &Path, what: &str) -> Vec<Swept> {
+    sweep(dir, Some(what), &[what])
+}
+
+/// Sweeps `root` (only leftovers of kind `only`, if given); the kinds in `trees` are
+/// removed with all they hold, any other only when empty.
+fn sweep(root: &Path, only: Option<&str>, trees: &[&str]) -> Vec<Swept> {
     let mut out = Vec::new();
     // Never this run's own directories, alive by definition (and read once here, in
     // the parent, before any probe is cloned: children then name things after it).
@@ -234,7 +247,7 @@ pub fn sweep_in(root: &Path, only: Option<&str>) -> Vec<Swept> {
             continue;
         };
         let kind = what.split('-').next().unwrap_or(what);
-        let tree = TREES.contains(&kind);
+        let tree = trees.contains(&kind);
         if only.is_some_and(|o| o != kind) || run == me {
             continue;
         }

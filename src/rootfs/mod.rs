@@ -48,6 +48,8 @@ impl Staging {
         let shown = target.display();
         match parent.stat_at(&name)? {
             None => {
+                // What a killed build of this kind left here goes first.
+                crate::tmp::sweep_staging(&parent_path, what);
                 let (temp, dir) = parent.make_temp(what, 0o700)?;
                 Ok(Staging {
                     parent,
@@ -186,6 +188,37 @@ fn split_target(target: &Path) -> Result<(PathBuf, OsString)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_stage_removes_what_a_killed_build_of_its_kind_left_beside_it() {
+        use crate::owner::Run;
+        let t = tempfile::tempdir().unwrap();
+        let dead = Run {
+            pid: u32::MAX - 1,
+            start: 1,
+        };
+        let live = Run::of(Path::new("/proc"), std::os::unix::process::parent_id()).unwrap();
+        // A half-imported tree of a run that is gone: removed with all it holds.
+        let killed = t.path().join(dead.name("import-aaaaaaaa"));
+        std::fs::create_dir_all(killed.join("usr/bin")).unwrap();
+        std::fs::write(killed.join("usr/bin/sh"), "x").unwrap();
+        // A live run's stage, and a gone run's stage of another kind: kept.
+        let running = t.path().join(live.name("import-bbbbbbbb"));
+        std::fs::create_dir_all(running.join("etc")).unwrap();
+        let other = t.path().join(dead.name("busybox-cccccccc"));
+        std::fs::create_dir_all(other.join("bin")).unwrap();
+        let stage = Staging::new(&t.path().join("rootfs"), "import").unwrap();
+        assert!(!killed.exists());
+        assert!(running.join("etc").is_dir() && other.join("bin").is_dir());
+        drop(stage);
+        // Nothing is swept when the target exists already: nsx makes no stage there.
+        let again = t.path().join(dead.name("import-dddddddd"));
+        std::fs::create_dir(&again).unwrap();
+        std::fs::create_dir(t.path().join("empty")).unwrap();
+        let stage = Staging::new(&t.path().join("empty"), "import").unwrap();
+        assert!(again.is_dir());
+        drop(stage);
+    }
 
     #[test]
     fn dir_is_split_into_parent_and_a_plain_name() {
