@@ -480,40 +480,40 @@ fn lesson_args<'a>(
 ) -> clap::Command {
     use clap::{Arg, ArgAction};
     cmd.subcommand_value_name("ID")
-            .disable_help_subcommand(true)
-            .subcommand_help_heading("Lessons")
-            .arg(
-                Arg::new("explain")
-                    .long("explain")
-                    .global(true)
-                    .action(ArgAction::SetTrue)
-                    .help("Print the lesson's story (lessons/<id>.md) before running it"),
-            )
-            .arg(
-                Arg::new("step")
-                    .long("step")
-                    .global(true)
-                    .action(ArgAction::SetTrue)
-                    .help("Wait for Enter between steps, for live demos (ignored when stdin is not a terminal)"),
-            )
-            .arg(
-                Arg::new("record")
-                    .long("record")
-                    .global(true)
-                    .value_name("FILE")
-                    .value_parser(clap::value_parser!(PathBuf))
-                    .conflicts_with("replay")
-                    .help("Write what this run observed to FILE (a new file), to replay it later anywhere"),
-            )
-            .arg(
-                Arg::new("replay")
-                    .long("replay")
-                    .global(true)
-                    .value_name("FILE")
-                    .value_parser(clap::value_parser!(PathBuf))
-                    .help("Show a run recorded with --record instead of measuring: no privileges needed, and the output says where it was recorded"),
-            )
-            .subcommands(lessons.into_iter().map(|l| l.command()))
+        .disable_help_subcommand(true)
+        .subcommand_help_heading("Lessons")
+        .arg(
+            Arg::new("explain")
+                .long("explain")
+                .global(true)
+                .action(ArgAction::SetTrue)
+                .help("Print the lesson's story (lessons/<id>.md) before running it"),
+        )
+        .arg(
+            Arg::new("step")
+                .long("step")
+                .global(true)
+                .action(ArgAction::SetTrue)
+                .help("Wait for Enter between steps, for live demos (ignored when stdin is not a terminal)"),
+        )
+        .arg(
+            Arg::new("record")
+                .long("record")
+                .global(true)
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .conflicts_with("replay")
+                .help("Write what this run observed to FILE (a new file), to replay it later anywhere"),
+        )
+        .arg(
+            Arg::new("replay")
+                .long("replay")
+                .global(true)
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Show a run recorded with --record instead of measuring: no privileges needed, and the output says where it was recorded"),
+        )
+        .subcommands(lessons.into_iter().map(|l| l.command()))
 }
 
 pub fn parse_veth_net(s: &str) -> Result<Subnet30, String> {
