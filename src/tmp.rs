@@ -214,30 +214,31 @@ pub enum Swept {
 /// Sweeps the directory `root`: `only` limits it to trees of that kind. Failures are
 /// reported with a warning and returned.
 pub fn sweep_in(root: &Path, only: Option<&str>) -> Vec<Swept> {
-    sweep(root, only, TREES)
+    match Dir::open(root) {
+        Ok(dir) => sweep(&dir, only, TREES),
+        Err(_) => Vec::new(),
+    }
 }
 
-/// Removes the half-built trees `nsx-<run>-<what>-*` that gone runs left in `dir`: a
-/// rootfs build or import stages next to its target, not in the temp dir, and one killed
-/// with SIGKILL could not remove its stage. The checks are the temp dir's sweep's.
-pub fn sweep_staging(dir: &Path, what: &str) -> Vec<Swept> {
+/// Removes the half-built trees `nsx-<run>-<what>-*` that gone runs left in `dir` (the
+/// directory already open, not looked up again by name): a rootfs build or import stages
+/// next to its target, not in the temp dir, and one killed with SIGKILL could not remove
+/// its stage. The checks are the temp dir's sweep's.
+pub fn sweep_staging(dir: &Dir, what: &str) -> Vec<Swept> {
     sweep(dir, Some(what), &[what])
 }
 
-/// Sweeps `root` (only leftovers of kind `only`, if given); the kinds in `trees` are
-/// removed with all they hold, any other only when empty.
-fn sweep(root: &Path, only: Option<&str>, trees: &[&str]) -> Vec<Swept> {
+/// Sweeps the open directory `dir` (only leftovers of kind `only`, if given); the kinds
+/// in `trees` are removed with all they hold, any other only when empty.
+fn sweep(dir: &Dir, only: Option<&str>, trees: &[&str]) -> Vec<Swept> {
     let mut out = Vec::new();
     // Never this run's own directories, alive by definition (and read once here, in
     // the parent, before any probe is cloned: children then name things after it).
     let me = Run::current();
-    let Ok(dir) = Dir::open(root) else {
-        return out;
-    };
     let Ok(entries) = dir.entries() else {
         return out;
     };
-    let Ok(home) = fsat::mount_of(dir.fd(), root) else {
+    let Ok(home) = fsat::mount_of(dir.fd(), dir.path()) else {
         return out;
     };
     let euid = nix::unistd::geteuid().as_raw();
@@ -251,11 +252,11 @@ fn sweep(root: &Path, only: Option<&str>, trees: &[&str]) -> Vec<Swept> {
         if only.is_some_and(|o| o != kind) || run == me {
             continue;
         }
-        let verdict = sweep_one(&dir, text, run, tree, euid, home);
+        let verdict = sweep_one(dir, text, run, tree, euid, home);
         if let Swept::Failed(n, e) = &verdict {
             crate::warn!(
                 "nsx: could not remove the leftover {}: {e}",
-                root.join(n).display()
+                dir.child(n).display()
             );
         }
         out.push(verdict);

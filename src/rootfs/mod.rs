@@ -49,7 +49,7 @@ impl Staging {
         match parent.stat_at(&name)? {
             None => {
                 // What a killed build of this kind left here goes first.
-                crate::tmp::sweep_staging(&parent_path, what);
+                crate::tmp::sweep_staging(&parent, what);
                 let (temp, dir) = parent.make_temp(what, 0o700)?;
                 Ok(Staging {
                     parent,
